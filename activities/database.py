@@ -1,0 +1,30 @@
+"""Activities that write the database projection. Synchronous: they run in the worker's
+thread pool."""
+
+from __future__ import annotations
+
+import structlog
+from sqlalchemy import Engine
+from temporalio import activity
+
+from db.projection import apply_snapshot
+from domain.invoice import InvoiceSnapshot
+
+log = structlog.get_logger(__name__)
+
+
+class DatabaseActivities:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @activity.defn(name="record_invoice")
+    def record_invoice(self, snapshot: InvoiceSnapshot) -> bool:
+        written = apply_snapshot(self._engine, snapshot)
+        log.info(
+            "invoice.recorded" if written else "invoice.record_skipped",
+            invoice_id=snapshot.invoice_id,
+            workflow_id=snapshot.workflow_id,
+            status=snapshot.status.value,
+            revision=snapshot.revision,
+        )
+        return written

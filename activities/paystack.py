@@ -1,0 +1,96 @@
+"""Activities that call Paystack. Errors become Temporal ApplicationErrors whose
+`non_retryable` flag follows Paystack's answer: 4xx (but 429) will not pass on retry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from domain.reconcile import Verification
+from paystack.client import PaymentLink, PaystackClient, PaystackError
+
+log = structlog.get_logger(__name__)
+
+# ApplicationError types the workflow and the API tell apart.
+PAYSTACK_REJECTED = "PaystackRejected"
+PAYSTACK_UNAVAILABLE = "PaystackUnavailable"
+DUPLICATE_REFERENCE = "DuplicateReference"
+
+
+@dataclass
+class InitializeInput:
+    reference: str
+    email: str
+    amount: int
+    currency: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _as_application_error(error: PaystackError) -> ApplicationError:
+    if error.code == "duplicate_reference":
+        error_type = DUPLICATE_REFERENCE
+    elif error.retryable:
+        error_type = PAYSTACK_UNAVAILABLE
+    else:
+        error_type = PAYSTACK_REJECTED
+    return ApplicationError(
+        error.message,
+        {"status_code": error.status_code, "code": error.code},
+        type=error_type,
+        non_retryable=not error.retryable,
+    )
+
+
+class PaystackActivities:
+    def __init__(self, client: PaystackClient, callback_url: str | None = None) -> None:
+        self._client = client
+        self._callback_url = callback_url
+
+    @activity.defn(name="initialize_transaction")
+    async def initialize_transaction(self, request: InitializeInput) -> PaymentLink:
+        bound = log.bind(invoice_id=request.reference, workflow_id=activity.info().workflow_id)
+        try:
+            link = await self._client.initialize(
+                reference=request.reference,
+                email=request.email,
+                amount=request.amount,
+                currency=request.currency,
+                metadata=request.metadata,
+                callback_url=self._callback_url,
+            )
+        except PaystackError as error:
+            bound.warning(
+                "paystack.initialize_failed",
+                status_code=error.status_code,
+                message=error.message,
+                attempt=activity.info().attempt,
+            )
+            raise _as_application_error(error) from error
+        bound.info("paystack.initialized")
+        return link
+
+    @activity.defn(name="verify_transaction")
+    async def verify_transaction(self, reference: str) -> Verification:
+        bound = log.bind(invoice_id=reference, workflow_id=activity.info().workflow_id)
+        try:
+            verification = await self._client.verify(reference)
+        except PaystackError as error:
+            bound.warning(
+                "paystack.verify_failed",
+                status_code=error.status_code,
+                message=error.message,
+                attempt=activity.info().attempt,
+            )
+            raise _as_application_error(error) from error
+        bound.info(
+            "paystack.verified",
+            found=verification.found,
+            paystack_status=verification.status,
+            amount=verification.amount,
+            currency=verification.currency,
+        )
+        return verification

@@ -1,0 +1,51 @@
+"""FastAPI dependencies: settings, database engine, Temporal client, API-key check."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+from temporalio.client import Client
+
+from config import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+def get_temporal(request: Request) -> Client:
+    return request.app.state.temporal
+
+
+bearer = HTTPBearer(auto_error=False, description="An API key from PAYRECON_API_KEYS")
+
+
+def require_api_key(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    settings: Annotated[Settings, Depends(get_settings)],
+) -> None:
+    given = credentials.credentials.encode() if credentials else b""
+    # Compare against every key, so the time taken says nothing about which one matched.
+    matches = [
+        hmac.compare_digest(given, key.get_secret_value().encode())
+        for key in settings.payrecon_api_keys
+    ]
+    if not credentials or not any(matches):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="missing or invalid API key: send 'Authorization: Bearer <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+TemporalDep = Annotated[Client, Depends(get_temporal)]

@@ -1,0 +1,60 @@
+"""The payrecon API: `uvicorn --factory api.main:create_app`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from temporalio.client import Client
+
+from api.routers import health, invoices, webhooks
+from config import Settings, get_settings
+from db.engine import create_schema, make_engine
+from log import configure_logging
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.payrecon_log_level)
+        engine = make_engine(settings.database_url)
+        create_schema(engine)
+        app.state.settings = settings
+        app.state.engine = engine
+        # Lazy: the API starts, and answers 503, while Temporal is still coming up.
+        app.state.temporal = await Client.connect(
+            settings.temporal_address, namespace=settings.temporal_namespace, lazy=True
+        )
+        log.info("api.started", temporal=settings.temporal_address)
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="payrecon",
+        summary="Payment reconciliation for Paystack: one durable workflow per invoice.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+
+    @app.middleware("http")
+    async def bind_request_id(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        response = await call_next(request)
+        response.headers["x-request-id"] = request_id
+        return response
+
+    app.include_router(invoices.router)
+    app.include_router(webhooks.router)
+    app.include_router(health.router)
+    return app

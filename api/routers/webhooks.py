@@ -1,0 +1,111 @@
+"""Paystack webhooks: check the signature, record the delivery, relay `charge.success`
+to the invoice's workflow. 200 only once Temporal has the signal, so Paystack retries
+whatever we could not hand over."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import structlog
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.deps import EngineDep, SettingsDep, TemporalDep
+from api.schemas import INVOICE_ID_PATTERN, ErrorBody, WebhookAck
+from db import queries
+from paystack.events import CHARGE_SUCCESS, MalformedWebhook, WebhookEvent, parse_webhook
+from paystack.signature import SIGNATURE_HEADER, is_valid_signature
+from workflows.invoice import InvoiceWorkflow
+from workflows.types import PaymentNotice, workflow_id_for
+
+log = structlog.get_logger(__name__)
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+MAX_BODY_BYTES = 1024 * 1024
+SIGNAL_TIMEOUT = timedelta(seconds=10)
+_invoice_id = re.compile(INVOICE_ID_PATTERN)
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail="body over 1 MiB")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > MAX_BODY_BYTES:
+            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail="body over 1 MiB")
+    return bytes(body)
+
+
+async def _relay(temporal: Client, engine: Engine, event: WebhookEvent) -> tuple[str, int]:
+    """Hands the event to its invoice; returns the outcome and the HTTP status to answer."""
+    if event.event != CHARGE_SUCCESS:
+        return "ignored", status.HTTP_200_OK
+    reference = event.reference
+    if reference is None or not _invoice_id.match(reference):
+        return "unknown_reference", status.HTTP_200_OK
+    notice = PaymentNotice(
+        reference=reference,
+        transaction_id=event.transaction_id,
+        amount=event.amount,
+        currency=event.currency,
+        paid_at=event.paid_at,
+    )
+    handle = temporal.get_workflow_handle(workflow_id_for(reference))
+    try:
+        await handle.signal(InvoiceWorkflow.payment_notified, notice, rpc_timeout=SIGNAL_TIMEOUT)
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            log.warning("webhook.signal_failed", invoice_id=reference, error=str(error))
+            return "temporal_unavailable", status.HTTP_503_SERVICE_UNAVAILABLE
+        known = await run_in_threadpool(queries.get_invoice, engine, reference)
+        return ("workflow_closed" if known else "unknown_reference"), status.HTTP_200_OK
+    except Exception as error:  # the lazy client fails this way when Temporal is down
+        log.warning("webhook.signal_failed", invoice_id=reference, error=str(error))
+        return "temporal_unavailable", status.HTTP_503_SERVICE_UNAVAILABLE
+    return "signalled", status.HTTP_200_OK
+
+
+@router.post(
+    "/paystack",
+    summary="Receive a Paystack webhook",
+    response_model=WebhookAck,
+    responses={
+        400: {"model": ErrorBody, "description": "Body is not a Paystack event"},
+        401: {"model": ErrorBody, "description": "Bad or missing x-paystack-signature"},
+        413: {"model": ErrorBody, "description": "Body over 1 MiB"},
+        503: {"model": WebhookAck, "description": "Temporal unavailable; Paystack will retry"},
+    },
+)
+async def paystack_webhook(
+    request: Request, settings: SettingsDep, engine: EngineDep, temporal: TemporalDep
+) -> JSONResponse:
+    body = await _read_body(request)
+    secret = settings.paystack_secret_key.get_secret_value()
+    if not is_valid_signature(body, request.headers.get(SIGNATURE_HEADER), secret):
+        log.warning(
+            "webhook.bad_signature",
+            client=request.client.host if request.client else None,
+            has_signature=SIGNATURE_HEADER in request.headers,
+            body_bytes=len(body),
+        )
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="invalid webhook signature")
+    try:
+        event = parse_webhook(body)
+    except MalformedWebhook as error:
+        log.warning("webhook.malformed", error=str(error))
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(error)) from error
+
+    bound = log.bind(invoice_id=event.reference, paystack_event=event.event)
+    delivery_id = await run_in_threadpool(queries.record_delivery, engine, event, body, "received")
+    outcome, status_code = await _relay(temporal, engine, event)
+    await run_in_threadpool(queries.set_delivery_outcome, engine, delivery_id, outcome, None)
+    bound.info("webhook.received", outcome=outcome, delivery_id=delivery_id)
+    return JSONResponse({"outcome": outcome}, status_code=status_code)

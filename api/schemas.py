@@ -1,0 +1,175 @@
+"""Request and response bodies of the REST API."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, model_validator
+
+from db.models import Invoice
+from domain.invoice import MINIMUM_AMOUNT, InvoiceSnapshot, InvoiceStatus, ReviewReason
+
+MAX_DUE_IN_SECONDS = 365 * 24 * 3600
+MAX_METADATA_BYTES = 4096
+# Paystack references allow letters, digits, '-', '.' and '='.
+INVOICE_ID_PATTERN = r"^[A-Za-z0-9.=-]{1,64}$"
+
+Currency = Literal["NGN", "GHS", "ZAR", "KES", "USD"]
+
+
+class ErrorBody(BaseModel):
+    detail: str | list[dict[str, Any]]
+
+
+class CreateInvoice(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer_email": "ada@example.com",
+                    "amount": 250000,
+                    "currency": "NGN",
+                    "description": "Order 1042",
+                    "due_in_seconds": 86400,
+                    "metadata": {"order_id": "1042"},
+                }
+            ]
+        },
+    )
+
+    customer_email: EmailStr
+    amount: Annotated[int, Field(strict=True, gt=0, description="In the currency's subunit")]
+    currency: Currency
+    description: Annotated[str | None, Field(max_length=500)] = None
+    due_in_seconds: Annotated[int | None, Field(strict=True, ge=1, le=MAX_DUE_IN_SECONDS)] = None
+    due_at: AwareDatetime | None = None
+    metadata: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> CreateInvoice:
+        minimum = MINIMUM_AMOUNT[self.currency]
+        if self.amount < minimum:
+            raise ValueError(f"amount must be at least {minimum} {self.currency} subunits")
+        if self.due_in_seconds is not None and self.due_at is not None:
+            raise ValueError("give due_in_seconds or due_at, not both")
+        if self.due_at is not None:
+            now = datetime.now(UTC)
+            if self.due_at <= now:
+                raise ValueError("due_at must be in the future")
+            if self.due_at > now + timedelta(seconds=MAX_DUE_IN_SECONDS):
+                raise ValueError("due_at must be within 365 days")
+        if self.metadata is not None and len(json.dumps(self.metadata)) > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata must serialise to at most {MAX_METADATA_BYTES} bytes")
+        return self
+
+    def resolve_due_at(self, now: datetime, default_due_in: float) -> datetime:
+        if self.due_at is not None:
+            return self.due_at.astimezone(UTC)
+        due_in = self.due_in_seconds if self.due_in_seconds is not None else default_due_in
+        return now + timedelta(seconds=due_in)
+
+    def fingerprint(self) -> str:
+        """A digest of the body as sent, to tell a repeat from a different request."""
+        canonical = json.dumps(
+            self.model_dump(mode="json", exclude_none=True), sort_keys=True, separators=(",", ":")
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class InvoiceOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "inv-5f0c8a1e2b3d4c5e6f7a8b9c",
+                    "status": "pending",
+                    "amount": 250000,
+                    "currency": "NGN",
+                    "customer_email": "ada@example.com",
+                    "description": "Order 1042",
+                    "metadata": {"order_id": "1042"},
+                    "authorization_url": "https://checkout.paystack.com/0peioxfhpn",
+                    "due_at": "2026-11-24T10:00:00Z",
+                    "created_at": "2026-11-23T10:00:00Z",
+                    "updated_at": "2026-11-23T10:00:00Z",
+                    "paid_at": None,
+                    "amount_paid": None,
+                    "paystack_transaction_id": None,
+                    "review_reason": None,
+                }
+            ]
+        }
+    )
+
+    id: str = Field(description="The invoice id, also its Paystack reference")
+    status: InvoiceStatus
+    amount: int
+    currency: str
+    customer_email: str
+    description: str | None
+    metadata: dict[str, Any]
+    authorization_url: str | None
+    due_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    paid_at: datetime | None
+    amount_paid: int | None
+    paystack_transaction_id: int | None
+    review_reason: ReviewReason | None
+
+    @classmethod
+    def from_row(cls, row: Invoice) -> InvoiceOut:
+        return cls(
+            id=row.id,
+            status=InvoiceStatus(row.status),
+            amount=row.amount,
+            currency=row.currency,
+            customer_email=row.customer_email,
+            description=row.description,
+            metadata=row.invoice_metadata,
+            authorization_url=row.authorization_url,
+            due_at=row.due_at,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            paid_at=row.paid_at,
+            amount_paid=row.amount_paid,
+            paystack_transaction_id=row.paystack_transaction_id,
+            review_reason=ReviewReason(row.review_reason) if row.review_reason else None,
+        )
+
+    @classmethod
+    def from_snapshot(cls, snapshot: InvoiceSnapshot) -> InvoiceOut:
+        return cls(
+            id=snapshot.invoice_id,
+            status=snapshot.status,
+            amount=snapshot.amount,
+            currency=snapshot.currency,
+            customer_email=snapshot.customer_email,
+            description=snapshot.description,
+            metadata=snapshot.metadata,
+            authorization_url=snapshot.authorization_url,
+            due_at=snapshot.due_at,
+            created_at=snapshot.created_at,
+            updated_at=snapshot.updated_at,
+            paid_at=snapshot.paid_at,
+            amount_paid=snapshot.amount_paid,
+            paystack_transaction_id=snapshot.paystack_transaction_id,
+            review_reason=snapshot.review_reason,
+        )
+
+
+class InvoicePage(BaseModel):
+    items: list[InvoiceOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class WebhookAck(BaseModel):
+    outcome: str = Field(
+        description="What was done: signalled, workflow_closed, unknown_reference, ignored"
+    )

@@ -1,0 +1,91 @@
+"""Settings for every payrecon process, read from environment variables.
+
+The defaults run the whole stack on one laptop against the local Paystack
+sandbox. Production sets every value through the environment.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# The sandbox's dev key: printed by `make run`, useless against real Paystack.
+DEV_PAYSTACK_SECRET_KEY = "sk_test_payrecon_sandbox_0000000000000000"  # noqa: S105
+DEV_API_KEY = "dev-api-key-change-me"
+PAYSTACK_LIVE_URL = "https://api.paystack.co"
+
+# 1 m, 5 m, 15 m, 1 h, 3 h, 6 h, 12 h; the last interval repeats.
+DEFAULT_POLL_SCHEDULE = (60.0, 300.0, 900.0, 3600.0, 10800.0, 21600.0, 43200.0)
+# Paystack retries a webhook for 72 hours in live mode.
+DEFAULT_LATE_PAYMENT_WINDOW = 72 * 3600.0
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    paystack_secret_key: SecretStr = SecretStr(DEV_PAYSTACK_SECRET_KEY)
+    paystack_base_url: str = "http://127.0.0.1:8100"
+    paystack_timeout_seconds: float = 10.0
+    paystack_callback_url: str | None = None
+
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "payrecon-invoices"
+
+    database_url: str = "sqlite:///.data/payrecon.db"
+
+    payrecon_api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=lambda: [SecretStr(DEV_API_KEY)]
+    )
+    payrecon_poll_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_POLL_SCHEDULE)
+    )
+    payrecon_late_payment_window: float = Field(DEFAULT_LATE_PAYMENT_WINDOW, ge=0)
+    payrecon_default_due_in: float = Field(86400.0, gt=0)
+    # How long POST /invoices waits for the workflow to produce the payment link.
+    payrecon_create_timeout_seconds: float = Field(30.0, gt=0)
+    payrecon_log_level: str = "INFO"
+
+    @field_validator("payrecon_api_keys", "payrecon_poll_schedule", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("payrecon_poll_schedule")
+    @classmethod
+    def _positive_intervals(cls, value: list[float]) -> list[float]:
+        if not value or any(interval <= 0 for interval in value):
+            raise ValueError("needs one or more positive numbers of seconds")
+        return value
+
+    @field_validator("payrecon_api_keys")
+    @classmethod
+    def _some_api_key(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if not value:
+            raise ValueError("needs at least one API key")
+        return value
+
+    @model_validator(mode="after")
+    def _no_dev_secrets_against_paystack(self) -> Settings:
+        if self.paystack_base_url.rstrip("/") == PAYSTACK_LIVE_URL:
+            if self.paystack_secret_key.get_secret_value() == DEV_PAYSTACK_SECRET_KEY:
+                raise ValueError(
+                    "PAYSTACK_SECRET_KEY must be set to a real key for api.paystack.co"
+                )
+            if any(key.get_secret_value() == DEV_API_KEY for key in self.payrecon_api_keys):
+                raise ValueError("PAYRECON_API_KEYS must not contain the dev key in production")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,80 @@
+"""The reads and audit writes the API makes. Invoice rows are written only by activities."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, func
+from sqlmodel import Session, col, select
+
+from db.models import Invoice, InvoiceStatusChange, WebhookDelivery
+from paystack.events import WebhookEvent
+
+
+def get_invoice(engine: Engine, invoice_id: str) -> Invoice | None:
+    with Session(engine) as session:
+        return session.get(Invoice, invoice_id)
+
+
+def list_invoices(
+    engine: Engine, *, status: str | None, limit: int, offset: int
+) -> tuple[list[Invoice], int]:
+    with Session(engine) as session:
+        query = select(Invoice)
+        count = select(func.count()).select_from(Invoice)
+        if status is not None:
+            query = query.where(Invoice.status == status)
+            count = count.where(Invoice.status == status)
+        query = query.order_by(col(Invoice.created_at).desc(), col(Invoice.id)).offset(offset)
+        rows = list(session.exec(query.limit(limit)))
+        return rows, session.exec(count).one()
+
+
+def status_history(engine: Engine, invoice_id: str) -> list[InvoiceStatusChange]:
+    with Session(engine) as session:
+        query = (
+            select(InvoiceStatusChange)
+            .where(InvoiceStatusChange.invoice_id == invoice_id)
+            .order_by(col(InvoiceStatusChange.revision))
+        )
+        return list(session.exec(query))
+
+
+def record_delivery(engine: Engine, event: WebhookEvent, raw_body: bytes, outcome: str) -> int:
+    delivery = WebhookDelivery(
+        received_at=datetime.now(UTC),
+        event=event.event,
+        reference=event.reference,
+        transaction_id=event.transaction_id,
+        dedupe_key=event.dedupe_key,
+        raw_body=raw_body.decode("utf-8", errors="replace"),
+        outcome=outcome,
+    )
+    with Session(engine) as session:
+        session.add(delivery)
+        session.commit()
+        assert delivery.id is not None
+        return delivery.id
+
+
+def set_delivery_outcome(
+    engine: Engine, delivery_id: int, outcome: str, detail: str | None
+) -> None:
+    with Session(engine) as session:
+        delivery = session.get(WebhookDelivery, delivery_id)
+        if delivery is None:
+            return
+        delivery.outcome = outcome
+        delivery.detail = detail
+        session.add(delivery)
+        session.commit()
+
+
+def deliveries_for(engine: Engine, reference: str) -> list[WebhookDelivery]:
+    with Session(engine) as session:
+        query = (
+            select(WebhookDelivery)
+            .where(WebhookDelivery.reference == reference)
+            .order_by(col(WebhookDelivery.id))
+        )
+        return list(session.exec(query))

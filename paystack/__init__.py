@@ -1,0 +1,1 @@
+"""The Paystack adapter: typed HTTP client, webhook signature check, event parsing."""

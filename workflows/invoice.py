@@ -1,0 +1,335 @@
+"""The invoice state machine: one workflow per invoice.
+
+Read `run` top to bottom; it follows the lifecycle in DESIGN.md:
+
+    create     Paystack initialize -> payment link -> record `pending`
+    watch      until the due date: verify on every new payment notice and every poll
+    close      at the due date or on cancel: one last verify, then `expired` / `cancelled`
+               (or `paid` / `needs_review` if Paystack says it was paid)
+    late       keep watching for a late payment, which becomes `needs_review`
+    done       once every handler has finished
+
+Only Paystack's verify decides: a webhook is a reason to verify, never proof of payment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.database import DatabaseActivities
+    from activities.paystack import (
+        DUPLICATE_REFERENCE,
+        PAYSTACK_REJECTED,
+        PAYSTACK_UNAVAILABLE,
+        InitializeInput,
+        PaystackActivities,
+    )
+    from domain.invoice import InvoiceSnapshot, InvoiceStatus, ReviewReason
+    from domain.reconcile import Outcome, Verification, reconcile
+    from workflows.types import (
+        INVOICE_STATUS,
+        ErrorType,
+        InvoiceWorkflowInput,
+        OpenedInvoice,
+        OpenInvoice,
+        PaymentNotice,
+    )
+
+# The API caller waits for the payment link, so creation gives up after a bounded time.
+INITIALIZE_DEADLINE = timedelta(seconds=25)
+INITIALIZE_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    maximum_interval=timedelta(seconds=4),
+    non_retryable_error_types=[PAYSTACK_REJECTED, DUPLICATE_REFERENCE],
+)
+PAYSTACK_CALL_TIMEOUT = timedelta(seconds=15)
+# Verify retries until Paystack answers: an invoice never expires unverified.
+VERIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=60),
+    non_retryable_error_types=[PAYSTACK_REJECTED],
+)
+RECORD_TIMEOUT = timedelta(seconds=30)
+RECORD_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+# Each distinct payment notice costs one verify; replays beyond this are left to the polls.
+MAX_NOTICES = 20
+
+LATE_PAYMENT_REASON = {
+    InvoiceStatus.EXPIRED: ReviewReason.PAID_AFTER_EXPIRY,
+    InvoiceStatus.CANCELLED: ReviewReason.PAID_AFTER_CANCEL,
+}
+WATCHED_STATUSES = (InvoiceStatus.PENDING, InvoiceStatus.EXPIRED, InvoiceStatus.CANCELLED)
+
+
+@workflow.defn
+class InvoiceWorkflow:
+    @workflow.init
+    def __init__(self, input: InvoiceWorkflowInput) -> None:
+        self._input = input
+        self._invoice: InvoiceSnapshot | None = None
+        self._recorded_revision = 0
+        self._creation_error: tuple[str, str] | None = None
+        self._payment_notified = False
+        self._seen_notices: set[str] = set()
+        self._cancel_requested = False
+        self._poll_count = 0
+        self._next_poll_at = workflow.now()
+
+    @workflow.run
+    async def run(self, input: InvoiceWorkflowInput) -> InvoiceSnapshot:
+        invoice = await self._create()
+        await self._watch_until(invoice.due_at)
+        if self._status is InvoiceStatus.PENDING:
+            await self._close_unpaid(
+                InvoiceStatus.CANCELLED if self._cancel_requested else InvoiceStatus.EXPIRED
+            )
+        if self._status in LATE_PAYMENT_REASON:
+            closed_at = self._current.updated_at
+            await self._watch_until(closed_at + timedelta(seconds=input.late_payment_window))
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._current
+
+    # --- create -------------------------------------------------------------------
+
+    async def _create(self) -> InvoiceSnapshot:
+        request = self._input.request
+        try:
+            link = await workflow.execute_activity_method(
+                PaystackActivities.initialize_transaction,
+                InitializeInput(
+                    reference=request.invoice_id,
+                    email=request.customer_email,
+                    amount=request.amount,
+                    currency=request.currency,
+                    metadata={**request.metadata, "invoice_id": request.invoice_id},
+                ),
+                start_to_close_timeout=PAYSTACK_CALL_TIMEOUT,
+                schedule_to_close_timeout=INITIALIZE_DEADLINE,
+                retry_policy=INITIALIZE_RETRY,
+                summary="Paystack initialize",
+            )
+        except ActivityError as error:
+            cause = error.cause
+            if isinstance(cause, ApplicationError) and cause.type:
+                self._creation_error = (cause.type, cause.message)
+            else:
+                self._creation_error = (PAYSTACK_UNAVAILABLE, "Paystack did not answer in time")
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            raise ApplicationError(
+                f"invoice not created: {self._creation_error[1]}",
+                type=ErrorType.INVOICE_NOT_CREATED,
+                non_retryable=True,
+            ) from error
+
+        now = workflow.now()
+        self._invoice = InvoiceSnapshot(
+            invoice_id=request.invoice_id,
+            workflow_id=workflow.info().workflow_id,
+            status=InvoiceStatus.PENDING,
+            customer_email=request.customer_email,
+            amount=request.amount,
+            currency=request.currency,
+            due_at=request.due_at,
+            created_at=now,
+            updated_at=now,
+            revision=1,
+            fingerprint=request.fingerprint,
+            description=request.description,
+            metadata=request.metadata,
+            idempotency_key=request.idempotency_key,
+            authorization_url=link.authorization_url,
+            access_code=link.access_code,
+        )
+        self._next_poll_at = now + self._poll_interval()
+        await self._record()
+        return self._invoice
+
+    # --- watch --------------------------------------------------------------------
+
+    async def _watch_until(self, deadline: datetime) -> None:
+        """Verify on every new payment notice and on every poll, until the deadline
+        passes, a cancel is requested or Paystack's answer settles the invoice."""
+        while self._status in WATCHED_STATUSES:
+            now = workflow.now()
+            if now >= deadline or self._cancel_pending():
+                return
+            if self._payment_notified:
+                self._payment_notified = False
+                await self._check_payment()
+            elif now >= self._next_poll_at:
+                self._poll_count += 1
+                self._next_poll_at = now + self._poll_interval()
+                await self._check_payment()
+            else:
+                await self._wait_for_news(until=min(self._next_poll_at, deadline))
+
+    async def _wait_for_news(self, until: datetime) -> None:
+        try:
+            await workflow.wait_condition(
+                lambda: self._payment_notified or self._cancel_pending(),
+                timeout=until - workflow.now(),
+                timeout_summary="next poll or due date",
+            )
+        except TimeoutError:
+            pass
+
+    def _poll_interval(self) -> timedelta:
+        schedule = self._input.poll_schedule
+        return timedelta(seconds=schedule[min(self._poll_count, len(schedule) - 1)])
+
+    def _cancel_pending(self) -> bool:
+        return self._cancel_requested and self._status is InvoiceStatus.PENDING
+
+    async def _check_payment(self) -> None:
+        verification = await self._verify()
+        if verification is not None:
+            await self._apply(verification)
+
+    async def _apply(self, verification: Verification) -> None:
+        invoice = self._current
+        outcome = reconcile(invoice.amount, invoice.currency, verification)
+        if outcome is Outcome.NOT_PAID:
+            return
+        payment: dict[str, Any] = {
+            "paid_at": verification.paid_at,
+            "amount_paid": verification.amount,
+            "paystack_transaction_id": verification.transaction_id,
+        }
+        if invoice.status in LATE_PAYMENT_REASON:
+            reason = LATE_PAYMENT_REASON[invoice.status]
+            await self._transition(InvoiceStatus.NEEDS_REVIEW, review_reason=reason, **payment)
+        elif outcome is Outcome.PAID:
+            await self._transition(InvoiceStatus.PAID, **payment)
+        else:
+            reason = ReviewReason(outcome.value)
+            await self._transition(InvoiceStatus.NEEDS_REVIEW, review_reason=reason, **payment)
+
+    # --- close --------------------------------------------------------------------
+
+    async def _close_unpaid(self, status: InvoiceStatus) -> None:
+        """Never expire or cancel blind: Paystack's last word comes first."""
+        verification = await self._verify()
+        while verification is None:
+            await workflow.sleep(self._poll_interval(), summary="retry last verify")
+            verification = await self._verify()
+        await self._apply(verification)
+        if self._status is InvoiceStatus.PENDING:
+            await self._transition(status)
+
+    # --- side effects -------------------------------------------------------------
+
+    async def _verify(self) -> Verification | None:
+        """Paystack's answer, or None when it refused the call (a 4xx: configuration)."""
+        try:
+            return await workflow.execute_activity_method(
+                PaystackActivities.verify_transaction,
+                self._current.invoice_id,
+                start_to_close_timeout=PAYSTACK_CALL_TIMEOUT,
+                retry_policy=VERIFY_RETRY,
+                summary="Paystack verify",
+            )
+        except ActivityError as error:
+            workflow.logger.warning("Paystack refused verify: %s", error.cause)
+            return None
+
+    async def _transition(self, status: InvoiceStatus, **changes: Any) -> None:
+        invoice = self._current
+        self._invoice = dataclasses.replace(
+            invoice,
+            status=status,
+            updated_at=workflow.now(),
+            revision=invoice.revision + 1,
+            **changes,
+        )
+        workflow.upsert_search_attributes([INVOICE_STATUS.value_set(status.value)])
+        workflow.logger.info("invoice %s is now %s", invoice.invoice_id, status.value)
+        await self._record()
+
+    async def _record(self) -> None:
+        snapshot = self._current
+        await workflow.execute_activity_method(
+            DatabaseActivities.record_invoice,
+            snapshot,
+            start_to_close_timeout=RECORD_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+            summary=f"record {snapshot.status.value}",
+        )
+        self._recorded_revision = max(self._recorded_revision, snapshot.revision)
+
+    # --- messages -----------------------------------------------------------------
+
+    @workflow.update
+    async def open_invoice(self, request: OpenInvoice) -> OpenedInvoice:
+        """Answers POST /invoices once the payment link is recorded."""
+        await workflow.wait_condition(
+            lambda: self._recorded_revision >= 1 or self._creation_error is not None
+        )
+        if self._creation_error is not None:
+            error_type, message = self._creation_error
+            raise ApplicationError(message, type=error_type, non_retryable=True)
+        return OpenedInvoice(
+            invoice=self._current, created=request.request_id == self._input.request_id
+        )
+
+    @open_invoice.validator
+    def _validate_open_invoice(self, request: OpenInvoice) -> None:
+        if request.fingerprint != self._input.request.fingerprint:
+            raise ApplicationError(
+                "this Idempotency-Key was already used with a different request body",
+                type=ErrorType.IDEMPOTENCY_CONFLICT,
+            )
+
+    @workflow.update
+    async def cancel(self) -> InvoiceSnapshot:
+        """Answers POST /invoices/{id}/cancel after the last verify: cancelled, or paid."""
+        self._cancel_requested = True
+        await workflow.wait_condition(
+            lambda: (
+                self._status is not InvoiceStatus.PENDING
+                and self._recorded_revision >= self._current.revision
+            )
+        )
+        return self._current
+
+    @cancel.validator
+    def _validate_cancel(self) -> None:
+        if self._invoice is None:
+            raise ApplicationError(
+                "the invoice is still being created", type=ErrorType.INVOICE_NOT_READY
+            )
+        if self._invoice.status.is_final:
+            raise ApplicationError(
+                f"the invoice is already {self._invoice.status.value}",
+                type=ErrorType.INVOICE_FINAL,
+            )
+
+    @workflow.signal
+    def payment_notified(self, notice: PaymentNotice) -> None:
+        key = notice.dedupe_key
+        if key in self._seen_notices or len(self._seen_notices) >= MAX_NOTICES:
+            return
+        self._seen_notices.add(key)
+        self._payment_notified = True
+
+    @workflow.query
+    def state(self) -> InvoiceSnapshot | None:
+        return self._invoice
+
+    # --- helpers ------------------------------------------------------------------
+
+    @property
+    def _current(self) -> InvoiceSnapshot:
+        if self._invoice is None:
+            raise ApplicationError("invoice used before it was created", non_retryable=True)
+        return self._invoice
+
+    @property
+    def _status(self) -> InvoiceStatus:
+        return self._current.status

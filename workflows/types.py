@@ -1,0 +1,67 @@
+"""Inputs and outputs of the invoice workflow, shared with the API that starts it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from temporalio.common import SearchAttributeKey
+
+from domain.invoice import InvoiceRequest, InvoiceSnapshot
+
+INVOICE_STATUS = SearchAttributeKey.for_keyword("InvoiceStatus")
+
+
+def workflow_id_for(invoice_id: str) -> str:
+    return f"invoice-{invoice_id}"
+
+
+@dataclass
+class InvoiceWorkflowInput:
+    request: InvoiceRequest
+    # Seconds between verify polls; the last interval repeats.
+    poll_schedule: list[float]
+    # How long an expired or cancelled invoice keeps watching for a late payment.
+    late_payment_window: float
+    # The API request that started the workflow; tells a first create from a repeat.
+    request_id: str
+
+
+@dataclass
+class OpenInvoice:
+    """The update sent with every POST /invoices: wait for the payment link."""
+
+    fingerprint: str
+    request_id: str
+
+
+@dataclass
+class OpenedInvoice:
+    invoice: InvoiceSnapshot
+    created: bool
+
+
+@dataclass
+class PaymentNotice:
+    """A signed Paystack `charge.success`, relayed by the API. A hint to verify, never proof."""
+
+    reference: str
+    transaction_id: int | None = None
+    amount: int | None = None
+    currency: str | None = None
+    paid_at: datetime | None = None
+
+    @property
+    def dedupe_key(self) -> str:
+        paid_at = self.paid_at.isoformat() if self.paid_at else ""
+        return f"{self.transaction_id}:{self.amount}:{self.currency}:{paid_at}"
+
+
+class ErrorType(StrEnum):
+    """ApplicationError types raised by the workflow's handlers, mapped to HTTP by the API."""
+
+    IDEMPOTENCY_CONFLICT = "IdempotencyConflict"
+    INVOICE_NOT_CREATED = "InvoiceNotCreated"
+    INVOICE_FINAL = "InvoiceFinal"
+    INVOICE_NOT_READY = "InvoiceNotReady"
