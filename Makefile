@@ -1,0 +1,40 @@
+# make run   - the whole stack on this machine (Temporal dev server + UI, worker, API, sandbox)
+# make test  - the test suite against real Temporal, SQLite and HTTP
+# make demo  - create an invoice against a running `make run`, pay it, watch it become paid
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test demo lint format install clean
+
+$(INSTALLED): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+run: $(INSTALLED)
+	$(PY) -m devstack.run
+
+test: $(INSTALLED)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pytest
+
+demo: $(INSTALLED)
+	$(PY) -m devstack.demo
+
+lint: $(INSTALLED)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(INSTALLED)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+clean:
+	rm -rf .data .pytest_cache .ruff_cache

@@ -1,0 +1,29 @@
+"""`python -m sandbox`: serve the Paystack sandbox on SANDBOX_HOST:SANDBOX_PORT."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from sandbox.app import create_app
+from sandbox.settings import SandboxSettings
+
+logger = logging.getLogger("sandbox")
+
+
+def main() -> None:
+    settings = SandboxSettings()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logger.info(
+        "Paystack sandbox at %s, webhooks %s to %s, state %s",
+        settings.public_url,
+        "on" if settings.sandbox_webhooks_enabled else "off",
+        settings.sandbox_webhook_url,
+        settings.sandbox_state_file or "in memory only",
+    )
+    uvicorn.run(create_app(settings), host=settings.sandbox_host, port=settings.sandbox_port)
+
+
+if __name__ == "__main__":
+    main()

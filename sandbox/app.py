@@ -1,0 +1,43 @@
+"""The sandbox FastAPI app: Paystack's API, a checkout page and /_sandbox controls."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from sandbox import checkout, control, paystack_api
+from sandbox.context import Sandbox
+from sandbox.errors import PaystackError, handle_paystack_error
+from sandbox.settings import SandboxSettings
+
+
+def create_app(settings: SandboxSettings | None = None) -> FastAPI:
+    """One independent sandbox per call: state lives in the app, not in module globals."""
+    sandbox = Sandbox.from_settings(settings or SandboxSettings())
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # One HTTP client for every webhook, bound to the serving event loop.
+        sandbox.webhooks.open()
+        try:
+            yield
+        finally:
+            await sandbox.webhooks.aclose()
+
+    app = FastAPI(
+        title="Paystack sandbox",
+        description="A local fake of the Paystack API for payrecon development and tests.",
+        lifespan=lifespan,
+        # Keep Paystack's own path space free of FastAPI's extras.
+        docs_url="/_sandbox/docs",
+        openapi_url="/_sandbox/openapi.json",
+        redoc_url=None,
+    )
+    app.state.sandbox = sandbox
+    app.add_exception_handler(PaystackError, handle_paystack_error)
+    app.include_router(paystack_api.router)
+    app.include_router(control.router)
+    app.include_router(checkout.router)
+    return app

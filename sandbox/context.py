@@ -1,0 +1,52 @@
+"""Everything one sandbox app instance holds, reachable from request handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from sandbox.settings import SandboxSettings
+from sandbox.store import Store
+from sandbox.webhooks import WebhookSender
+
+
+@dataclass
+class RuntimeConfig:
+    """What /_sandbox/config can change while the sandbox runs."""
+
+    webhooks_enabled: bool
+    webhook_url: str
+
+    @classmethod
+    def from_settings(cls, settings: SandboxSettings) -> RuntimeConfig:
+        return cls(settings.sandbox_webhooks_enabled, settings.sandbox_webhook_url)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"webhooks_enabled": self.webhooks_enabled, "webhook_url": self.webhook_url}
+
+
+@dataclass
+class Sandbox:
+    settings: SandboxSettings
+    store: Store
+    config: RuntimeConfig
+    webhooks: WebhookSender
+
+    @classmethod
+    def from_settings(cls, settings: SandboxSettings) -> Sandbox:
+        store = Store(settings.sandbox_state_file)
+        sender = WebhookSender(store, settings.paystack_secret_key.get_secret_value())
+        return cls(settings, store, RuntimeConfig.from_settings(settings), sender)
+
+    def reset_config(self) -> None:
+        self.config = RuntimeConfig.from_settings(self.settings)
+
+
+def get_sandbox(request: Request) -> Sandbox:
+    sandbox: Sandbox = request.app.state.sandbox
+    return sandbox
+
+
+SandboxDep = Annotated[Sandbox, Depends(get_sandbox)]

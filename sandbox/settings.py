@@ -1,0 +1,29 @@
+"""Settings of the local Paystack sandbox, read from environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from config import DEV_PAYSTACK_SECRET_KEY
+
+
+class SandboxSettings(BaseSettings):
+    # No env prefix: PAYSTACK_SECRET_KEY is shared with the app that calls the sandbox.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    paystack_secret_key: SecretStr = SecretStr(DEV_PAYSTACK_SECRET_KEY)
+    sandbox_host: str = "127.0.0.1"
+    sandbox_port: int = Field(8100, ge=0, le=65535)
+    sandbox_public_url: str | None = None
+    sandbox_webhook_url: str = "http://127.0.0.1:8000/webhooks/paystack"
+    sandbox_webhooks_enabled: bool = True
+    sandbox_state_file: Path | None = None
+
+    @property
+    def public_url(self) -> str:
+        """Base of the checkout links handed out by /transaction/initialize."""
+        base = self.sandbox_public_url or f"http://{self.sandbox_host}:{self.sandbox_port}"
+        return base.rstrip("/")

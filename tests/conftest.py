@@ -1,0 +1,196 @@
+"""One real stack per test session: a Temporal dev server, the Paystack sandbox and the API
+as separate processes talking HTTP, a real SQLite file, and an in-process worker that a
+test can stop and start again."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from config import Settings
+from db.engine import create_schema, make_engine
+from devstack.processes import (
+    TEMPORAL_CLI,
+    Service,
+    free_port,
+    python_module,
+    wait_for_http,
+)
+from paystack.client import PaystackClient
+from worker import build_worker, make_paystack_client
+from workflows.types import INVOICE_STATUS
+
+SECRET_KEY = "sk_test_payrecon_tests_5d1f0c8e2a"
+API_KEY = "test-api-key-1"
+# Short timers: the first poll 2 s after creation, then every 4 s; late window 4 s.
+POLL_SCHEDULE = "2,4"
+LATE_PAYMENT_WINDOW = "4"
+
+
+@dataclass
+class Stack:
+    api_url: str
+    sandbox_url: str
+    settings: Settings
+    engine: Engine
+    temporal: Client
+    worker: WorkerControl
+    data_dir: Path
+
+
+class WorkerControl:
+    """The worker, in this process, so a test can take it away and bring it back."""
+
+    def __init__(self, client: Client, settings: Settings, engine: Engine) -> None:
+        self._client = client
+        self._settings = settings
+        self._engine = engine
+        self._executor = ThreadPoolExecutor(max_workers=8)
+        self._paystack: PaystackClient | None = None
+        self._worker: Worker | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._paystack = make_paystack_client(self._settings)
+        self._worker = build_worker(
+            self._client, self._settings, self._engine, self._paystack, self._executor
+        )
+        self._task = asyncio.create_task(self._worker.run())
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            await self._worker.shutdown()
+        if self._task is not None:
+            await self._task
+        if self._paystack is not None:
+            await self._paystack.aclose()
+        self._worker = self._task = self._paystack = None
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False)
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("payrecon")
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(TEMPORAL_CLI), search_attributes=[INVOICE_STATUS]
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def ports() -> dict[str, int]:
+    return {"api": free_port(), "sandbox": free_port()}
+
+
+@pytest.fixture(scope="session")
+def settings(temporal_env: WorkflowEnvironment, data_dir: Path, ports: dict[str, int]) -> Settings:
+    return Settings(
+        paystack_secret_key=SECRET_KEY,
+        paystack_base_url=f"http://127.0.0.1:{ports['sandbox']}",
+        temporal_address=temporal_env.client.service_client.config.target_host,
+        database_url=f"sqlite:///{data_dir / 'payrecon.db'}",
+        payrecon_api_keys=API_KEY,
+        payrecon_poll_schedule=POLL_SCHEDULE,
+        payrecon_late_payment_window=LATE_PAYMENT_WINDOW,
+    )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    return {
+        "PAYSTACK_SECRET_KEY": settings.paystack_secret_key.get_secret_value(),
+        "PAYSTACK_BASE_URL": settings.paystack_base_url,
+        "TEMPORAL_ADDRESS": settings.temporal_address,
+        "DATABASE_URL": settings.database_url,
+        "PAYRECON_API_KEYS": API_KEY,
+        "PAYRECON_POLL_SCHEDULE": POLL_SCHEDULE,
+        "PAYRECON_LATE_PAYMENT_WINDOW": LATE_PAYMENT_WINDOW,
+    }
+
+
+@pytest.fixture(scope="session")
+def processes(settings: Settings, data_dir: Path, ports: dict[str, int]) -> Iterator[None]:
+    env = settings_env(settings)
+    sandbox = Service(
+        "sandbox",
+        python_module("sandbox"),
+        env={
+            **env,
+            "SANDBOX_PORT": str(ports["sandbox"]),
+            "SANDBOX_WEBHOOK_URL": f"http://127.0.0.1:{ports['api']}/webhooks/paystack",
+        },
+        log_path=data_dir / "sandbox.log",
+    ).start()
+    api = Service(
+        "api",
+        python_module("uvicorn", "--factory", "api.main:create_app", "--port", str(ports["api"])),
+        env=env,
+        log_path=data_dir / "api.log",
+    ).start()
+    try:
+        wait_for_http(
+            f"http://127.0.0.1:{ports['sandbox']}/_sandbox/healthz", process=sandbox.process
+        )
+        wait_for_http(f"http://127.0.0.1:{ports['api']}/healthz", process=api.process)
+        yield
+    finally:
+        api.stop()
+        sandbox.stop()
+
+
+@pytest.fixture(scope="session")
+async def stack(
+    processes: None,
+    temporal_env: WorkflowEnvironment,
+    settings: Settings,
+    data_dir: Path,
+    ports: dict[str, int],
+) -> AsyncIterator[Stack]:
+    engine = make_engine(settings.database_url)
+    create_schema(engine)
+    worker = WorkerControl(temporal_env.client, settings, engine)
+    await worker.start()
+    yield Stack(
+        api_url=f"http://127.0.0.1:{ports['api']}",
+        sandbox_url=f"http://127.0.0.1:{ports['sandbox']}",
+        settings=settings,
+        engine=engine,
+        temporal=temporal_env.client,
+        worker=worker,
+        data_dir=data_dir,
+    )
+    await worker.stop()
+    worker.close()
+    engine.dispose()
+
+
+@pytest.fixture
+async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=stack.api_url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def sandbox(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.sandbox_url, timeout=30) as client:
+        await client.post("/_sandbox/config", json={"webhooks_enabled": True})
+        yield client
+        await client.post("/_sandbox/config", json={"webhooks_enabled": True})

@@ -1,0 +1,128 @@
+"""Small helpers the end-to-end tests share."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import httpx
+from sqlmodel import Session, col, select
+
+from db.models import InvoiceStatusChange, WebhookDelivery
+from paystack.signature import SIGNATURE_HEADER, sign
+from tests.conftest import SECRET_KEY, Stack
+
+INVOICE = {"customer_email": "ada@example.com", "amount": 250000, "currency": "NGN"}
+
+
+async def create_invoice(
+    api: httpx.AsyncClient, *, idempotency_key: str | None = None, **fields: Any
+) -> dict[str, Any]:
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    response = await api.post("/invoices", json={**INVOICE, **fields}, headers=headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def wait_for_status(
+    api: httpx.AsyncClient, invoice_id: str, status: str, within: float = 20.0
+) -> dict[str, Any]:
+    deadline = time.monotonic() + within
+    invoice: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        response = await api.get(f"/invoices/{invoice_id}")
+        assert response.status_code == 200, response.text
+        invoice = response.json()
+        if invoice["status"] == status:
+            return invoice
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{invoice_id} stayed {invoice.get('status')}, expected {status}")
+
+
+async def pay(
+    sandbox: httpx.AsyncClient, reference: str, outcome: str = "success", **fields: Any
+) -> dict[str, Any]:
+    response = await sandbox.post(
+        f"/_sandbox/transactions/{reference}/pay", json={"outcome": outcome, **fields}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["data"]
+
+
+async def set_webhooks(sandbox: httpx.AsyncClient, enabled: bool) -> None:
+    response = await sandbox.post("/_sandbox/config", json={"webhooks_enabled": enabled})
+    assert response.status_code == 200, response.text
+
+
+async def provider_calls(sandbox: httpx.AsyncClient, reference: str) -> dict[str, int]:
+    response = await sandbox.get(f"/_sandbox/transactions/{reference}")
+    assert response.status_code == 200, response.text
+    return response.json()["calls"]
+
+
+async def post_webhook(
+    stack: Stack, payload: dict[str, Any] | bytes, *, signature: str | None = None
+) -> httpx.Response:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    headers = {"content-type": "application/json"}
+    headers[SIGNATURE_HEADER] = signature if signature is not None else sign(body, SECRET_KEY)
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as client:
+        return await client.post("/webhooks/paystack", content=body, headers=headers)
+
+
+def charge_success(reference: str, **data: Any) -> dict[str, Any]:
+    return {
+        "event": "charge.success",
+        "data": {
+            "id": 4100999999,
+            "domain": "test",
+            "status": "success",
+            "reference": reference,
+            "amount": INVOICE["amount"],
+            "currency": "NGN",
+            "paid_at": "2026-11-23T09:15:02.000Z",
+            **data,
+        },
+    }
+
+
+def status_changes(stack: Stack, invoice_id: str) -> list[str]:
+    with Session(stack.engine) as session:
+        rows = session.exec(
+            select(InvoiceStatusChange)
+            .where(InvoiceStatusChange.invoice_id == invoice_id)
+            .order_by(col(InvoiceStatusChange.revision))
+        )
+        return [row.status for row in rows]
+
+
+def deliveries(stack: Stack, reference: str) -> list[WebhookDelivery]:
+    with Session(stack.engine) as session:
+        rows = session.exec(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.reference == reference)
+            .order_by(col(WebhookDelivery.id))
+        )
+        return list(rows)
+
+
+def delivery_count(stack: Stack) -> int:
+    with Session(stack.engine) as session:
+        return len(list(session.exec(select(WebhookDelivery.id))))
+
+
+async def eventually(check: Any, within: float = 10.0) -> None:
+    """Retries an assertion until it holds or the time is up."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            result = check()
+            if asyncio.iscoroutine(result):
+                await result
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)

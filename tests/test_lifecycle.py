@@ -1,0 +1,306 @@
+"""The invoice lifecycle end to end: API -> Temporal -> worker -> sandbox, over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+
+from db.models import WebhookDelivery
+from tests.conftest import SECRET_KEY, Stack
+from tests.helpers import (
+    INVOICE,
+    charge_success,
+    create_invoice,
+    deliveries,
+    delivery_count,
+    eventually,
+    pay,
+    post_webhook,
+    provider_calls,
+    set_webhooks,
+    status_changes,
+    wait_for_status,
+)
+
+
+async def test_paid_by_webhook(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    invoice = await create_invoice(api, description="Order 1042", metadata={"order": "1042"})
+    assert invoice["status"] == "pending"
+    assert invoice["authorization_url"].startswith(f"{stack.sandbox_url}/checkout/")
+    assert invoice["description"] == "Order 1042"
+
+    await pay(sandbox, invoice["id"])
+    paid = await wait_for_status(api, invoice["id"], "paid", within=1.5)
+
+    assert paid["amount_paid"] == INVOICE["amount"]
+    assert paid["paystack_transaction_id"] is not None
+    assert paid["paid_at"] is not None
+    # The first poll is 2 s away: the webhook's verify found it. Initialize + one verify.
+    assert await provider_calls(sandbox, invoice["id"]) == {"initialize": 1, "verify": 1}
+    assert [d.outcome for d in deliveries(stack, invoice["id"])] == ["signalled"]
+    assert status_changes(stack, invoice["id"]) == ["pending", "paid"]
+
+
+async def test_paid_by_polling_with_webhooks_off(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    await set_webhooks(sandbox, False)
+    invoice = await create_invoice(api)
+    await pay(sandbox, invoice["id"])
+
+    await wait_for_status(api, invoice["id"], "paid", within=10)
+    assert deliveries(stack, invoice["id"]) == []
+    calls = await provider_calls(sandbox, invoice["id"])
+    assert calls["initialize"] == 1
+    assert 1 <= calls["verify"] <= 2
+
+
+async def test_same_webhook_five_times_gives_one_transition(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    await set_webhooks(sandbox, False)
+    invoice = await create_invoice(api)
+    await pay(sandbox, invoice["id"])
+    await set_webhooks(sandbox, True)
+
+    response = await sandbox.post(
+        f"/_sandbox/transactions/{invoice['id']}/webhook", json={"copies": 5}
+    )
+    assert response.status_code == 200, response.text
+    await wait_for_status(api, invoice["id"], "paid")
+    await eventually(lambda: _assert_len(deliveries(stack, invoice["id"]), 5))
+
+    assert status_changes(stack, invoice["id"]) == ["pending", "paid"]
+    assert {d.outcome for d in deliveries(stack, invoice["id"])} <= {
+        "signalled",
+        "workflow_closed",
+    }
+    # Five deliveries of one payment event cost one verify (a poll may add one more).
+    assert (await provider_calls(sandbox, invoice["id"]))["verify"] <= 2
+
+
+def _assert_len(items: list[object], expected: int) -> None:
+    assert len(items) == expected, items
+
+
+async def test_signed_charge_success_for_unpaid_invoice_leaves_it_pending(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    invoice = await create_invoice(api, due_in_seconds=600)
+
+    response = await post_webhook(stack, charge_success(invoice["id"]))
+    assert response.status_code == 200
+    assert response.json() == {"outcome": "signalled"}
+
+    async def verified() -> None:
+        assert (await provider_calls(sandbox, invoice["id"]))["verify"] >= 1
+
+    await eventually(verified)
+    current = (await api.get(f"/invoices/{invoice['id']}")).json()
+    assert current["status"] == "pending"
+    assert status_changes(stack, invoice["id"]) == ["pending"]
+
+    # The real payment still counts afterwards.
+    await pay(sandbox, invoice["id"])
+    await wait_for_status(api, invoice["id"], "paid")
+
+
+async def test_bad_signature_and_malformed_body_change_nothing(
+    stack: Stack, api: httpx.AsyncClient
+) -> None:
+    invoice = await create_invoice(api, due_in_seconds=600)
+    before = delivery_count(stack)
+    event = charge_success(invoice["id"])
+
+    wrong = await post_webhook(stack, event, signature="0" * 128)
+    missing = await post_webhook(stack, event, signature="")
+    malformed = await post_webhook(stack, b'{"event": "charge.success", "data": ')
+    not_an_object = await post_webhook(stack, b"[1, 2, 3]")
+
+    assert wrong.status_code == 401 and "signature" in wrong.json()["detail"]
+    assert missing.status_code == 401
+    assert malformed.status_code == 400 and "JSON" in malformed.json()["detail"]
+    assert not_an_object.status_code == 400
+    assert delivery_count(stack) == before
+    current = (await api.get(f"/invoices/{invoice['id']}")).json()
+    assert current["status"] == "pending"
+
+
+async def test_unknown_reference_is_recorded_and_answered_200(stack: Stack) -> None:
+    reference = f"inv-{uuid.uuid4().hex[:24]}"
+    response = await post_webhook(stack, charge_success(reference))
+
+    assert response.status_code == 200
+    assert response.json() == {"outcome": "unknown_reference"}
+    [delivery] = deliveries(stack, reference)
+    assert delivery.outcome == "unknown_reference"
+    assert delivery.event == "charge.success"
+    assert reference in delivery.raw_body
+
+
+async def test_events_we_do_not_act_on_are_recorded(stack: Stack) -> None:
+    reference = f"rf-{uuid.uuid4().hex[:12]}"
+    event = {
+        "event": "refund.processed",
+        "data": {"transaction_reference": reference, "amount": "5000", "status": "processed"},
+    }
+    response = await post_webhook(stack, event)
+
+    assert response.status_code == 200
+    assert response.json() == {"outcome": "ignored"}
+    [delivery] = deliveries(stack, reference)
+    assert delivery.event == "refund.processed"
+
+
+async def test_amount_mismatch_needs_review(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    invoice = await create_invoice(api)
+    await pay(sandbox, invoice["id"], amount=INVOICE["amount"] - 10000)
+
+    review = await wait_for_status(api, invoice["id"], "needs_review")
+    assert review["review_reason"] == "amount_mismatch"
+    assert review["amount_paid"] == INVOICE["amount"] - 10000
+
+
+async def test_currency_mismatch_needs_review(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    invoice = await create_invoice(api)
+    await pay(sandbox, invoice["id"], currency="USD")
+
+    review = await wait_for_status(api, invoice["id"], "needs_review")
+    assert review["review_reason"] == "currency_mismatch"
+
+
+async def test_expires_after_a_last_verify(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    invoice = await create_invoice(api, due_in_seconds=1)
+
+    expired = await wait_for_status(api, invoice["id"], "expired", within=10)
+    assert expired["paid_at"] is None
+    assert (await provider_calls(sandbox, invoice["id"]))["verify"] >= 1
+    assert status_changes(stack, invoice["id"]) == ["pending", "expired"]
+
+
+async def test_paid_just_before_the_due_date_is_paid_not_expired(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    await set_webhooks(sandbox, False)
+    invoice = await create_invoice(api, due_in_seconds=1)
+    await pay(sandbox, invoice["id"])
+
+    await wait_for_status(api, invoice["id"], "paid", within=10)
+    assert status_changes(stack, invoice["id"]) == ["pending", "paid"]
+
+
+async def test_payment_after_expiry_is_flagged_not_lost(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    invoice = await create_invoice(api, due_in_seconds=1)
+    await wait_for_status(api, invoice["id"], "expired", within=10)
+
+    await pay(sandbox, invoice["id"])
+
+    review = await wait_for_status(api, invoice["id"], "needs_review")
+    assert review["review_reason"] == "paid_after_expiry"
+    assert status_changes(stack, invoice["id"]) == ["pending", "expired", "needs_review"]
+
+
+async def test_cancel_unpaid_invoice(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    invoice = await create_invoice(api, due_in_seconds=600)
+
+    response = await api.post(f"/invoices/{invoice['id']}/cancel")
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "cancelled"
+    assert (await api.get(f"/invoices/{invoice['id']}")).json()["status"] == "cancelled"
+    assert (await provider_calls(sandbox, invoice["id"]))["verify"] >= 1
+
+    again = await api.post(f"/invoices/{invoice['id']}/cancel")
+    assert again.status_code == 409
+    assert "cancelled" in again.json()["detail"]
+
+    # Paid after the cancel: flagged for review, never lost.
+    await pay(sandbox, invoice["id"])
+    review = await wait_for_status(api, invoice["id"], "needs_review")
+    assert review["review_reason"] == "paid_after_cancel"
+
+
+async def test_cancel_answers_the_paid_invoice_when_paystack_says_paid(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    await set_webhooks(sandbox, False)
+    invoice = await create_invoice(api, due_in_seconds=600)
+    await pay(sandbox, invoice["id"])
+
+    response = await api.post(f"/invoices/{invoice['id']}/cancel")
+
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "paid"
+
+
+async def test_cancel_unknown_invoice_is_404(api: httpx.AsyncClient) -> None:
+    response = await api.post("/invoices/inv-000000000000000000000000/cancel")
+    assert response.status_code == 404
+
+
+async def test_idempotent_create_initializes_one_transaction(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    key = f"order-{uuid.uuid4()}"
+    body = {**INVOICE, "description": "Order 7"}
+    headers = {"Idempotency-Key": key}
+
+    responses = await asyncio.gather(
+        *[api.post("/invoices", json=body, headers=headers) for _ in range(5)]
+    )
+    statuses = sorted(response.status_code for response in responses)
+    ids = {response.json()["id"] for response in responses}
+    links = {response.json()["authorization_url"] for response in responses}
+    assert statuses == [200, 200, 200, 200, 201]
+    assert len(ids) == 1 and len(links) == 1
+    [invoice_id] = ids
+
+    again = await api.post("/invoices", json=body, headers=headers)
+    assert again.status_code == 200 and again.json()["id"] == invoice_id
+
+    different = await api.post("/invoices", json={**body, "amount": 999900}, headers=headers)
+    assert different.status_code == 409
+    assert "different request body" in different.json()["detail"]
+
+    assert (await provider_calls(sandbox, invoice_id))["initialize"] == 1
+    listed = await sandbox.get(
+        "/transaction",
+        params={"reference": invoice_id},
+        headers={"Authorization": f"Bearer {SECRET_KEY}"},
+    )
+    assert listed.json()["meta"]["total"] == 1
+
+
+async def test_worker_down_while_webhook_arrives_then_paid_after_restart(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    invoice = await create_invoice(api, due_in_seconds=600)
+    await stack.worker.stop()
+    try:
+        await pay(sandbox, invoice["id"])
+        await eventually(lambda: _assert_outcomes(deliveries(stack, invoice["id"]), ["signalled"]))
+        await asyncio.sleep(0.5)
+        current = (await api.get(f"/invoices/{invoice['id']}")).json()
+        assert current["status"] == "pending"
+    finally:
+        await stack.worker.start()
+
+    await wait_for_status(api, invoice["id"], "paid")
+    assert status_changes(stack, invoice["id"]) == ["pending", "paid"]
+
+
+def _assert_outcomes(items: list[WebhookDelivery], expected: list[str]) -> None:
+    assert [item.outcome for item in items] == expected

@@ -1,0 +1,739 @@
+"""The Paystack sandbox over real HTTP: uvicorn servers on free local ports.
+
+One sandbox and one webhook receiver serve the whole module; each test starts
+from POST /_sandbox/reset and an empty receiver.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from pydantic import SecretStr
+
+from paystack.signature import SIGNATURE_HEADER, is_valid_signature
+from sandbox.app import create_app
+from sandbox.settings import SandboxSettings
+
+SECRET = "sk_test_sandbox_suite_1234567890"
+WEBHOOK_PATH = "/webhooks/paystack"
+TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+
+# Key for key, the `data` of Paystack's documented verify sample.
+VERIFY_KEYS = [
+    "id", "domain", "status", "reference", "receipt_number", "amount", "message",
+    "gateway_response", "paid_at", "created_at", "channel", "currency", "ip_address",
+    "metadata", "log", "fees", "fees_split", "authorization", "customer", "plan", "split",
+    "order_id", "paidAt", "createdAt", "requested_amount", "pos_transaction_data", "source",
+    "fees_breakdown", "connect", "transaction_date", "plan_object", "subaccount",
+]  # fmt: skip
+WEBHOOK_REQUIRED_KEYS = {
+    "id", "domain", "status", "reference", "amount", "message", "gateway_response", "paid_at",
+    "created_at", "channel", "currency", "ip_address", "metadata", "log", "fees", "customer",
+    "authorization", "plan", "requested_amount",
+}  # fmt: skip
+
+
+# Servers
+
+
+@contextmanager
+def serve(make_app: Callable[[int], FastAPI]) -> Iterator[str]:
+    """Runs make_app(port) under uvicorn in a thread; yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Bound before the app exists, so the app can know its own port.
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        make_app(port), log_level="warning", lifespan="on", timeout_graceful_shutdown=2
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def sandbox_settings(port: int, **overrides: Any) -> SandboxSettings:
+    # Every field explicit: a developer's environment or .env must not leak in.
+    values: dict[str, Any] = {
+        "paystack_secret_key": SecretStr(SECRET),
+        "sandbox_host": "127.0.0.1",
+        "sandbox_port": port,
+        "sandbox_public_url": None,
+        "sandbox_webhook_url": "http://127.0.0.1:9/unused",
+        "sandbox_webhooks_enabled": True,
+        "sandbox_state_file": None,
+        **overrides,
+    }
+    return SandboxSettings(_env_file=None, **values)
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Receiver:
+    """A webhook endpoint that records every request it gets."""
+
+    def __init__(self) -> None:
+        self.requests: list[Received] = []
+        self._changed = threading.Condition()
+        self.app = FastAPI()
+        self.app.add_api_route(WEBHOOK_PATH, self._receive, methods=["POST"])
+
+    async def _receive(self, request: Request) -> Response:
+        received = Received(dict(request.headers), await request.body())
+        with self._changed:
+            self.requests.append(received)
+            self._changed.notify_all()
+        return Response(status_code=200)
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[Received]:
+        with self._changed:
+            if not self._changed.wait_for(lambda: len(self.requests) >= count, timeout):
+                raise AssertionError(f"expected {count} webhooks, got {len(self.requests)}")
+            return list(self.requests)
+
+    def for_reference(self, reference: str) -> list[Received]:
+        with self._changed:
+            return [r for r in self.requests if r.json()["data"]["reference"] == reference]
+
+    def clear(self) -> None:
+        with self._changed:
+            self.requests.clear()
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[tuple[Receiver, str]]:
+    recorder = Receiver()
+    with serve(lambda _port: recorder.app) as url:
+        yield recorder, url + WEBHOOK_PATH
+
+
+@pytest.fixture(scope="module")
+def sandbox_url(receiver: tuple[Receiver, str]) -> Iterator[str]:
+    _, webhook_url = receiver
+    with serve(
+        lambda port: create_app(sandbox_settings(port, sandbox_webhook_url=webhook_url))
+    ) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def http(sandbox_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=sandbox_url, timeout=5) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def api(sandbox_url: str) -> Iterator[httpx.Client]:
+    """A client holding the secret key, like the payrecon Paystack client."""
+    headers = {"Authorization": f"Bearer {SECRET}"}
+    with httpx.Client(base_url=sandbox_url, headers=headers, timeout=5) as client:
+        yield client
+
+
+@pytest.fixture
+def hooks(receiver: tuple[Receiver, str], http: httpx.Client) -> Receiver:
+    recorder, _ = receiver
+    http.post("/_sandbox/reset").raise_for_status()
+    recorder.clear()
+    return recorder
+
+
+@pytest.fixture(autouse=True)
+def _clean(hooks: Receiver) -> None:
+    """Every test starts from an empty sandbox and receiver."""
+
+
+# Helpers
+
+
+def initialize(api: httpx.Client, amount: int | str = 50_000, **fields: Any) -> dict[str, Any]:
+    response = api.post(
+        "/transaction/initialize", json={"email": "ada@example.com", "amount": amount, **fields}
+    )
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()["data"]
+    return data
+
+
+def pay(http: httpx.Client, reference: str, **body: Any) -> httpx.Response:
+    return http.post(f"/_sandbox/transactions/{reference}/pay", json={"outcome": "success", **body})
+
+
+def verify(api: httpx.Client, reference: str) -> dict[str, Any]:
+    response = api.get(f"/transaction/verify/{reference}")
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()["data"]
+    return data
+
+
+def deliveries(http: httpx.Client, reference: str, count: int) -> list[dict[str, Any]]:
+    """The sandbox's delivery log once `count` attempts are recorded."""
+    deadline = time.monotonic() + 5
+    while True:
+        log: list[dict[str, Any]] = http.get(
+            "/_sandbox/webhooks", params={"reference": reference}
+        ).json()
+        if len(log) >= count or time.monotonic() > deadline:
+            return log
+        time.sleep(0.02)
+
+
+# Initialize
+
+
+def test_initialize_answers_like_paystack(api: httpx.Client, sandbox_url: str) -> None:
+    response = api.post(
+        "/transaction/initialize",
+        json={"email": "ada@example.com", "amount": 50_000, "reference": "inv-1.a=b"},
+    )
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] is True
+    assert body["message"] == "Authorization URL created"
+    data = body["data"]
+    assert set(data) == {"authorization_url", "access_code", "reference"}
+    assert data["reference"] == "inv-1.a=b"
+    assert re.fullmatch(r"[a-z0-9]{15}", data["access_code"])
+    assert data["authorization_url"] == f"{sandbox_url}/checkout/{data['access_code']}"
+
+
+def test_initialize_generates_a_reference_when_none_is_sent(api: httpx.Client) -> None:
+    first = initialize(api)
+    second = initialize(api)
+
+    assert re.fullmatch(r"[A-Za-z0-9]+", first["reference"])
+    assert first["reference"] != second["reference"]
+    assert verify(api, second["reference"])["id"] == verify(api, first["reference"])["id"] + 1
+
+
+def test_duplicate_reference_is_refused_and_creates_nothing(
+    api: httpx.Client, http: httpx.Client
+) -> None:
+    initialize(api, reference="dup-1")
+
+    response = api.post(
+        "/transaction/initialize",
+        json={"email": "other@example.com", "amount": 90_000, "reference": "dup-1"},
+    )
+
+    assert response.status_code == 400
+    body = response.json()
+    assert body["status"] is False
+    assert body["message"] == "Duplicate Transaction Reference"
+    assert body["code"] == "duplicate_reference"
+    assert body["type"] == "validation_error"
+    assert http.get("/_sandbox/stats").json()["transactions"] == 1
+    assert verify(api, "dup-1")["requested_amount"] == 50_000
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/transaction/initialize"),
+        ("GET", "/transaction/verify/anything"),
+        ("GET", "/transaction"),
+        ("GET", "/transaction/4100000000"),
+    ],
+)
+@pytest.mark.parametrize("authorization", [None, "Bearer sk_test_wrong", SECRET])
+def test_missing_or_wrong_key_is_401(
+    http: httpx.Client, method: str, path: str, authorization: str | None
+) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    body = {"email": "ada@example.com", "amount": 50_000}
+
+    response = http.request(method, path, headers=headers, json=body if method == "POST" else None)
+
+    assert response.status_code == 401
+    assert response.json() == {"status": False, "message": "Invalid key"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "message", "code"),
+    [
+        ({"amount": "fifty"}, "Invalid Amount Sent", "invalid_params"),
+        ({"amount": 0}, "Invalid Amount Sent", "invalid_params"),
+        ({"amount": -5000}, "Invalid Amount Sent", "invalid_params"),
+        ({"amount": 5000.5}, "Invalid Amount Sent", "invalid_params"),
+        ({"amount": True}, "Invalid Amount Sent", "invalid_params"),
+        ({"amount": 4999}, "Invalid Amount Sent", "invalid_params"),
+        ({"amount": 199, "currency": "USD"}, "Invalid Amount Sent", "invalid_params"),
+        ({"amount": None}, "Invalid Amount Sent", "missing_params"),
+        ({"email": "not-an-email"}, "Invalid Email Address Passed", "invalid_params"),
+        ({"email": None}, "Invalid Email Address Passed", "missing_params"),
+        ({"currency": "EUR"}, "Currency not supported by merchant", "invalid_params"),
+        (
+            {"reference": "has space"},
+            "Invalid character in transaction reference",
+            "invalid_params",
+        ),
+        ({"reference": "a/b"}, "Invalid character in transaction reference", "invalid_params"),
+        ({"reference": "x_y"}, "Invalid character in transaction reference", "invalid_params"),
+    ],
+)
+def test_invalid_initialize_is_a_400_validation_error(
+    api: httpx.Client, http: httpx.Client, fields: dict[str, Any], message: str, code: str
+) -> None:
+    body = {
+        k: v
+        for k, v in ({"email": "ada@example.com", "amount": 50_000} | fields).items()
+        if v is not None
+    }
+
+    response = api.post("/transaction/initialize", json=body)
+
+    assert response.status_code == 400
+    assert response.json()["status"] is False
+    assert response.json()["message"] == message
+    assert response.json()["type"] == "validation_error"
+    assert response.json()["code"] == code
+    assert http.get("/_sandbox/stats").json()["transactions"] == 0
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency"),
+    [("5000", None), (5000, "NGN"), (10, "GHS"), (200, "usd"), (300, "KES"), (100, "ZAR")],
+)
+def test_minimum_amounts_and_digit_strings_are_accepted(
+    api: httpx.Client, amount: int | str, currency: str | None
+) -> None:
+    fields = {"currency": currency} if currency else {}
+    reference = initialize(api, amount=amount, **fields)["reference"]
+
+    data = verify(api, reference)
+    assert data["requested_amount"] == int(amount)
+    assert data["currency"] == (currency or "NGN").upper()
+
+
+def test_form_encoded_initialize(api: httpx.Client) -> None:
+    response = api.post(
+        "/transaction/initialize",
+        data={
+            "email": "Form@Example.com",
+            "amount": "75000",
+            "reference": "form-1",
+            "currency": "GHS",
+            "metadata": json.dumps({"invoice_id": "inv_9"}),
+            "callback_url": "https://shop.example/done",
+        },
+    )
+
+    assert response.status_code == 200, response.text
+    data = verify(api, "form-1")
+    assert data["requested_amount"] == 75_000
+    assert data["currency"] == "GHS"
+    assert data["metadata"] == {"invoice_id": "inv_9"}
+    assert data["customer"]["email"] == "form@example.com"
+
+
+# Verify
+
+
+def test_verify_unpaid_is_abandoned_in_paystack_shape(api: httpx.Client) -> None:
+    initialize(api, amount=50_000, reference="unpaid-1", metadata={"invoice_id": "inv_1"})
+
+    response = api.get("/transaction/verify/unpaid-1")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] is True
+    assert body["message"] == "Verification successful"
+    data = body["data"]
+    assert list(data) == VERIFY_KEYS
+    assert data["status"] == "abandoned"
+    assert data["domain"] == "test"
+    assert data["paid_at"] is None
+    assert data["paidAt"] is None
+    assert data["gateway_response"] is None
+    assert data["authorization"] == {}
+    assert data["amount"] == data["requested_amount"] == 50_000
+    assert data["metadata"] == {"invoice_id": "inv_1"}
+    assert isinstance(data["id"], int) and data["id"] >= 4_100_000_000
+    assert TIMESTAMP.match(data["created_at"]) and data["createdAt"] == data["created_at"]
+    assert data["customer"]["email"] == "ada@example.com"
+    assert data["customer"]["customer_code"].startswith("CUS_")
+
+
+def test_verify_unknown_reference_is_404(api: httpx.Client) -> None:
+    response = api.get("/transaction/verify/nope-404")
+
+    assert response.status_code == 404
+    assert response.json() == {
+        "status": False,
+        "message": "Transaction reference not found",
+        "type": "validation_error",
+        "code": "transaction_not_found",
+    }
+
+
+def test_customer_is_stable_per_email(api: httpx.Client) -> None:
+    first = verify(api, initialize(api, email="same@example.com")["reference"])["customer"]
+    second = verify(api, initialize(api, email="same@example.com")["reference"])["customer"]
+    other = verify(api, initialize(api, email="other@example.com")["reference"])["customer"]
+
+    assert (first["id"], first["customer_code"]) == (second["id"], second["customer_code"])
+    assert other["id"] != first["id"]
+
+
+# Paying, and the webhook that follows
+
+
+def test_pay_success_then_verify_and_signed_webhook(
+    api: httpx.Client, http: httpx.Client, hooks: Receiver
+) -> None:
+    initialize(api, amount=50_000, reference="paid-1", metadata={"invoice_id": "inv_1"})
+
+    response = pay(http, "paid-1")
+
+    assert response.status_code == 200
+    assert response.json()["message"] == "Transaction settled"
+    data = verify(api, "paid-1")
+    assert data["status"] == "success"
+    assert data["amount"] == data["requested_amount"] == 50_000
+    assert data["gateway_response"] == "Successful"
+    assert data["channel"] == "card"
+    assert data["fees"] == 750
+    assert TIMESTAMP.match(data["paid_at"]) and data["paidAt"] == data["paid_at"]
+    assert data["authorization"]["authorization_code"].startswith("AUTH_")
+    assert data["authorization"]["reusable"] is True
+    assert data["authorization"]["last4"] == "4081"
+    assert data == response.json()["data"]
+
+    (hook,) = hooks.wait_for(1)
+    assert hook.headers["content-type"] == "application/json"
+    assert is_valid_signature(hook.body, hook.headers[SIGNATURE_HEADER], SECRET)
+    assert not is_valid_signature(hook.body, hook.headers[SIGNATURE_HEADER], "sk_test_other")
+    assert b", " not in hook.body and b": " not in hook.body  # compact JSON
+    event = hook.json()
+    assert event["event"] == "charge.success"
+    assert WEBHOOK_REQUIRED_KEYS <= set(event["data"])
+    assert event["data"]["reference"] == "paid-1"
+    assert event["data"]["id"] == data["id"]
+    assert event["data"]["amount"] == 50_000
+    assert event["data"]["metadata"] == {"invoice_id": "inv_1"}
+    assert event["data"]["authorization"] == data["authorization"]
+
+    (attempt,) = deliveries(http, "paid-1", 1)
+    assert attempt["event"] == "charge.success"
+    assert attempt["status_code"] == 200
+    assert attempt["error"] is None
+    assert attempt["latency_ms"] >= 0
+    assert TIMESTAMP.match(attempt["attempted_at"])
+    assert http.get("/_sandbox/stats").json()["webhooks_sent"] == 1
+
+
+def test_pay_a_different_amount_and_currency(
+    api: httpx.Client, http: httpx.Client, hooks: Receiver
+) -> None:
+    initialize(api, amount=50_000, reference="partial-1")
+
+    assert pay(http, "partial-1", amount=30_000, currency="usd").status_code == 200
+
+    data = verify(api, "partial-1")
+    assert (data["amount"], data["requested_amount"], data["currency"]) == (30_000, 50_000, "USD")
+    (hook,) = hooks.wait_for(1)
+    assert hook.json()["data"]["amount"] == 30_000
+    assert hook.json()["data"]["requested_amount"] == 50_000
+
+
+def test_failed_outcome_sends_no_webhook_and_can_be_retried(
+    api: httpx.Client, http: httpx.Client, hooks: Receiver
+) -> None:
+    initialize(api, reference="declined-1")
+    initialize(api, reference="sentinel-1")
+
+    assert pay(http, "declined-1", outcome="failed").status_code == 200
+    data = verify(api, "declined-1")
+    assert (data["status"], data["gateway_response"], data["paid_at"]) == (
+        "failed",
+        "Declined",
+        None,
+    )
+
+    # A webhook sent after the decline arrives; none for the decline itself.
+    pay(http, "sentinel-1")
+    hooks.wait_for(1)
+    assert hooks.for_reference("declined-1") == []
+
+    # The customer may try again after a decline.
+    assert pay(http, "declined-1").status_code == 200
+    assert verify(api, "declined-1")["status"] == "success"
+
+
+def test_settling_twice_or_unknown_or_invalid(api: httpx.Client, http: httpx.Client) -> None:
+    initialize(api, reference="twice-1")
+    assert pay(http, "twice-1").status_code == 200
+
+    again = pay(http, "twice-1")
+    assert again.status_code == 409
+    assert again.json() == {"status": False, "message": "Transaction already settled"}
+    assert pay(http, "never-made").status_code == 404
+    assert pay(http, "twice-1", outcome="maybe").status_code == 422
+    assert pay(http, "twice-1", amount=0).status_code == 422
+
+
+def test_disabled_webhooks_send_nothing_until_resent(
+    api: httpx.Client, http: httpx.Client, hooks: Receiver, receiver: tuple[Receiver, str]
+) -> None:
+    _, webhook_url = receiver
+    config = http.post("/_sandbox/config", json={"webhooks_enabled": False}).json()
+    assert config == {"webhooks_enabled": False, "webhook_url": webhook_url}
+    assert http.get("/_sandbox/config").json() == config
+    initialize(api, reference="quiet-1")
+    initialize(api, reference="pending-1")
+
+    pay(http, "quiet-1")
+    http.post("/_sandbox/config", json={"webhooks_enabled": True})
+    pay(http, "pending-1", outcome="failed")
+    assert http.post("/_sandbox/transactions/pending-1/webhook").status_code == 409
+
+    # An explicit resend delivers even though the payment itself sent none.
+    response = http.post("/_sandbox/transactions/quiet-1/webhook", json={"copies": 3})
+    assert response.status_code == 200
+    received = hooks.wait_for(3)
+    assert len(received) == 3
+    assert len({r.body for r in received}) == 1
+    assert all(r.json()["data"]["reference"] == "quiet-1" for r in received)
+    assert len(deliveries(http, "quiet-1", 3)) == 3
+
+
+def test_resend_copies_are_bounded(api: httpx.Client, http: httpx.Client) -> None:
+    initialize(api, reference="bounded-1")
+    pay(http, "bounded-1")
+
+    assert (
+        http.post("/_sandbox/transactions/bounded-1/webhook", json={"copies": 0}).status_code == 422
+    )
+    assert (
+        http.post("/_sandbox/transactions/bounded-1/webhook", json={"copies": 51}).status_code
+        == 422
+    )
+    assert http.post("/_sandbox/transactions/nope/webhook").status_code == 404
+
+
+def test_unreachable_webhook_url_is_logged_as_an_error(
+    api: httpx.Client, http: httpx.Client
+) -> None:
+    http.post(
+        "/_sandbox/config",
+        json={"webhooks_enabled": True, "webhook_url": "http://127.0.0.1:9/webhooks/paystack"},
+    )
+    initialize(api, reference="lost-1")
+
+    pay(http, "lost-1")
+
+    (attempt,) = deliveries(http, "lost-1", 1)
+    assert attempt["url"] == "http://127.0.0.1:9/webhooks/paystack"
+    assert attempt["status_code"] is None
+    assert attempt["error"]
+    assert attempt["delivered"] is False
+
+
+# List and fetch
+
+
+def test_list_is_newest_first_and_paginated(api: httpx.Client, http: httpx.Client) -> None:
+    for n in range(5):
+        initialize(api, amount=10_000 + n, reference=f"list-{n}")
+    pay(http, "list-1")
+    pay(http, "list-3", amount=20_000)
+
+    page2 = api.get("/transaction", params={"perPage": 2, "page": 2}).json()
+
+    assert page2["status"] is True
+    assert page2["message"] == "Transactions retrieved"
+    assert [t["reference"] for t in page2["data"]] == ["list-2", "list-1"]
+    assert page2["meta"] == {
+        "total": 5,
+        "total_volume": 10_001 + 20_000,
+        "skipped": 2,
+        "perPage": 2,
+        "page": 2,
+        "pageCount": 3,
+    }
+    default = api.get("/transaction").json()
+    assert default["meta"]["perPage"] == 50
+    assert [t["reference"] for t in default["data"]] == [f"list-{n}" for n in range(4, -1, -1)]
+    success = api.get("/transaction", params={"status": "success"}).json()
+    assert {t["reference"] for t in success["data"]} == {"list-1", "list-3"}
+    by_amount = api.get("/transaction", params={"amount": 20_000}).json()
+    assert [t["reference"] for t in by_amount["data"]] == ["list-3"]
+    by_reference = api.get("/transaction", params={"reference": "list-4"}).json()
+    assert [t["id"] for t in by_reference["data"]] == [verify(api, "list-4")["id"]]
+
+
+def test_list_date_filters(api: httpx.Client) -> None:
+    initialize(api, reference="dated-1")
+    today = verify(api, "dated-1")["created_at"][:10]
+
+    assert api.get("/transaction", params={"from": today, "to": today}).json()["meta"]["total"] == 1
+    assert api.get("/transaction", params={"to": "2000-01-01"}).json()["meta"]["total"] == 0
+    assert api.get("/transaction", params={"from": "2999-01-01T00:00:00Z"}).json()["data"] == []
+    assert api.get("/transaction", params={"from": "yesterday"}).status_code == 400
+
+
+def test_fetch_by_id(api: httpx.Client, http: httpx.Client) -> None:
+    initialize(api, reference="fetch-1")
+    pay(http, "fetch-1")
+    transaction_id = verify(api, "fetch-1")["id"]
+
+    response = api.get(f"/transaction/{transaction_id}")
+
+    assert response.status_code == 200
+    assert response.json()["message"] == "Transaction retrieved"
+    assert response.json()["data"]["reference"] == "fetch-1"
+    assert response.json()["data"]["status"] == "success"
+    for missing in (str(transaction_id + 1000), "not-a-number"):
+        not_found = api.get(f"/transaction/{missing}")
+        assert not_found.status_code == 404
+        assert not_found.json()["message"] == "Transaction not found"
+        assert not_found.json()["status"] is False
+
+
+# Counters and inspection
+
+
+def test_call_counters(api: httpx.Client, http: httpx.Client) -> None:
+    initialize(api, reference="count-1")
+    api.post(
+        "/transaction/initialize",
+        json={"email": "ada@example.com", "amount": 50_000, "reference": "count-1"},
+    )
+    for _ in range(3):
+        verify(api, "count-1")
+    api.get("/transaction/verify/count-unknown")
+    api.get("/transaction")
+    api.get("/transaction/1")
+
+    inspected = http.get("/_sandbox/transactions/count-1").json()
+    assert inspected["calls"] == {"initialize": 2, "verify": 3}
+    assert inspected["transaction"]["reference"] == "count-1"
+    assert inspected["transaction"]["status"] == "abandoned"
+    unknown = http.get("/_sandbox/transactions/count-unknown").json()
+    assert unknown == {"transaction": None, "calls": {"initialize": 0, "verify": 1}}
+    assert http.get("/_sandbox/transactions/never-seen").status_code == 404
+    assert http.get("/_sandbox/stats").json() == {
+        "calls": {"initialize": 2, "verify": 4, "list": 1, "fetch": 1},
+        "transactions": 1,
+        "webhooks_sent": 0,
+    }
+
+
+def test_healthz_and_reset(api: httpx.Client, http: httpx.Client) -> None:
+    initialize(api, reference="gone-1")
+    http.post("/_sandbox/config", json={"webhooks_enabled": False})
+
+    assert http.get("/_sandbox/healthz").json() == {"status": "ok"}
+    assert http.post("/_sandbox/reset").status_code == 200
+
+    assert api.get("/transaction/verify/gone-1").status_code == 404
+    assert http.get("/_sandbox/config").json()["webhooks_enabled"] is True
+    assert http.get("/_sandbox/stats").json()["calls"]["initialize"] == 0
+
+
+# Checkout page
+
+
+def test_checkout_page_pay_redirects_to_callback(
+    api: httpx.Client, http: httpx.Client, hooks: Receiver
+) -> None:
+    data = initialize(
+        api, amount=123_456, reference="page-1", callback_url="https://shop.example/done?o=1"
+    )
+    code = data["access_code"]
+
+    page = http.get(f"/checkout/{code}")
+    assert page.status_code == 200
+    assert "text/html" in page.headers["content-type"]
+    assert "NGN 1,234.56" in page.text
+    assert "ada@example.com" in page.text and "page-1" in page.text
+    assert f"/checkout/{code}/pay" in page.text and f"/checkout/{code}/decline" in page.text
+
+    paid = http.post(f"/checkout/{code}/pay")
+    assert paid.status_code == 303
+    assert (
+        paid.headers["location"] == "https://shop.example/done?o=1&trxref=page-1&reference=page-1"
+    )
+    assert verify(api, "page-1")["status"] == "success"
+    hooks.wait_for(1)
+    assert http.post(f"/checkout/{code}/pay").status_code == 409
+
+
+def test_checkout_decline_and_unknown_code(api: httpx.Client, http: httpx.Client) -> None:
+    code = initialize(api, amount=50_000, reference="page-2")["access_code"]
+
+    declined = http.post(f"/checkout/{code}/decline")
+
+    assert declined.status_code == 200
+    assert "declined" in declined.text.lower()
+    assert verify(api, "page-2")["status"] == "failed"
+    assert http.get("/checkout/doesnotexist123").status_code == 404
+    assert http.post("/checkout/doesnotexist123/pay").status_code == 404
+
+
+# Persistence
+
+
+def test_state_file_survives_a_restart(tmp_path: Path) -> None:
+    state_file = tmp_path / "state" / "sandbox.json"
+    headers = {"Authorization": f"Bearer {SECRET}"}
+
+    def make_app(port: int) -> FastAPI:
+        return create_app(
+            sandbox_settings(port, sandbox_state_file=state_file, sandbox_webhooks_enabled=False)
+        )
+
+    with serve(make_app) as url, httpx.Client(base_url=url, headers=headers) as client:
+        initialize(client, reference="keep-1", metadata={"invoice_id": "inv_7"})
+        initialize(client, reference="keep-2")
+        pay(client, "keep-1", amount=40_000).raise_for_status()
+        before = verify(client, "keep-1")
+    assert state_file.exists()
+
+    with serve(make_app) as url, httpx.Client(base_url=url, headers=headers) as client:
+        assert verify(client, "keep-1") == before
+        assert verify(client, "keep-2")["status"] == "abandoned"
+        # Ids keep increasing and customers keep their codes after a restart.
+        new = verify(client, initialize(client, reference="keep-3")["reference"])
+        assert new["id"] == before["id"] + 2
+        assert new["customer"]["customer_code"] == before["customer"]["customer_code"]
+        duplicate = client.post(
+            "/transaction/initialize",
+            json={"email": "ada@example.com", "amount": 50_000, "reference": "keep-1"},
+        )
+        assert duplicate.json()["code"] == "duplicate_reference"
+        client.post("/_sandbox/reset").raise_for_status()
+
+    assert json.loads(state_file.read_text())["transactions"] == []
