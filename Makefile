@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test demo lint format install clean
+.PHONY: run test demo histories lint format install clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ test: $(INSTALLED)
 
 demo: $(INSTALLED)
 	$(PY) -m devstack.demo
+
+# Re-record the workflow histories that tests/test_replay.py replays.
+histories: $(INSTALLED)
+	rm -f tests/histories/*.json
+	PAYRECON_RECORD_HISTORIES=1 $(PY) -m pytest tests/test_lifecycle.py
+	$(PY) -m pytest tests/test_replay.py
 
 lint: $(INSTALLED)
 	$(PY) -m ruff check .

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
 from api.routers import health, invoices, webhooks
@@ -53,6 +54,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response = await call_next(request)
         response.headers["x-request-id"] = request_id
         return response
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
+        log.exception("api.unexpected_error", path=request.url.path)
+        return JSONResponse({"detail": "internal error; it has been logged"}, status_code=500)
 
     app.include_router(invoices.router)
     app.include_router(webhooks.router)

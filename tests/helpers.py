@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlmodel import Session, col, select
+from temporalio.worker import Replayer
 
 from db.models import InvoiceStatusChange, WebhookDelivery
 from paystack.signature import SIGNATURE_HEADER, sign
 from tests.conftest import SECRET_KEY, Stack
+from workflows.invoice import InvoiceWorkflow
+from workflows.types import workflow_id_for
 
 INVOICE = {"customer_email": "ada@example.com", "amount": 250000, "currency": "NGN"}
 
@@ -126,3 +131,22 @@ async def eventually(check: Any, within: float = 10.0) -> None:
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.05)
+
+
+HISTORY_DIR = Path(__file__).parent / "histories"
+
+
+async def check_history(
+    stack: Stack, invoice_id: str, path_name: str, *, wait_for_completion: bool = True
+) -> None:
+    """Replays the invoice's live history against today's workflow code, and with
+    PAYRECON_RECORD_HISTORIES=1 (`make histories`) keeps it for test_replay."""
+    handle = stack.temporal.get_workflow_handle(workflow_id_for(invoice_id))
+    if wait_for_completion:
+        async with asyncio.timeout(20):
+            await handle.result()
+    history = await handle.fetch_history()
+    await Replayer(workflows=[InvoiceWorkflow]).replay_workflow(history)
+    if os.environ.get("PAYRECON_RECORD_HISTORIES") == "1":
+        HISTORY_DIR.mkdir(exist_ok=True)
+        (HISTORY_DIR / f"{path_name}.json").write_text(history.to_json())

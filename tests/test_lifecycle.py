@@ -12,6 +12,7 @@ from tests.conftest import SECRET_KEY, Stack
 from tests.helpers import (
     INVOICE,
     charge_success,
+    check_history,
     create_invoice,
     deliveries,
     delivery_count,
@@ -43,6 +44,7 @@ async def test_paid_by_webhook(
     assert await provider_calls(sandbox, invoice["id"]) == {"initialize": 1, "verify": 1}
     assert [d.outcome for d in deliveries(stack, invoice["id"])] == ["signalled"]
     assert status_changes(stack, invoice["id"]) == ["pending", "paid"]
+    await check_history(stack, invoice["id"], "paid_by_webhook")
 
 
 async def test_paid_by_polling_with_webhooks_off(
@@ -57,6 +59,7 @@ async def test_paid_by_polling_with_webhooks_off(
     calls = await provider_calls(sandbox, invoice["id"])
     assert calls["initialize"] == 1
     assert 1 <= calls["verify"] <= 2
+    await check_history(stack, invoice["id"], "paid_by_polling")
 
 
 async def test_same_webhook_five_times_gives_one_transition(
@@ -81,6 +84,7 @@ async def test_same_webhook_five_times_gives_one_transition(
     }
     # Five deliveries of one payment event cost one verify (a poll may add one more).
     assert (await provider_calls(sandbox, invoice["id"]))["verify"] <= 2
+    await check_history(stack, invoice["id"], "duplicate_webhooks")
 
 
 def _assert_len(items: list[object], expected: int) -> None:
@@ -107,6 +111,7 @@ async def test_signed_charge_success_for_unpaid_invoice_leaves_it_pending(
     # The real payment still counts afterwards.
     await pay(sandbox, invoice["id"])
     await wait_for_status(api, invoice["id"], "paid")
+    await check_history(stack, invoice["id"], "webhook_before_payment")
 
 
 async def test_bad_signature_and_malformed_body_change_nothing(
@@ -157,7 +162,7 @@ async def test_events_we_do_not_act_on_are_recorded(stack: Stack) -> None:
 
 
 async def test_amount_mismatch_needs_review(
-    api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
 ) -> None:
     invoice = await create_invoice(api)
     await pay(sandbox, invoice["id"], amount=INVOICE["amount"] - 10000)
@@ -165,16 +170,18 @@ async def test_amount_mismatch_needs_review(
     review = await wait_for_status(api, invoice["id"], "needs_review")
     assert review["review_reason"] == "amount_mismatch"
     assert review["amount_paid"] == INVOICE["amount"] - 10000
+    await check_history(stack, invoice["id"], "amount_mismatch")
 
 
 async def test_currency_mismatch_needs_review(
-    api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
 ) -> None:
     invoice = await create_invoice(api)
     await pay(sandbox, invoice["id"], currency="USD")
 
     review = await wait_for_status(api, invoice["id"], "needs_review")
     assert review["review_reason"] == "currency_mismatch"
+    await check_history(stack, invoice["id"], "currency_mismatch")
 
 
 async def test_expires_after_a_last_verify(
@@ -186,6 +193,7 @@ async def test_expires_after_a_last_verify(
     assert expired["paid_at"] is None
     assert (await provider_calls(sandbox, invoice["id"]))["verify"] >= 1
     assert status_changes(stack, invoice["id"]) == ["pending", "expired"]
+    await check_history(stack, invoice["id"], "expired")
 
 
 async def test_paid_just_before_the_due_date_is_paid_not_expired(
@@ -197,6 +205,7 @@ async def test_paid_just_before_the_due_date_is_paid_not_expired(
 
     await wait_for_status(api, invoice["id"], "paid", within=10)
     assert status_changes(stack, invoice["id"]) == ["pending", "paid"]
+    await check_history(stack, invoice["id"], "paid_at_due_date")
 
 
 async def test_payment_after_expiry_is_flagged_not_lost(
@@ -210,6 +219,7 @@ async def test_payment_after_expiry_is_flagged_not_lost(
     review = await wait_for_status(api, invoice["id"], "needs_review")
     assert review["review_reason"] == "paid_after_expiry"
     assert status_changes(stack, invoice["id"]) == ["pending", "expired", "needs_review"]
+    await check_history(stack, invoice["id"], "paid_after_expiry")
 
 
 async def test_cancel_unpaid_invoice(
@@ -231,10 +241,11 @@ async def test_cancel_unpaid_invoice(
     await pay(sandbox, invoice["id"])
     review = await wait_for_status(api, invoice["id"], "needs_review")
     assert review["review_reason"] == "paid_after_cancel"
+    await check_history(stack, invoice["id"], "cancelled_then_paid")
 
 
 async def test_cancel_answers_the_paid_invoice_when_paystack_says_paid(
-    api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
 ) -> None:
     await set_webhooks(sandbox, False)
     invoice = await create_invoice(api, due_in_seconds=600)
@@ -244,6 +255,7 @@ async def test_cancel_answers_the_paid_invoice_when_paystack_says_paid(
 
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "paid"
+    await check_history(stack, invoice["id"], "cancel_finds_paid")
 
 
 async def test_cancel_unknown_invoice_is_404(api: httpx.AsyncClient) -> None:
@@ -252,7 +264,7 @@ async def test_cancel_unknown_invoice_is_404(api: httpx.AsyncClient) -> None:
 
 
 async def test_idempotent_create_initializes_one_transaction(
-    api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
 ) -> None:
     key = f"order-{uuid.uuid4()}"
     body = {**INVOICE, "description": "Order 7"}
@@ -282,6 +294,7 @@ async def test_idempotent_create_initializes_one_transaction(
         headers={"Authorization": f"Bearer {SECRET_KEY}"},
     )
     assert listed.json()["meta"]["total"] == 1
+    await check_history(stack, invoice_id, "idempotent_create", wait_for_completion=False)
 
 
 async def test_worker_down_while_webhook_arrives_then_paid_after_restart(
@@ -300,6 +313,7 @@ async def test_worker_down_while_webhook_arrives_then_paid_after_restart(
 
     await wait_for_status(api, invoice["id"], "paid")
     assert status_changes(stack, invoice["id"]) == ["pending", "paid"]
+    await check_history(stack, invoice["id"], "worker_restart")
 
 
 def _assert_outcomes(items: list[WebhookDelivery], expected: list[str]) -> None:

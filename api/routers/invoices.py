@@ -159,9 +159,8 @@ async def create_invoice(
     except WorkflowAlreadyStartedError:
         # The invoice's workflow has completed: answer from its record.
         return await _existing_invoice(engine, invoice_id, fingerprint, response)
-    except TimeoutError as error:
-        raise _temporal_unavailable(error) from error
-    except RPCError as error:
+    except (TimeoutError, RPCError, RuntimeError) as error:
+        # RuntimeError: the lazy client's connect failed.
         raise _temporal_unavailable(error) from error
     if not opened.created:
         response.status_code = status.HTTP_200_OK
@@ -243,6 +242,8 @@ async def cancel_invoice(
             ) from error
         response.status_code = status.HTTP_202_ACCEPTED
         return InvoiceOut.from_row(row)
+    except RuntimeError as error:
+        raise _temporal_unavailable(error) from error
     except RPCError as error:
         if error.status != RPCStatusCode.NOT_FOUND:
             raise _temporal_unavailable(error) from error

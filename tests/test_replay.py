@@ -1,0 +1,40 @@
+"""Replays the recorded history of every workflow path against today's workflow code, so
+a change that breaks running invoices fails CI. `make histories` records them anew."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from tests.helpers import HISTORY_DIR
+from workflows.invoice import InvoiceWorkflow
+
+WORKFLOW_PATHS = {
+    "paid_by_webhook",
+    "paid_by_polling",
+    "duplicate_webhooks",
+    "webhook_before_payment",
+    "amount_mismatch",
+    "currency_mismatch",
+    "expired",
+    "paid_at_due_date",
+    "paid_after_expiry",
+    "cancelled_then_paid",
+    "cancel_finds_paid",
+    "idempotent_create",
+    "worker_restart",
+}
+
+
+def test_every_workflow_path_has_a_recorded_history() -> None:
+    recorded = {path.stem for path in HISTORY_DIR.glob("*.json")}
+    assert recorded == WORKFLOW_PATHS
+
+
+@pytest.mark.parametrize("path", sorted(HISTORY_DIR.glob("*.json")), ids=lambda p: p.stem)
+async def test_recorded_history_replays(path: Path) -> None:
+    history = WorkflowHistory.from_json(f"invoice-{path.stem}", path.read_text())
+    await Replayer(workflows=[InvoiceWorkflow]).replay_workflow(history)

@@ -1,0 +1,170 @@
+"""Unit tests: signature checking, webhook parsing, verify-result reconciliation, settings."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from config import DEV_PAYSTACK_SECRET_KEY, Settings
+from domain.reconcile import Outcome, Verification, reconcile
+from paystack.events import MalformedWebhook, parse_webhook
+from paystack.signature import is_valid_signature, sign
+
+SECRET = "sk_test_unit_0123456789"
+BODY = json.dumps({"event": "charge.success", "data": {"reference": "inv-1", "id": 7}}).encode()
+
+
+class TestSignature:
+    def test_paystack_signature_is_lowercase_hex_hmac_sha512(self) -> None:
+        signature = sign(BODY, SECRET)
+        assert len(signature) == 128 and signature == signature.lower()
+        assert is_valid_signature(BODY, signature, SECRET)
+
+    @pytest.mark.parametrize(
+        "signature",
+        [None, "", "0" * 128, "not-hex", "é", sign(BODY, SECRET)[:-1], sign(BODY, SECRET).upper()],
+    )
+    def test_rejects_missing_wrong_truncated_or_uppercase(self, signature: str | None) -> None:
+        assert not is_valid_signature(BODY, signature, SECRET)
+
+    def test_rejects_other_key_and_changed_body(self) -> None:
+        signature = sign(BODY, SECRET)
+        assert not is_valid_signature(BODY, signature, SECRET + "x")
+        assert not is_valid_signature(BODY + b" ", signature, SECRET)
+
+    def test_reserialised_json_does_not_match(self) -> None:
+        pretty = json.dumps(json.loads(BODY), indent=2).encode()
+        assert not is_valid_signature(pretty, sign(BODY, SECRET), SECRET)
+
+
+class TestWebhookParsing:
+    def test_charge_success(self) -> None:
+        body = json.dumps(
+            {
+                "event": "charge.success",
+                "data": {
+                    "id": 302961,
+                    "reference": "qTPrJoy9Bx",
+                    "amount": 10000,
+                    "currency": "NGN",
+                    "status": "success",
+                    "paid_at": "2016-09-30T21:10:19.000Z",
+                },
+            }
+        ).encode()
+        event = parse_webhook(body)
+        assert event.event == "charge.success"
+        assert event.reference == "qTPrJoy9Bx"
+        assert event.transaction_id == 302961
+        assert event.amount == 10000
+        assert event.paid_at == datetime(2016, 9, 30, 21, 10, 19, tzinfo=UTC)
+        assert event.dedupe_key == "charge.success:302961:qTPrJoy9Bx:success"
+
+    def test_refund_event_with_string_amount_and_transaction_reference(self) -> None:
+        body = json.dumps(
+            {
+                "event": "refund.processed",
+                "data": {"transaction_reference": "T1", "amount": "5000", "status": "processed"},
+            }
+        ).encode()
+        event = parse_webhook(body)
+        assert event.reference == "T1" and event.amount == 5000
+
+    def test_paid_at_camel_case(self) -> None:
+        body = b'{"event": "charge.success", "data": {"paidAt": "2024-08-22T09:15:02.000Z"}}'
+        assert parse_webhook(body).paid_at == datetime(2024, 8, 22, 9, 15, 2, tzinfo=UTC)
+
+    @pytest.mark.parametrize(
+        ("body", "message"),
+        [
+            (b"{", "not valid JSON"),
+            (b"\xff\xfe", "not valid JSON"),
+            (b"[]", "JSON object"),
+            (b"42", "JSON object"),
+            (b'{"data": {}}', "'event'"),
+            (b'{"event": "", "data": {}}', "'event'"),
+            (b'{"event": "charge.success"}', "'data'"),
+            (b'{"event": "charge.success", "data": [1]}', "'data'"),
+        ],
+    )
+    def test_malformed_bodies_say_what_is_wrong(self, body: bytes, message: str) -> None:
+        with pytest.raises(MalformedWebhook, match=message):
+            parse_webhook(body)
+
+    def test_odd_field_types_are_dropped_not_trusted(self) -> None:
+        body = b'{"event": "charge.success", "data": {"id": true, "amount": 1.5, "reference": 3}}'
+        event = parse_webhook(body)
+        assert event.transaction_id is None and event.amount is None and event.reference is None
+
+
+def _verified(**fields: object) -> Verification:
+    values: dict[str, object] = {
+        "reference": "inv-1",
+        "found": True,
+        "status": "success",
+        "amount": 250000,
+        "requested_amount": 250000,
+        "currency": "NGN",
+    }
+    values.update(fields)
+    return Verification(**values)  # type: ignore[arg-type]
+
+
+class TestReconcile:
+    def test_success_with_matching_amount_and_currency_is_paid(self) -> None:
+        assert reconcile(250000, "NGN", _verified()) is Outcome.PAID
+
+    def test_customer_borne_fees_still_paid(self) -> None:
+        assert reconcile(250000, "NGN", _verified(amount=253750)) is Outcome.PAID
+
+    def test_partial_debit_is_a_mismatch(self) -> None:
+        assert reconcile(250000, "NGN", _verified(amount=200000)) is Outcome.AMOUNT_MISMATCH
+
+    def test_other_requested_amount_is_a_mismatch(self) -> None:
+        verification = _verified(amount=300000, requested_amount=300000)
+        assert reconcile(250000, "NGN", verification) is Outcome.AMOUNT_MISMATCH
+
+    def test_without_requested_amount_the_amount_must_match(self) -> None:
+        assert reconcile(250000, "NGN", _verified(requested_amount=None)) is Outcome.PAID
+        verification = _verified(requested_amount=None, amount=250001)
+        assert reconcile(250000, "NGN", verification) is Outcome.AMOUNT_MISMATCH
+
+    def test_currency_mismatch(self) -> None:
+        assert reconcile(250000, "NGN", _verified(currency="USD")) is Outcome.CURRENCY_MISMATCH
+
+    @pytest.mark.parametrize(
+        "status",
+        ["abandoned", "failed", "ongoing", "pending", "processing", "queued", "reversed", None],
+    )
+    def test_anything_but_success_is_not_paid(self, status: str | None) -> None:
+        assert reconcile(250000, "NGN", _verified(status=status)) is Outcome.NOT_PAID
+
+    def test_unknown_reference_is_not_paid(self) -> None:
+        assert reconcile(250000, "NGN", Verification("inv-1", found=False)) is Outcome.NOT_PAID
+
+
+class TestSettings:
+    def test_comma_separated_lists(self) -> None:
+        settings = Settings(payrecon_poll_schedule="1, 2.5,30", payrecon_api_keys="a,b")
+        assert settings.payrecon_poll_schedule == [1.0, 2.5, 30.0]
+        assert [key.get_secret_value() for key in settings.payrecon_api_keys] == ["a", "b"]
+
+    @pytest.mark.parametrize("schedule", ["", "0", "5,-1", "x"])
+    def test_bad_poll_schedule_refused(self, schedule: str) -> None:
+        with pytest.raises(ValidationError):
+            Settings(payrecon_poll_schedule=schedule)
+
+    def test_dev_secret_refused_against_real_paystack(self) -> None:
+        with pytest.raises(ValidationError, match="PAYSTACK_SECRET_KEY"):
+            Settings(
+                paystack_base_url="https://api.paystack.co",
+                paystack_secret_key=DEV_PAYSTACK_SECRET_KEY,
+            )
+
+    def test_secrets_hidden_in_repr(self) -> None:
+        settings = Settings(paystack_secret_key="sk_live_secret123", payrecon_api_keys="k1")
+        assert "sk_live_secret123" not in repr(settings)
+        assert "k1" not in str(settings.payrecon_api_keys)
