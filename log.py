@@ -56,7 +56,8 @@ def configure_logging(level: str = "INFO", *, json_output: bool | None = None) -
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
+            # ExtraAdder keeps Temporal's `temporal_workflow` / `temporal_activity` context.
+            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 from sqlalchemy import Engine
+from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -58,6 +59,9 @@ def make_paystack_client(settings: Settings) -> PaystackClient:
 async def main() -> None:
     settings = get_settings()
     configure_logging(settings.payrecon_log_level)
+    # Workflow and activity context goes into structured fields, not the message text.
+    workflow.logger.workflow_info_on_message = False
+    activity.logger.activity_info_on_message = False
     engine = make_engine(settings.database_url)
     create_schema(engine)
     client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)

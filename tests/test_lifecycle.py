@@ -297,6 +297,24 @@ async def test_idempotent_create_initializes_one_transaction(
     await check_history(stack, invoice_id, "idempotent_create", wait_for_completion=False)
 
 
+async def test_idempotent_create_after_the_invoice_completed(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    key = f"order-{uuid.uuid4()}"
+    headers = {"Idempotency-Key": key}
+    invoice = await create_invoice(api, idempotency_key=key)
+    await pay(sandbox, invoice["id"])
+    await wait_for_status(api, invoice["id"], "paid")
+    await stack.temporal.get_workflow_handle(f"invoice-{invoice['id']}").result()
+
+    again = await api.post("/invoices", json=INVOICE, headers=headers)
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == invoice["id"] and again.json()["status"] == "paid"
+    different = await api.post("/invoices", json={**INVOICE, "amount": 7000}, headers=headers)
+    assert different.status_code == 409
+    assert (await provider_calls(sandbox, invoice["id"]))["initialize"] == 1
+
+
 async def test_worker_down_while_webhook_arrives_then_paid_after_restart(
     stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
 ) -> None:
