@@ -25,6 +25,8 @@ from workflows.invoice import InvoiceWorkflow
 
 log = structlog.get_logger(__name__)
 
+ACTIVITY_THREADS = 32
+
 
 def build_worker(
     client: Client,
@@ -45,6 +47,8 @@ def build_worker(
             database_activities.record_invoice,
         ],
         activity_executor=executor,
+        # No more activities at once than threads to run the synchronous ones.
+        max_concurrent_activities=ACTIVITY_THREADS,
     )
 
 
@@ -66,7 +70,9 @@ async def main() -> None:
     create_schema(engine)
     client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
     paystack = make_paystack_client(settings)
-    with ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity") as executor:
+    with ThreadPoolExecutor(
+        max_workers=ACTIVITY_THREADS, thread_name_prefix="activity"
+    ) as executor:
         worker = build_worker(client, settings, engine, paystack, executor)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

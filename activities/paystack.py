@@ -19,6 +19,8 @@ log = structlog.get_logger(__name__)
 PAYSTACK_REJECTED = "PaystackRejected"
 PAYSTACK_UNAVAILABLE = "PaystackUnavailable"
 DUPLICATE_REFERENCE = "DuplicateReference"
+# Paystack refused our secret key: a configuration fault on our side, not the caller's.
+PAYSTACK_UNAUTHORIZED = "PaystackUnauthorized"
 
 
 @dataclass
@@ -33,6 +35,8 @@ class InitializeInput:
 def _as_application_error(error: PaystackError) -> ApplicationError:
     if error.code == "duplicate_reference":
         error_type = DUPLICATE_REFERENCE
+    elif error.status_code in (401, 403):
+        error_type = PAYSTACK_UNAUTHORIZED
     elif error.retryable:
         error_type = PAYSTACK_UNAVAILABLE
     else:

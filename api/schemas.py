@@ -14,8 +14,9 @@ from domain.invoice import MINIMUM_AMOUNT, InvoiceSnapshot, InvoiceStatus, Revie
 
 MAX_DUE_IN_SECONDS = 365 * 24 * 3600
 MAX_METADATA_BYTES = 4096
-# Paystack references allow letters, digits, '-', '.' and '='.
-INVOICE_ID_PATTERN = r"^[A-Za-z0-9.=-]{1,64}$"
+# Invoice ids are Paystack references without '.', which marks a replacement reference.
+INVOICE_ID_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
+PAYSTACK_REFERENCE_PATTERN = r"^[A-Za-z0-9-]{1,64}(\.[0-9]{1,2})?$"
 
 Currency = Literal["NGN", "GHS", "ZAR", "KES", "USD"]
 
@@ -99,6 +100,7 @@ class InvoiceOut(BaseModel):
                     "paid_at": None,
                     "amount_paid": None,
                     "paystack_transaction_id": None,
+                    "paystack_reference": "inv-5f0c8a1e2b3d4c5e6f7a8b9c",
                     "review_reason": None,
                 }
             ]
@@ -119,6 +121,9 @@ class InvoiceOut(BaseModel):
     paid_at: datetime | None
     amount_paid: int | None
     paystack_transaction_id: int | None
+    paystack_reference: str | None = Field(
+        description="The Paystack reference: the id, or `<id>.2` if Paystack lost the first"
+    )
     review_reason: ReviewReason | None
 
     @classmethod
@@ -138,6 +143,7 @@ class InvoiceOut(BaseModel):
             paid_at=row.paid_at,
             amount_paid=row.amount_paid,
             paystack_transaction_id=row.paystack_transaction_id,
+            paystack_reference=row.paystack_reference,
             review_reason=ReviewReason(row.review_reason) if row.review_reason else None,
         )
 
@@ -158,6 +164,7 @@ class InvoiceOut(BaseModel):
             paid_at=snapshot.paid_at,
             amount_paid=snapshot.amount_paid,
             paystack_transaction_id=snapshot.paystack_transaction_id,
+            paystack_reference=snapshot.paystack_reference,
             review_reason=snapshot.review_reason,
         )
 

@@ -58,6 +58,7 @@ class Invoice(SQLModel, table=True):
     paid_at: datetime | None = utc_column(nullable=True)
     amount_paid: int | None = Field(default=None, sa_column=Column(BigInteger))
     paystack_transaction_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    paystack_reference: str | None = Field(default=None, index=True)
     review_reason: str | None = None
     revision: int = 0
 

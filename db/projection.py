@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from db.engine import lock_for_write
 from db.models import Invoice, InvoiceStatusChange
 from domain.invoice import InvoiceSnapshot
 
@@ -28,6 +29,7 @@ def _row_values(snapshot: InvoiceSnapshot) -> dict[str, object]:
         "paid_at": snapshot.paid_at,
         "amount_paid": snapshot.amount_paid,
         "paystack_transaction_id": snapshot.paystack_transaction_id,
+        "paystack_reference": snapshot.paystack_reference,
         "review_reason": snapshot.review_reason.value if snapshot.review_reason else None,
         "revision": snapshot.revision,
     }
@@ -40,6 +42,7 @@ def apply_snapshot(engine: Engine, snapshot: InvoiceSnapshot) -> bool:
     invoice's state history, in the same transaction.
     """
     with Session(engine) as session:
+        lock_for_write(session)
         row = session.get(Invoice, snapshot.invoice_id, with_for_update=True)
         if row is not None and row.revision >= snapshot.revision:
             return False

@@ -31,6 +31,16 @@ class ReviewReason(StrEnum):
     PAID_AFTER_CANCEL = "paid_after_cancel"
 
 
+def paystack_reference_for(invoice_id: str, attempt: int) -> str:
+    """The invoice id is its Paystack reference. Only when Paystack already holds that
+    reference but its payment link was lost does the invoice move to `<id>.2`, `<id>.3`."""
+    return invoice_id if attempt == 1 else f"{invoice_id}.{attempt}"
+
+
+def invoice_id_from_reference(reference: str) -> str:
+    return reference.split(".", 1)[0]
+
+
 # Paystack's currencies and the smallest amount it accepts, in subunits.
 MINIMUM_AMOUNT: dict[str, int] = {"NGN": 5000, "GHS": 10, "ZAR": 100, "KES": 300, "USD": 200}
 SUPPORTED_CURRENCIES = tuple(MINIMUM_AMOUNT)
@@ -76,4 +86,5 @@ class InvoiceSnapshot:
     paid_at: datetime | None = None
     amount_paid: int | None = None
     paystack_transaction_id: int | None = None
+    paystack_reference: str | None = None
     review_reason: ReviewReason | None = None

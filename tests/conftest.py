@@ -27,7 +27,7 @@ from devstack.processes import (
     wait_for_http,
 )
 from paystack.client import PaystackClient
-from worker import build_worker, make_paystack_client
+from worker import ACTIVITY_THREADS, build_worker, make_paystack_client
 from workflows.types import INVOICE_STATUS
 
 SECRET_KEY = "sk_test_payrecon_tests_5d1f0c8e2a"
@@ -55,7 +55,7 @@ class WorkerControl:
         self._client = client
         self._settings = settings
         self._engine = engine
-        self._executor = ThreadPoolExecutor(max_workers=8)
+        self._executor = ThreadPoolExecutor(max_workers=ACTIVITY_THREADS)
         self._paystack: PaystackClient | None = None
         self._worker: Worker | None = None
         self._task: asyncio.Task[None] | None = None

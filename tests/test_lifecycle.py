@@ -7,6 +7,7 @@ import uuid
 
 import httpx
 
+from api.routers.invoices import invoice_id_for
 from db.models import WebhookDelivery
 from tests.conftest import SECRET_KEY, Stack
 from tests.helpers import (
@@ -313,6 +314,31 @@ async def test_idempotent_create_after_the_invoice_completed(
     different = await api.post("/invoices", json={**INVOICE, "amount": 7000}, headers=headers)
     assert different.status_code == 409
     assert (await provider_calls(sandbox, invoice["id"]))["initialize"] == 1
+
+
+async def test_reference_taken_at_paystack_moves_to_a_replacement_reference(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    key = f"order-{uuid.uuid4()}"
+    taken = invoice_id_for(key)
+    # Paystack already holds the invoice's reference, as when initialize's answer was lost.
+    response = await sandbox.post(
+        "/transaction/initialize",
+        json={"email": "ada@example.com", "amount": 250000, "reference": taken},
+        headers={"Authorization": f"Bearer {SECRET_KEY}"},
+    )
+    assert response.status_code == 200, response.text
+
+    invoice = await create_invoice(api, idempotency_key=key)
+    assert invoice["id"] == taken
+    assert invoice["paystack_reference"] == f"{taken}.2"
+    assert invoice["authorization_url"] != response.json()["data"]["authorization_url"]
+
+    await pay(sandbox, f"{taken}.2")
+    paid = await wait_for_status(api, taken, "paid", within=1.5)
+    assert paid["paystack_reference"] == f"{taken}.2"
+    assert [d.outcome for d in deliveries(stack, f"{taken}.2")] == ["signalled"]
+    await check_history(stack, taken, "replacement_reference")
 
 
 async def test_worker_down_while_webhook_arrives_then_paid_after_restart(

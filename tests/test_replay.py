@@ -26,6 +26,7 @@ WORKFLOW_PATHS = {
     "cancel_finds_paid",
     "idempotent_create",
     "worker_restart",
+    "replacement_reference",
 }
 
 

@@ -73,6 +73,10 @@ class TestWebhookParsing:
         event = parse_webhook(body)
         assert event.reference == "T1" and event.amount == 5000
 
+    def test_timestamp_without_zone_is_utc(self) -> None:
+        body = b'{"event": "charge.success", "data": {"paid_at": "2024-08-22T09:15:02"}}'
+        assert parse_webhook(body).paid_at == datetime(2024, 8, 22, 9, 15, 2, tzinfo=UTC)
+
     def test_paid_at_camel_case(self) -> None:
         body = b'{"event": "charge.success", "data": {"paidAt": "2024-08-22T09:15:02.000Z"}}'
         assert parse_webhook(body).paid_at == datetime(2024, 8, 22, 9, 15, 2, tzinfo=UTC)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -27,12 +27,19 @@ with workflow.unsafe.imports_passed_through():
     from activities.paystack import (
         DUPLICATE_REFERENCE,
         PAYSTACK_REJECTED,
+        PAYSTACK_UNAUTHORIZED,
         PAYSTACK_UNAVAILABLE,
         InitializeInput,
         PaystackActivities,
     )
-    from domain.invoice import InvoiceSnapshot, InvoiceStatus, ReviewReason
+    from domain.invoice import (
+        InvoiceSnapshot,
+        InvoiceStatus,
+        ReviewReason,
+        paystack_reference_for,
+    )
     from domain.reconcile import Outcome, Verification, reconcile
+    from paystack.client import PaymentLink
     from workflows.types import (
         INVOICE_STATUS,
         ErrorType,
@@ -47,17 +54,20 @@ INITIALIZE_DEADLINE = timedelta(seconds=25)
 INITIALIZE_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=500),
     maximum_interval=timedelta(seconds=4),
-    non_retryable_error_types=[PAYSTACK_REJECTED, DUPLICATE_REFERENCE],
+    non_retryable_error_types=[PAYSTACK_REJECTED, PAYSTACK_UNAUTHORIZED, DUPLICATE_REFERENCE],
 )
 PAYSTACK_CALL_TIMEOUT = timedelta(seconds=15)
 # Verify retries until Paystack answers: an invoice never expires unverified.
 VERIFY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=60),
-    non_retryable_error_types=[PAYSTACK_REJECTED],
+    non_retryable_error_types=[PAYSTACK_REJECTED, PAYSTACK_UNAUTHORIZED],
 )
 RECORD_TIMEOUT = timedelta(seconds=30)
 RECORD_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+MIN_TIMER = timedelta(milliseconds=1)
+# Paystack references tried when the first is already taken: `<id>`, `<id>.2`, `<id>.3`.
+MAX_PAYSTACK_REFERENCES = 3
 # Each distinct payment notice costs one verify; replays beyond this are left to the polls.
 MAX_NOTICES = 20
 
@@ -100,33 +110,23 @@ class InvoiceWorkflow:
 
     async def _create(self) -> InvoiceSnapshot:
         request = self._input.request
-        try:
-            link = await workflow.execute_activity_method(
-                PaystackActivities.initialize_transaction,
-                InitializeInput(
-                    reference=request.invoice_id,
-                    email=request.customer_email,
-                    amount=request.amount,
-                    currency=request.currency,
-                    metadata={**request.metadata, "invoice_id": request.invoice_id},
-                ),
-                start_to_close_timeout=PAYSTACK_CALL_TIMEOUT,
-                schedule_to_close_timeout=INITIALIZE_DEADLINE,
-                retry_policy=INITIALIZE_RETRY,
-                summary="Paystack initialize",
-            )
-        except ActivityError as error:
-            cause = error.cause
-            if isinstance(cause, ApplicationError) and cause.type:
-                self._creation_error = (cause.type, cause.message)
-            else:
-                self._creation_error = (PAYSTACK_UNAVAILABLE, "Paystack did not answer in time")
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            raise ApplicationError(
-                f"invoice not created: {self._creation_error[1]}",
-                type=ErrorType.INVOICE_NOT_CREATED,
-                non_retryable=True,
-            ) from error
+        attempt = 1
+        while True:
+            reference = paystack_reference_for(request.invoice_id, attempt)
+            try:
+                link = await self._initialize(reference)
+                break
+            except ActivityError as error:
+                cause = error.cause
+                # Paystack holds this reference already (an answer lost on the way back, or
+                # an earlier failed run): its link is unknowable, and no customer has it.
+                duplicate = (
+                    isinstance(cause, ApplicationError) and cause.type == DUPLICATE_REFERENCE
+                )
+                if duplicate and attempt < MAX_PAYSTACK_REFERENCES:
+                    attempt += 1
+                    continue
+                await self._fail_creation(error)
 
         now = workflow.now()
         self._invoice = InvoiceSnapshot(
@@ -146,10 +146,41 @@ class InvoiceWorkflow:
             idempotency_key=request.idempotency_key,
             authorization_url=link.authorization_url,
             access_code=link.access_code,
+            paystack_reference=link.reference,
         )
         self._next_poll_at = now + self._poll_interval()
         await self._record()
         return self._invoice
+
+    async def _initialize(self, reference: str) -> PaymentLink:
+        request = self._input.request
+        return await workflow.execute_activity_method(
+            PaystackActivities.initialize_transaction,
+            InitializeInput(
+                reference=reference,
+                email=request.customer_email,
+                amount=request.amount,
+                currency=request.currency,
+                metadata={**request.metadata, "invoice_id": request.invoice_id},
+            ),
+            start_to_close_timeout=PAYSTACK_CALL_TIMEOUT,
+            schedule_to_close_timeout=INITIALIZE_DEADLINE,
+            retry_policy=INITIALIZE_RETRY,
+            summary=f"Paystack initialize {reference}",
+        )
+
+    async def _fail_creation(self, error: ActivityError) -> NoReturn:
+        cause = error.cause
+        if isinstance(cause, ApplicationError) and cause.type:
+            self._creation_error = (cause.type, cause.message)
+        else:
+            self._creation_error = (PAYSTACK_UNAVAILABLE, "Paystack did not answer in time")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        raise ApplicationError(
+            f"invoice not created: {self._creation_error[1]}",
+            type=ErrorType.INVOICE_NOT_CREATED,
+            non_retryable=True,
+        ) from error
 
     # --- watch --------------------------------------------------------------------
 
@@ -163,6 +194,8 @@ class InvoiceWorkflow:
             if self._payment_notified:
                 self._payment_notified = False
                 await self._check_payment()
+                # Paystack may not show the charge yet: look again soon, not hours later.
+                self._next_poll_at = min(self._next_poll_at, now + self._first_poll_interval())
             elif now >= self._next_poll_at:
                 self._poll_count += 1
                 self._next_poll_at = now + self._poll_interval()
@@ -174,11 +207,14 @@ class InvoiceWorkflow:
         try:
             await workflow.wait_condition(
                 lambda: self._payment_notified or self._cancel_pending(),
-                timeout=until - workflow.now(),
+                timeout=max(until - workflow.now(), MIN_TIMER),
                 timeout_summary="next poll or due date",
             )
         except TimeoutError:
             pass
+
+    def _first_poll_interval(self) -> timedelta:
+        return timedelta(seconds=self._input.poll_schedule[0])
 
     def _poll_interval(self) -> timedelta:
         schedule = self._input.poll_schedule
@@ -230,7 +266,7 @@ class InvoiceWorkflow:
         try:
             return await workflow.execute_activity_method(
                 PaystackActivities.verify_transaction,
-                self._current.invoice_id,
+                self._current.paystack_reference or self._current.invoice_id,
                 start_to_close_timeout=PAYSTACK_CALL_TIMEOUT,
                 retry_policy=VERIFY_RETRY,
                 summary="Paystack verify",
@@ -296,6 +332,9 @@ class InvoiceWorkflow:
                 and self._recorded_revision >= self._current.revision
             )
         )
+        if self._status is InvoiceStatus.EXPIRED:
+            # The due date's last verify was already under way when the cancel came.
+            raise ApplicationError("the invoice is already expired", type=ErrorType.INVOICE_FINAL)
         return self._current
 
     @cancel.validator

@@ -13,7 +13,11 @@ import structlog
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
-from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.client import (
+    RPCTimeoutOrCancelledError,
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -23,7 +27,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.paystack import DUPLICATE_REFERENCE, PAYSTACK_REJECTED
+from activities.paystack import PAYSTACK_REJECTED, PAYSTACK_UNAUTHORIZED
 from api.deps import EngineDep, SettingsDep, TemporalDep, require_api_key
 from api.schemas import INVOICE_ID_PATTERN, CreateInvoice, ErrorBody, InvoiceOut, InvoicePage
 from db import queries
@@ -75,11 +79,12 @@ def _creation_failed(error: WorkflowUpdateFailedError) -> HTTPException:
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail=f"Paystack refused the transaction: {cause.message}",
         )
-    if cause.type == DUPLICATE_REFERENCE:
+    if cause.type == PAYSTACK_UNAUTHORIZED:
+        log.error("paystack.secret_key_refused")
         return HTTPException(
             status.HTTP_502_BAD_GATEWAY,
-            detail="Paystack already holds a transaction for this invoice but its payment link "
-            "was lost; create the invoice again with a new Idempotency-Key",
+            detail="Paystack refused payrecon's secret key; the operator must fix "
+            "PAYSTACK_SECRET_KEY",
         )
     return HTTPException(
         status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -159,7 +164,7 @@ async def create_invoice(
     except WorkflowAlreadyStartedError:
         # The invoice's workflow has completed: answer from its record.
         return await _existing_invoice(engine, invoice_id, fingerprint, response)
-    except (TimeoutError, RPCError, RuntimeError) as error:
+    except (TimeoutError, RPCTimeoutOrCancelledError, RPCError, RuntimeError) as error:
         # RuntimeError: the lazy client's connect failed.
         raise _temporal_unavailable(error) from error
     if not opened.created:
@@ -234,7 +239,7 @@ async def cancel_invoice(
     except WorkflowUpdateFailedError as error:
         message = error.cause.message if isinstance(error.cause, ApplicationError) else str(error)
         raise HTTPException(status.HTTP_409_CONFLICT, detail=message) from error
-    except TimeoutError as error:
+    except (TimeoutError, RPCTimeoutOrCancelledError) as error:
         row = await run_in_threadpool(queries.get_invoice, engine, invoice_id)
         if row is None:
             raise HTTPException(

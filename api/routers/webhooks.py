@@ -16,8 +16,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import EngineDep, SettingsDep, TemporalDep
-from api.schemas import INVOICE_ID_PATTERN, ErrorBody, WebhookAck
+from api.schemas import PAYSTACK_REFERENCE_PATTERN, ErrorBody, WebhookAck
 from db import queries
+from domain.invoice import invoice_id_from_reference
 from paystack.events import CHARGE_SUCCESS, MalformedWebhook, WebhookEvent, parse_webhook
 from paystack.signature import SIGNATURE_HEADER, is_valid_signature
 from workflows.invoice import InvoiceWorkflow
@@ -29,7 +30,7 @@ router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
 MAX_BODY_BYTES = 1024 * 1024
 SIGNAL_TIMEOUT = timedelta(seconds=10)
-_invoice_id = re.compile(INVOICE_ID_PATTERN)
+_our_reference = re.compile(PAYSTACK_REFERENCE_PATTERN)
 
 
 async def _read_body(request: Request) -> bytes:
@@ -49,8 +50,9 @@ async def _relay(temporal: Client, engine: Engine, event: WebhookEvent) -> tuple
     if event.event != CHARGE_SUCCESS:
         return "ignored", status.HTTP_200_OK
     reference = event.reference
-    if reference is None or not _invoice_id.match(reference):
+    if reference is None or not _our_reference.match(reference):
         return "unknown_reference", status.HTTP_200_OK
+    invoice_id = invoice_id_from_reference(reference)
     notice = PaymentNotice(
         reference=reference,
         transaction_id=event.transaction_id,
@@ -58,14 +60,14 @@ async def _relay(temporal: Client, engine: Engine, event: WebhookEvent) -> tuple
         currency=event.currency,
         paid_at=event.paid_at,
     )
-    handle = temporal.get_workflow_handle(workflow_id_for(reference))
+    handle = temporal.get_workflow_handle(workflow_id_for(invoice_id))
     try:
         await handle.signal(InvoiceWorkflow.payment_notified, notice, rpc_timeout=SIGNAL_TIMEOUT)
     except RPCError as error:
         if error.status != RPCStatusCode.NOT_FOUND:
             log.warning("webhook.signal_failed", invoice_id=reference, error=str(error))
             return "temporal_unavailable", status.HTTP_503_SERVICE_UNAVAILABLE
-        known = await run_in_threadpool(queries.get_invoice, engine, reference)
+        known = await run_in_threadpool(queries.get_invoice, engine, invoice_id)
         return ("workflow_closed" if known else "unknown_reference"), status.HTTP_200_OK
     except Exception as error:  # the lazy client fails this way when Temporal is down
         log.warning("webhook.signal_failed", invoice_id=reference, error=str(error))
