@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 from temporalio.worker import Replayer
 
-from db.models import InvoiceStatusChange, WebhookDelivery
+from db import queries
+from db.models import WebhookDelivery
 from paystack.signature import SIGNATURE_HEADER, sign
 from tests.conftest import SECRET_KEY, Stack
 from workflows.invoice import InvoiceWorkflow
@@ -94,23 +95,11 @@ def charge_success(reference: str, **data: Any) -> dict[str, Any]:
 
 
 def status_changes(stack: Stack, invoice_id: str) -> list[str]:
-    with Session(stack.engine) as session:
-        rows = session.exec(
-            select(InvoiceStatusChange)
-            .where(InvoiceStatusChange.invoice_id == invoice_id)
-            .order_by(col(InvoiceStatusChange.revision))
-        )
-        return [row.status for row in rows]
+    return [change.status for change in queries.status_history(stack.engine, invoice_id)]
 
 
 def deliveries(stack: Stack, reference: str) -> list[WebhookDelivery]:
-    with Session(stack.engine) as session:
-        rows = session.exec(
-            select(WebhookDelivery)
-            .where(WebhookDelivery.reference == reference)
-            .order_by(col(WebhookDelivery.id))
-        )
-        return list(rows)
+    return queries.deliveries_for(stack.engine, reference)
 
 
 def delivery_count(stack: Stack) -> int:
