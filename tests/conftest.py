@@ -35,6 +35,7 @@ API_KEY = "test-api-key-1"
 # Short timers: the first poll 2 s after creation, then every 4 s; late window 4 s.
 POLL_SCHEDULE = "2,4"
 LATE_PAYMENT_WINDOW = "4"
+CONTINUE_AS_NEW_AFTER_EVENTS = 100
 
 
 @dataclass
@@ -88,7 +89,13 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(TEMPORAL_CLI), search_attributes=[INVOICE_STATUS]
+        dev_server_existing_path=str(TEMPORAL_CLI),
+        search_attributes=[INVOICE_STATUS],
+        # Suggest continue-as-new early, so the tests reach it (the default is 4 Ki events).
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            f"limit.historyCount.suggestContinueAsNew={CONTINUE_AS_NEW_AFTER_EVENTS}",
+        ],
     )
     yield env
     await env.shutdown()

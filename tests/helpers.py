@@ -126,12 +126,17 @@ HISTORY_DIR = Path(__file__).parent / "histories"
 
 
 async def check_history(
-    stack: Stack, invoice_id: str, path_name: str, *, wait_for_completion: bool = True
+    stack: Stack,
+    invoice_id: str,
+    path_name: str,
+    *,
+    wait_for_completion: bool = True,
+    run_id: str | None = None,
 ) -> None:
     """Replays the invoice's live history against today's workflow code, and with
     PAYRECON_RECORD_HISTORIES=1 (`make histories`) keeps it for test_replay."""
-    handle = stack.temporal.get_workflow_handle(workflow_id_for(invoice_id))
-    if wait_for_completion:
+    handle = stack.temporal.get_workflow_handle(workflow_id_for(invoice_id), run_id=run_id)
+    if wait_for_completion and run_id is None:
         async with asyncio.timeout(20):
             await handle.result()
     history = await handle.fetch_history()

@@ -25,6 +25,7 @@ from tests.helpers import (
     status_changes,
     wait_for_status,
 )
+from workflows.invoice import MAX_NOTICES
 
 
 async def test_paid_by_webhook(
@@ -339,6 +340,38 @@ async def test_reference_taken_at_paystack_moves_to_a_replacement_reference(
     assert paid["paystack_reference"] == f"{taken}.2"
     assert [d.outcome for d in deliveries(stack, f"{taken}.2")] == ["signalled"]
     await check_history(stack, taken, "replacement_reference")
+
+
+async def test_long_history_continues_as_new_and_caps_notices(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    invoice = await create_invoice(api, due_in_seconds=600)
+    handle = stack.temporal.get_workflow_handle(f"invoice-{invoice['id']}")
+    first_run = (await handle.describe()).run_id
+
+    # Distinct signed notices for an unpaid invoice: each costs one verify, up to the cap.
+    for minute in range(MAX_NOTICES + 5):
+        verifies = (await provider_calls(sandbox, invoice["id"]))["verify"]
+        paid_at = f"2026-11-23T09:{minute:02d}:00.000Z"
+        response = await post_webhook(stack, charge_success(invoice["id"], paid_at=paid_at))
+        assert response.status_code == 200
+        if minute < MAX_NOTICES:
+            await eventually(lambda v=verifies: _assert_more_verifies(sandbox, invoice["id"], v))
+
+    assert (await handle.describe()).run_id != first_run
+    assert (await provider_calls(sandbox, invoice["id"]))["verify"] <= MAX_NOTICES + 3
+    assert status_changes(stack, invoice["id"]) == ["pending"]
+
+    # Past the cap the payment's own webhook is ignored; a poll still finds the payment.
+    await pay(sandbox, invoice["id"])
+    await wait_for_status(api, invoice["id"], "paid", within=10)
+    assert status_changes(stack, invoice["id"]) == ["pending", "paid"]
+    await check_history(stack, invoice["id"], "continued_as_new")
+    await check_history(stack, invoice["id"], "continue_as_new_handoff", run_id=first_run)
+
+
+async def _assert_more_verifies(sandbox: httpx.AsyncClient, reference: str, than: int) -> None:
+    assert (await provider_calls(sandbox, reference))["verify"] > than
 
 
 async def test_worker_down_while_webhook_arrives_then_paid_after_restart(

@@ -27,6 +27,8 @@ WORKFLOW_PATHS = {
     "idempotent_create",
     "worker_restart",
     "replacement_reference",
+    "continued_as_new",
+    "continue_as_new_handoff",
 }
 
 

@@ -9,6 +9,8 @@ Read `run` top to bottom; it follows the lifecycle in DESIGN.md:
     late       keep watching for a late payment, which becomes `needs_review`
     done       once every handler has finished
 
+A run whose history grows long hands its state to a fresh run (continue-as-new).
+
 Only Paystack's verify decides: a webhook is a reason to verify, never proof of payment.
 """
 
@@ -42,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
     from paystack.client import PaymentLink
     from workflows.types import (
         INVOICE_STATUS,
+        CarriedState,
         ErrorType,
         InvoiceWorkflowInput,
         OpenedInvoice,
@@ -91,10 +94,12 @@ class InvoiceWorkflow:
         self._cancel_requested = False
         self._poll_count = 0
         self._next_poll_at = workflow.now()
+        if input.carried is not None:
+            self._resume(input.carried)
 
     @workflow.run
     async def run(self, input: InvoiceWorkflowInput) -> InvoiceSnapshot:
-        invoice = await self._create()
+        invoice = self._invoice or await self._create()
         await self._watch_until(invoice.due_at)
         if self._status is InvoiceStatus.PENDING:
             await self._close_unpaid(
@@ -191,6 +196,7 @@ class InvoiceWorkflow:
             now = workflow.now()
             if now >= deadline or self._cancel_pending():
                 return
+            await self._continue_as_new_if_suggested()
             if self._payment_notified:
                 self._payment_notified = False
                 await self._check_payment()
@@ -258,6 +264,37 @@ class InvoiceWorkflow:
         await self._apply(verification)
         if self._status is InvoiceStatus.PENDING:
             await self._transition(status)
+
+    # --- long histories ---------------------------------------------------------
+
+    async def _continue_as_new_if_suggested(self) -> None:
+        """Hands the state to a fresh run once the history grows long; returns (and the
+        watch goes on) if a cancel arrives while handlers finish."""
+        if not workflow.info().is_continue_as_new_suggested():
+            return
+        await workflow.wait_condition(
+            lambda: workflow.all_handlers_finished() or self._cancel_pending()
+        )
+        if self._cancel_pending():
+            return
+        carried = CarriedState(
+            invoice=self._current,
+            poll_count=self._poll_count,
+            next_poll_at=self._next_poll_at,
+            seen_notices=sorted(self._seen_notices),
+            payment_notified=self._payment_notified,
+            cancel_requested=self._cancel_requested,
+        )
+        workflow.continue_as_new(dataclasses.replace(self._input, carried=carried))
+
+    def _resume(self, carried: CarriedState) -> None:
+        self._invoice = carried.invoice
+        self._recorded_revision = carried.invoice.revision
+        self._poll_count = carried.poll_count
+        self._next_poll_at = carried.next_poll_at
+        self._seen_notices = set(carried.seen_notices)
+        self._payment_notified = carried.payment_notified
+        self._cancel_requested = carried.cancel_requested
 
     # --- side effects -------------------------------------------------------------
 

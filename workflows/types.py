@@ -18,6 +18,18 @@ def workflow_id_for(invoice_id: str) -> str:
 
 
 @dataclass
+class CarriedState:
+    """What one run hands to the next when its history grows long (continue-as-new)."""
+
+    invoice: InvoiceSnapshot
+    poll_count: int
+    next_poll_at: datetime
+    seen_notices: list[str]
+    payment_notified: bool
+    cancel_requested: bool
+
+
+@dataclass
 class InvoiceWorkflowInput:
     request: InvoiceRequest
     # Seconds between verify polls; the last interval repeats.
@@ -26,6 +38,7 @@ class InvoiceWorkflowInput:
     late_payment_window: float
     # The API request that started the workflow; tells a first create from a repeat.
     request_id: str
+    carried: CarriedState | None = None
 
 
 @dataclass
