@@ -7,6 +7,7 @@ sandbox. Production sets every value through the environment.
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -54,8 +55,21 @@ class Settings(BaseSettings):
     # How long POST /invoices waits for the workflow to produce the payment link.
     payrecon_create_timeout_seconds: float = Field(30.0, gt=0)
     payrecon_log_level: str = "INFO"
+    # Webhooks only from these addresses or networks (empty: from anywhere). Paystack's:
+    # 52.31.139.75,52.49.173.169,52.214.14.220
+    payrecon_webhook_allowed_ips: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=list
+    )
+    # Behind a proxy: the header it writes the client address into (e.g. X-Forwarded-For).
+    # Its last entry is used, the one our own proxy appended.
+    payrecon_trusted_proxy_header: str | None = None
 
-    @field_validator("payrecon_api_keys", "payrecon_poll_schedule", mode="before")
+    @field_validator(
+        "payrecon_api_keys",
+        "payrecon_poll_schedule",
+        "payrecon_webhook_allowed_ips",
+        mode="before",
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_csv(value)

@@ -95,19 +95,7 @@ def main() -> int:
             )
         )
     worker = Service("worker", [sys.executable, "worker.py"])
-    api = Service(
-        "api",
-        python_module(
-            "uvicorn",
-            "--factory",
-            "api.main:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(api_port),
-            "--no-access-log",
-        ),
-    )
+    api = Service("api", python_module("api"), env={"PAYRECON_API_PORT": str(api_port)})
 
     stopping = False
 

@@ -5,8 +5,10 @@ test can stop and start again."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,6 +133,23 @@ def settings_env(settings: Settings) -> dict[str, str]:
     }
 
 
+@contextmanager
+def another_api(stack: Stack, name: str, **env: str) -> Iterator[Stack]:
+    """A second API process on the same database and Temporal, with other settings."""
+    port = free_port()
+    api = Service(
+        name,
+        python_module("api"),
+        env={**settings_env(stack.settings), "PAYRECON_API_PORT": str(port), **env},
+        log_path=stack.data_dir / f"{name}.log",
+    ).start()
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", process=api.process)
+        yield dataclasses.replace(stack, api_url=f"http://127.0.0.1:{port}")
+    finally:
+        api.stop()
+
+
 @pytest.fixture(scope="session")
 def processes(settings: Settings, data_dir: Path, ports: dict[str, int]) -> Iterator[None]:
     env = settings_env(settings)
@@ -146,8 +165,8 @@ def processes(settings: Settings, data_dir: Path, ports: dict[str, int]) -> Iter
     ).start()
     api = Service(
         "api",
-        python_module("uvicorn", "--factory", "api.main:create_app", "--port", str(ports["api"])),
-        env=env,
+        python_module("api"),
+        env={**env, "PAYRECON_API_PORT": str(ports["api"])},
         log_path=data_dir / "api.log",
     ).start()
     try:

@@ -5,33 +5,24 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from config import Settings
-from devstack.processes import Service, free_port, python_module, wait_for_http
-from tests.conftest import API_KEY, Stack, settings_env
+from devstack.processes import free_port
+from tests.conftest import API_KEY, Stack, another_api
 from tests.helpers import INVOICE, charge_success, deliveries, post_webhook
 
 
 @pytest.fixture(scope="module")
-def api_without_temporal(settings: Settings, data_dir: Path, stack: Stack) -> Iterator[Stack]:
-    port = free_port()
-    env = {**settings_env(settings), "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
-    env["PAYRECON_CREATE_TIMEOUT_SECONDS"] = "3"
-    api = Service(
+def api_without_temporal(stack: Stack) -> Iterator[Stack]:
+    with another_api(
+        stack,
         "api-no-temporal",
-        python_module("uvicorn", "--factory", "api.main:create_app", "--port", str(port)),
-        env=env,
-        log_path=data_dir / "api-no-temporal.log",
-    ).start()
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/healthz", process=api.process)
-        yield Stack(**{**stack.__dict__, "api_url": f"http://127.0.0.1:{port}"})
-    finally:
-        api.stop()
+        TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}",
+        PAYRECON_CREATE_TIMEOUT_SECONDS="3",
+    ) as api:
+        yield api
 
 
 async def test_webhook_is_recorded_and_answered_503(api_without_temporal: Stack) -> None:

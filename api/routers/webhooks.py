@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from ipaddress import ip_address
 
 import structlog
 from fastapi import APIRouter, HTTPException, Request, status
@@ -17,6 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import EngineDep, SettingsDep, TemporalDep
 from api.schemas import PAYSTACK_REFERENCE_PATTERN, ErrorBody, WebhookAck
+from config import Settings
 from db import queries
 from domain.invoice import invoice_id_from_reference
 from paystack.events import CHARGE_SUCCESS, MalformedWebhook, WebhookEvent, parse_webhook
@@ -43,6 +45,30 @@ async def _read_body(request: Request) -> bytes:
         if len(body) > MAX_BODY_BYTES:
             raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail="body over 1 MiB")
     return bytes(body)
+
+
+def _client_address(request: Request, settings: Settings) -> str | None:
+    header = settings.payrecon_trusted_proxy_header
+    if header and (forwarded := request.headers.get(header)):
+        # The last entry is the one our own proxy appended; earlier ones are the caller's word.
+        return forwarded.split(",")[-1].strip()
+    return request.client.host if request.client else None
+
+
+def _allowed(address: str | None, settings: Settings) -> bool:
+    networks = settings.payrecon_webhook_allowed_ips
+    if not networks:
+        return True
+    try:
+        ip = ip_address(address or "")
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def _is_json(request: Request) -> bool:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media_type == "application/json"
 
 
 async def _relay(temporal: Client, engine: Engine, event: WebhookEvent) -> tuple[str, int]:
@@ -82,23 +108,33 @@ async def _relay(temporal: Client, engine: Engine, event: WebhookEvent) -> tuple
     responses={
         400: {"model": ErrorBody, "description": "Body is not a Paystack event"},
         401: {"model": ErrorBody, "description": "Bad or missing x-paystack-signature"},
+        403: {"model": ErrorBody, "description": "Source address not allowed"},
         413: {"model": ErrorBody, "description": "Body over 1 MiB"},
+        415: {"model": ErrorBody, "description": "Content-type is not application/json"},
         503: {"model": WebhookAck, "description": "Temporal unavailable; Paystack will retry"},
     },
 )
 async def paystack_webhook(
     request: Request, settings: SettingsDep, engine: EngineDep, temporal: TemporalDep
 ) -> JSONResponse:
+    address = _client_address(request, settings)
+    if not _allowed(address, settings):
+        log.warning("webhook.source_refused", client=address)
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="webhooks are not accepted from here")
     body = await _read_body(request)
     secret = settings.paystack_secret_key.get_secret_value()
     if not is_valid_signature(body, request.headers.get(SIGNATURE_HEADER), secret):
         log.warning(
             "webhook.bad_signature",
-            client=request.client.host if request.client else None,
+            client=address,
             has_signature=SIGNATURE_HEADER in request.headers,
             body_bytes=len(body),
         )
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="invalid webhook signature")
+    if not _is_json(request):
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, detail="content-type must be application/json"
+        )
     try:
         event = parse_webhook(body)
     except MalformedWebhook as error:

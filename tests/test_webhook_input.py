@@ -1,0 +1,231 @@
+"""Every odd webhook gets the right answer and changes nothing it should not."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from paystack.signature import SIGNATURE_HEADER, sign
+from tests.conftest import SECRET_KEY, Stack, another_api
+from tests.helpers import (
+    INVOICE,
+    charge_success,
+    create_invoice,
+    delivery_count,
+    eventually,
+    pay,
+    post_webhook,
+    provider_calls,
+    status_changes,
+    wait_for_status,
+)
+
+PAYSTACK_ADDRESS = "52.31.139.75"
+
+
+async def _unchanged(api: httpx.AsyncClient, stack: Stack, invoice_id: str) -> None:
+    current = (await api.get(f"/invoices/{invoice_id}")).json()
+    assert current["status"] == "pending"
+    assert status_changes(stack, invoice_id) == ["pending"]
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        "",
+        "sha512=abc",
+        "UPPERCASE",
+        "TRUNCATED",
+        "0" * 128,
+    ],
+)
+async def test_bad_signatures_are_401_and_change_nothing(
+    stack: Stack, api: httpx.AsyncClient, signature: str
+) -> None:
+    invoice = await create_invoice(api, due_in_seconds=600)
+    body = json.dumps(charge_success(invoice["id"])).encode()
+    good = sign(body, SECRET_KEY)
+    signature = {"UPPERCASE": good.upper(), "TRUNCATED": good[:64]}.get(signature, signature)
+    before = delivery_count(stack)
+
+    response = await post_webhook(stack, body, signature=signature)
+
+    assert response.status_code == 401
+    assert response.json() == {"detail": "invalid webhook signature"}
+    assert delivery_count(stack) == before
+    await _unchanged(api, stack, invoice["id"])
+
+
+async def test_missing_signature_header_is_401(stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=stack.api_url) as client:
+        response = await client.post(
+            "/webhooks/paystack", json=charge_success("inv-000000000000000000000000")
+        )
+    assert response.status_code == 401
+
+
+async def test_body_over_one_mebibyte_is_413(stack: Stack) -> None:
+    before = delivery_count(stack)
+    event = charge_success("inv-000000000000000000000000", padding="x" * (1024 * 1024))
+    response = await post_webhook(stack, event)
+    assert response.status_code == 413
+    assert "1 MiB" in response.json()["detail"]
+    assert delivery_count(stack) == before
+
+
+async def test_signed_but_not_json_content_type_is_415(stack: Stack) -> None:
+    body = json.dumps(charge_success("inv-000000000000000000000000")).encode()
+    async with httpx.AsyncClient(base_url=stack.api_url) as client:
+        response = await client.post(
+            "/webhooks/paystack",
+            content=body,
+            headers={"content-type": "text/plain", SIGNATURE_HEADER: sign(body, SECRET_KEY)},
+        )
+    assert response.status_code == 415
+    assert "application/json" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[]", "JSON object"),
+        (b'"charge.success"', "JSON object"),
+        (b"null", "JSON object"),
+        (b'{"event": "charge.success"}', "'data'"),
+        (b'{"data": {"reference": "x"}}', "'event'"),
+        (b'{"event": "charge.success", "data": "x"}', "'data'"),
+        (b"\xff\xfe\x00", "not valid JSON"),
+    ],
+)
+async def test_signed_bodies_that_are_not_events_are_400(
+    stack: Stack, body: bytes, message: str
+) -> None:
+    before = delivery_count(stack)
+    response = await post_webhook(stack, body)
+    assert response.status_code == 400
+    assert message in response.json()["detail"]
+    assert delivery_count(stack) == before
+
+
+async def test_charge_success_without_reference_is_recorded_and_ignored(stack: Stack) -> None:
+    before = delivery_count(stack)
+    event = {"event": "charge.success", "data": {"id": 1, "amount": 5000, "status": "success"}}
+    response = await post_webhook(stack, event)
+    assert response.status_code == 200
+    assert response.json() == {"outcome": "unknown_reference"}
+    assert delivery_count(stack) == before + 1
+
+
+@pytest.mark.parametrize(
+    "event_name", ["transfer.success", "subscription.create", "invoice.update", "made.up"]
+)
+async def test_events_we_do_not_act_on_are_recorded_with_200(
+    stack: Stack, api: httpx.AsyncClient, event_name: str
+) -> None:
+    invoice = await create_invoice(api, due_in_seconds=600)
+    before = delivery_count(stack)
+    event = {"event": event_name, "data": {"reference": invoice["id"], "id": 9}}
+
+    response = await post_webhook(stack, event)
+
+    assert response.status_code == 200
+    assert response.json() == {"outcome": "ignored"}
+    assert delivery_count(stack) == before + 1
+    await _unchanged(api, stack, invoice["id"])
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"amount": "250000"},
+        {"amount": INVOICE["amount"] * 10},
+        {"currency": "USD"},
+        {"status": "failed"},
+    ],
+)
+async def test_webhook_claims_alone_never_change_an_unpaid_invoice(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient, claims: dict[str, object]
+) -> None:
+    invoice = await create_invoice(api, due_in_seconds=600)
+
+    response = await post_webhook(stack, charge_success(invoice["id"], **claims))
+
+    assert response.status_code == 200
+    assert response.json() == {"outcome": "signalled"}
+
+    async def verified() -> None:
+        assert (await provider_calls(sandbox, invoice["id"]))["verify"] >= 1
+
+    await eventually(verified)
+    await _unchanged(api, stack, invoice["id"])
+
+
+async def test_replayed_event_after_the_invoice_closed_changes_nothing(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    invoice = await create_invoice(api)
+    await pay(sandbox, invoice["id"])
+    paid = await wait_for_status(api, invoice["id"], "paid")
+    await stack.temporal.get_workflow_handle(f"invoice-{invoice['id']}").result()
+
+    replay = charge_success(invoice["id"], amount=1, currency="GHS")
+    response = await post_webhook(stack, replay)
+
+    assert response.status_code == 200
+    assert response.json() == {"outcome": "workflow_closed"}
+    assert (await api.get(f"/invoices/{invoice['id']}")).json() == paid
+    assert status_changes(stack, invoice["id"]) == ["pending", "paid"]
+
+
+@pytest.fixture(scope="module")
+def api_behind_proxy(stack: Stack) -> Iterator[Stack]:
+    with another_api(
+        stack,
+        "api-allowlist",
+        PAYRECON_WEBHOOK_ALLOWED_IPS=f"{PAYSTACK_ADDRESS},52.49.173.169,52.214.14.220",
+        PAYRECON_TRUSTED_PROXY_HEADER="X-Forwarded-For",
+    ) as api:
+        yield api
+
+
+@pytest.mark.parametrize(
+    ("forwarded_for", "expected"),
+    [
+        (None, 403),
+        (PAYSTACK_ADDRESS, 200),
+        (f"10.1.2.3, {PAYSTACK_ADDRESS}", 200),
+        (f"{PAYSTACK_ADDRESS}, 10.1.2.3", 403),
+        ("not-an-address", 403),
+    ],
+)
+async def test_source_allowlist_behind_a_trusted_proxy(
+    api_behind_proxy: Stack, forwarded_for: str | None, expected: int
+) -> None:
+    before = delivery_count(api_behind_proxy)
+    body = json.dumps({"event": "made.up", "data": {}}).encode()
+    headers = {"content-type": "application/json", SIGNATURE_HEADER: sign(body, SECRET_KEY)}
+    if forwarded_for is not None:
+        headers["X-Forwarded-For"] = forwarded_for
+    async with httpx.AsyncClient(base_url=api_behind_proxy.api_url) as client:
+        response = await client.post("/webhooks/paystack", content=body, headers=headers)
+
+    assert response.status_code == expected, response.text
+    assert delivery_count(api_behind_proxy) == before + (1 if expected == 200 else 0)
+
+
+async def test_without_a_trusted_proxy_forwarded_headers_are_ignored(stack: Stack) -> None:
+    with another_api(
+        stack, "api-allowlist-direct", PAYRECON_WEBHOOK_ALLOWED_IPS=PAYSTACK_ADDRESS
+    ) as direct:
+        body = json.dumps({"event": "made.up", "data": {}}).encode()
+        headers = {
+            "content-type": "application/json",
+            SIGNATURE_HEADER: sign(body, SECRET_KEY),
+            "X-Forwarded-For": PAYSTACK_ADDRESS,
+        }
+        async with httpx.AsyncClient(base_url=direct.api_url) as client:
+            response = await client.post("/webhooks/paystack", content=body, headers=headers)
+    assert response.status_code == 403
