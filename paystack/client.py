@@ -58,11 +58,11 @@ def parse_timestamp(value: Any) -> datetime | None:
 
 
 def parse_amount(value: Any) -> int | None:
-    """Amounts are integers, but some events send them as digit strings."""
+    """Amounts are whole subunits, never negative; some events send them as digit strings."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
+        return value if value >= 0 else None
     if isinstance(value, str) and value.strip().isdigit():
         return int(value.strip())
     return None
