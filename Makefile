@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test demo histories lint format install clean
+.PHONY: run test demo histories fuzz lint format install clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ test: $(INSTALLED)
 
 demo: $(INSTALLED)
 	$(PY) -m devstack.demo
+
+# Schemathesis with the full budget: over 1,000 generated requests across every route.
+fuzz: $(INSTALLED)
+	PAYRECON_FUZZ_EXAMPLES=100 PAYRECON_FUZZ_MINIMUM_CASES=1000 \
+		$(PY) -m pytest tests/test_fuzz.py -s -p no:cacheprovider
 
 # Re-record the workflow histories that tests/test_replay.py replays.
 histories: $(INSTALLED)

@@ -176,6 +176,32 @@ class InvoicePage(BaseModel):
     offset: int
 
 
+class PaystackEvent(BaseModel):
+    """A Paystack webhook body, for the docs: the route checks the raw bytes it is sent."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "event": "charge.success",
+                    "data": {
+                        "id": 302961,
+                        "reference": "inv-5f0c8a1e2b3d4c5e6f7a8b9c",
+                        "status": "success",
+                        "amount": 250000,
+                        "currency": "NGN",
+                        "paid_at": "2026-11-23T10:00:00.000Z",
+                    },
+                }
+            ]
+        },
+    )
+
+    event: str
+    data: dict[str, Any]
+
+
 class WebhookAck(BaseModel):
     outcome: str = Field(
         description="What was done: signalled, workflow_closed, unknown_reference, ignored"

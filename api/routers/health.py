@@ -7,11 +7,18 @@ from datetime import timedelta
 from fastapi import APIRouter, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import Engine, text
 
 from api.deps import EngineDep, TemporalDep
 
 router = APIRouter(tags=["health"])
+
+
+class Readiness(BaseModel):
+    status: str
+    database: bool
+    temporal: bool
 
 
 def _database_ok(engine: Engine) -> bool:
@@ -28,7 +35,14 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database and Temporal are reachable")
+@router.get(
+    "/readyz",
+    summary="The database and Temporal are reachable",
+    responses={
+        200: {"model": Readiness, "description": "Ready"},
+        503: {"model": Readiness, "description": "The database or Temporal is unreachable"},
+    },
+)
 async def readyz(engine: EngineDep, temporal: TemporalDep) -> JSONResponse:
     database = await run_in_threadpool(_database_ok, engine)
     try:

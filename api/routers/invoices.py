@@ -98,6 +98,7 @@ def _creation_failed(error: WorkflowUpdateFailedError) -> HTTPException:
     summary="Create an invoice and get its payment link",
     responses={
         200: {"model": InvoiceOut, "description": "The invoice this Idempotency-Key created"},
+        400: {"model": ErrorBody, "description": "The body could not be read as JSON"},
         409: {"model": ErrorBody, "description": "Idempotency-Key reused with another body"},
         422: {"model": ErrorBody, "description": "Invalid input"},
         503: {"model": ErrorBody, "description": "Paystack or Temporal unavailable"},

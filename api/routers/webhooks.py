@@ -17,7 +17,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import EngineDep, SettingsDep, TemporalDep
-from api.schemas import PAYSTACK_REFERENCE_PATTERN, ErrorBody, WebhookAck
+from api.schemas import PAYSTACK_REFERENCE_PATTERN, ErrorBody, PaystackEvent, WebhookAck
 from config import Settings
 from db import queries
 from domain.invoice import invoice_id_from_reference
@@ -105,6 +105,21 @@ async def _relay(temporal: Client, engine: Engine, event: WebhookEvent) -> tuple
     "/paystack",
     summary="Receive a Paystack webhook",
     response_model=WebhookAck,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": PaystackEvent.model_json_schema()}},
+        },
+        "parameters": [
+            {
+                "name": SIGNATURE_HEADER,
+                "in": "header",
+                "required": True,
+                "description": "HMAC-SHA512 of the raw body, keyed with the secret key",
+                "schema": {"type": "string"},
+            }
+        ],
+    },
     responses={
         400: {"model": ErrorBody, "description": "Body is not a Paystack event"},
         401: {"model": ErrorBody, "description": "Bad or missing x-paystack-signature"},

@@ -1,0 +1,61 @@
+"""Schemathesis against the API's own OpenAPI: no 5xx, and every answer matches the schema.
+`make test` runs a small budget; `make fuzz` sets PAYRECON_FUZZ_EXAMPLES for the full one."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+
+from devstack.processes import BIN_DIR
+from tests.conftest import API_KEY, SECRET_KEY, Stack
+from tests.helpers import delivery_count
+
+EXAMPLES_PER_OPERATION = int(os.environ.get("PAYRECON_FUZZ_EXAMPLES", "8"))
+MINIMUM_CASES = int(os.environ.get("PAYRECON_FUZZ_MINIMUM_CASES", "150"))
+CHECKS = ",".join(
+    [
+        "not_a_server_error",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_headers_conformance",
+        "response_schema_conformance",
+    ]
+)
+
+
+async def test_generated_requests_get_no_5xx_and_schema_conformant_answers(
+    stack: Stack,
+) -> None:
+    deliveries_before = delivery_count(stack)
+    process = await asyncio.create_subprocess_exec(
+        str(BIN_DIR / "st"),
+        "run",
+        f"{stack.api_url}/openapi.json",
+        "--header",
+        f"Authorization: Bearer {API_KEY}",
+        "--checks",
+        CHECKS,
+        "--max-examples",
+        str(EXAMPLES_PER_OPERATION),
+        "--request-timeout",
+        "60",
+        "--seed",
+        "20261123",
+        "--no-color",
+        env={
+            **os.environ,
+            "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks",
+            "PAYSTACK_SECRET_KEY": SECRET_KEY,
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output = (await process.communicate())[0].decode()
+    print(output[-3000:])
+
+    assert process.returncode == 0, output[-8000:]
+    generated = int(re.search(r"(\d+) generated", output).group(1))  # type: ignore[union-attr]
+    assert generated >= MINIMUM_CASES, output[-3000:]
+    # Signed bodies got past the signature check and were recorded.
+    assert delivery_count(stack) > deliveries_before
