@@ -7,6 +7,7 @@ import logging
 import uvicorn
 
 from sandbox.app import create_app
+from sandbox.fault_config import FaultConfig
 from sandbox.settings import SandboxSettings
 
 logger = logging.getLogger("sandbox")
@@ -22,6 +23,8 @@ def main() -> None:
         settings.sandbox_webhook_url,
         settings.sandbox_state_file or "in memory only",
     )
+    if settings.sandbox_faults != FaultConfig():
+        logger.info("Fault injection on: %s", settings.sandbox_faults.model_dump_json())
     uvicorn.run(create_app(settings), host=settings.sandbox_host, port=settings.sandbox_port)
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from sandbox.faults import Faults
 from sandbox.settings import SandboxSettings
 from sandbox.store import Store
 from sandbox.webhooks import WebhookSender
@@ -33,15 +34,26 @@ class Sandbox:
     store: Store
     config: RuntimeConfig
     webhooks: WebhookSender
+    faults: Faults
 
     @classmethod
     def from_settings(cls, settings: SandboxSettings) -> Sandbox:
         store = Store(settings.sandbox_state_file)
-        sender = WebhookSender(store, settings.paystack_secret_key.get_secret_value())
-        return cls(settings, store, RuntimeConfig.from_settings(settings), sender)
+        # A copy: remaining counts are used up in the live config, never in the settings.
+        faults = Faults(settings.sandbox_faults.model_copy(deep=True))
+        sender = WebhookSender(store, settings.paystack_secret_key.get_secret_value(), faults)
+        return cls(settings, store, RuntimeConfig.from_settings(settings), sender, faults)
 
     def reset_config(self) -> None:
         self.config = RuntimeConfig.from_settings(self.settings)
+
+    async def reset(self) -> None:
+        """Back to a fresh start: no deliveries under way, no state, every fault off."""
+        # Deliveries first, so none of them records into the state cleared next.
+        await self.webhooks.cancel_all()
+        await self.store.reset()
+        self.reset_config()
+        self.faults.reset()
 
 
 def get_sandbox(request: Request) -> Sandbox:

@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
-from pydantic import AnyHttpUrl, BaseModel, Field, field_validator
+from fastapi.exceptions import RequestValidationError
+from pydantic import AnyHttpUrl, BaseModel, Field, ValidationError, field_validator
 
 from sandbox.context import SandboxDep
 from sandbox.errors import PaystackError, reference_not_found
@@ -107,7 +108,34 @@ async def stats(sandbox: SandboxDep) -> dict[str, Any]:
         "calls": {kind: store.calls[kind] for kind in CALL_KINDS},
         "transactions": len(store),
         "webhooks_sent": store.webhooks_sent,
+        # Deliveries not finished yet: being sent, delayed, held back or waiting to retry.
+        "webhooks_in_flight": sandbox.webhooks.in_flight,
+        "faults": sandbox.faults.stats(),
     }
+
+
+@router.get("/faults")
+async def get_faults(sandbox: SandboxDep) -> dict[str, Any]:
+    return sandbox.faults.config.model_dump(mode="json")
+
+
+@router.post("/faults")
+async def update_faults(
+    changes: Annotated[dict[str, Any], Body()], sandbox: SandboxDep
+) -> dict[str, Any]:
+    """Merges a partial config into the current one; an invalid one is a 422, changing nothing."""
+    try:
+        config = sandbox.faults.update(changes)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from None
+    return config.model_dump(mode="json")
+
+
+@router.delete("/faults")
+async def clear_faults(sandbox: SandboxDep) -> dict[str, Any]:
+    """Every fault off; counters stay until /_sandbox/reset."""
+    sandbox.faults.turn_off()
+    return sandbox.faults.config.model_dump(mode="json")
 
 
 @router.get("/config")
@@ -136,7 +164,7 @@ async def healthz() -> dict[str, str]:
 
 @router.post("/reset")
 async def reset(sandbox: SandboxDep) -> dict[str, Any]:
-    """Forgets transactions, counters and the webhook log; config goes back to settings."""
-    await sandbox.store.reset()
-    sandbox.reset_config()
+    """Forgets transactions, counters and the webhook log, cancels deliveries under way;
+    config goes back to settings, every fault off."""
+    await sandbox.reset()
     return {"status": True, "message": "Sandbox reset"}

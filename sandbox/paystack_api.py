@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from sandbox import api_faults
 from sandbox.context import Sandbox, SandboxDep
 from sandbox.errors import PaystackError, invalid_key, reference_not_found, validation_error
 from sandbox.initialize import INVALID_AMOUNT, parse_initialize, raw_reference, read_params
@@ -36,6 +37,8 @@ async def initialize(request: Request, sandbox: SandboxDep) -> dict[str, Any]:
     # Counted before any check: tests want to see refused calls too.
     sandbox.store.count_call("initialize", raw_reference(params))
     require_key(request, sandbox)
+    call = sandbox.faults.plan_call("initialize")
+    await api_faults.before_work(sandbox.faults, call)
     if params is None:
         raise validation_error("Invalid request body, send JSON or form data")
     new = parse_initialize(params)
@@ -49,6 +52,7 @@ async def initialize(request: Request, sandbox: SandboxDep) -> dict[str, Any]:
         ) from None
     if new.reference is None:
         sandbox.store.count_reference_call("initialize", tx.reference)
+    await api_faults.after_work(sandbox.faults, call)
     return {
         "status": True,
         "message": "Authorization URL created",
@@ -65,6 +69,7 @@ async def initialize(request: Request, sandbox: SandboxDep) -> dict[str, Any]:
 async def verify(reference: str, request: Request, sandbox: SandboxDep) -> dict[str, Any]:
     sandbox.store.count_call("verify", reference)
     require_key(request, sandbox)
+    await api_faults.before_work(sandbox.faults, sandbox.faults.plan_call("verify"))
     tx = sandbox.store.get(reference)
     if tx is None:
         raise reference_not_found()

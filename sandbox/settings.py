@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config import DEV_PAYSTACK_SECRET_KEY
+from sandbox.fault_config import FaultConfig
 
 
 class SandboxSettings(BaseSettings):
@@ -21,6 +22,8 @@ class SandboxSettings(BaseSettings):
     sandbox_webhook_url: str = "http://127.0.0.1:8000/webhooks/paystack"
     sandbox_webhooks_enabled: bool = True
     sandbox_state_file: Path | None = None
+    # SANDBOX_FAULTS: the JSON that POST /_sandbox/faults takes; everything off when unset.
+    sandbox_faults: FaultConfig = Field(default_factory=FaultConfig)
 
     @property
     def public_url(self) -> str:

@@ -144,6 +144,16 @@ class WebhookAttempt:
     latency_ms: float
     status_code: int | None = None
     error: str | None = None
+    # Which send this is: the retries of one delivery share its delivery_id.
+    delivery_id: int = 0
+    attempt: int = 1
+    retry: bool = False
+    duplicate: bool = False
+    reordered: bool = False
+    bad_signature: bool = False
+    delay_ms: float = 0.0
+    # Dropped by fault injection: logged so the loss is visible, but never sent.
+    dropped: bool = False
 
     @property
     def delivered(self) -> bool:
@@ -162,6 +172,14 @@ class WebhookAttempt:
             "error": self.error,
             "latency_ms": round(self.latency_ms, 3),
             "delivered": self.delivered,
+            "delivery_id": self.delivery_id,
+            "attempt": self.attempt,
+            "retry": self.retry,
+            "duplicate": self.duplicate,
+            "reordered": self.reordered,
+            "bad_signature": self.bad_signature,
+            "delay_ms": round(self.delay_ms, 3),
+            "dropped": self.dropped,
         }
 
 
@@ -219,7 +237,8 @@ class Store:
         if generation != self.generation:
             return
         self.deliveries.append(attempt)
-        self.webhooks_sent += 1
+        if not attempt.dropped:
+            self.webhooks_sent += 1
 
     def deliveries_for(self, reference: str | None = None) -> list[WebhookAttempt]:
         return [d for d in self.deliveries if reference is None or d.reference == reference]

@@ -1,34 +1,40 @@
 """The Paystack sandbox over real HTTP: uvicorn servers on free local ports.
 
-One sandbox and one webhook receiver serve the whole module; each test starts
-from POST /_sandbox/reset and an empty receiver.
+One sandbox and one webhook receiver serve the whole module (see
+tests/sandbox_fixtures.py); each test starts from POST /_sandbox/reset and an
+empty receiver.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI, Request, Response
-from pydantic import SecretStr
+from fastapi import FastAPI
 
 from paystack.signature import SIGNATURE_HEADER, is_valid_signature
 from sandbox.app import create_app
-from sandbox.settings import SandboxSettings
+from tests.sandbox_fixtures import (  # noqa: F401 - fixtures are found by name
+    SECRET,
+    Receiver,
+    api_fixture,
+    clean_fixture,
+    deliveries,
+    hooks_fixture,
+    http_fixture,
+    initialize,
+    pay,
+    receiver_fixture,
+    sandbox_settings,
+    sandbox_url_fixture,
+    serve,
+    verify,
+)
 
-SECRET = "sk_test_sandbox_suite_1234567890"
-WEBHOOK_PATH = "/webhooks/paystack"
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 # Key for key, the `data` of Paystack's documented verify sample.
@@ -44,169 +50,6 @@ WEBHOOK_REQUIRED_KEYS = {
     "created_at", "channel", "currency", "ip_address", "metadata", "log", "fees", "customer",
     "authorization", "plan", "requested_amount",
 }  # fmt: skip
-
-
-# Servers
-
-
-@contextmanager
-def serve(make_app: Callable[[int], FastAPI]) -> Iterator[str]:
-    """Runs make_app(port) under uvicorn in a thread; yields its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Bound before the app exists, so the app can know its own port.
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        make_app(port), log_level="warning", lifespan="on", timeout_graceful_shutdown=2
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
-def sandbox_settings(port: int, **overrides: Any) -> SandboxSettings:
-    # Every field explicit: a developer's environment or .env must not leak in.
-    values: dict[str, Any] = {
-        "paystack_secret_key": SecretStr(SECRET),
-        "sandbox_host": "127.0.0.1",
-        "sandbox_port": port,
-        "sandbox_public_url": None,
-        "sandbox_webhook_url": "http://127.0.0.1:9/unused",
-        "sandbox_webhooks_enabled": True,
-        "sandbox_state_file": None,
-        **overrides,
-    }
-    return SandboxSettings(_env_file=None, **values)
-
-
-@dataclass
-class Received:
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class Receiver:
-    """A webhook endpoint that records every request it gets."""
-
-    def __init__(self) -> None:
-        self.requests: list[Received] = []
-        self._changed = threading.Condition()
-        self.app = FastAPI()
-        self.app.add_api_route(WEBHOOK_PATH, self._receive, methods=["POST"])
-
-    async def _receive(self, request: Request) -> Response:
-        received = Received(dict(request.headers), await request.body())
-        with self._changed:
-            self.requests.append(received)
-            self._changed.notify_all()
-        return Response(status_code=200)
-
-    def wait_for(self, count: int, timeout: float = 5.0) -> list[Received]:
-        with self._changed:
-            if not self._changed.wait_for(lambda: len(self.requests) >= count, timeout):
-                raise AssertionError(f"expected {count} webhooks, got {len(self.requests)}")
-            return list(self.requests)
-
-    def for_reference(self, reference: str) -> list[Received]:
-        with self._changed:
-            return [r for r in self.requests if r.json()["data"]["reference"] == reference]
-
-    def clear(self) -> None:
-        with self._changed:
-            self.requests.clear()
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[tuple[Receiver, str]]:
-    recorder = Receiver()
-    with serve(lambda _port: recorder.app) as url:
-        yield recorder, url + WEBHOOK_PATH
-
-
-@pytest.fixture(scope="module")
-def sandbox_url(receiver: tuple[Receiver, str]) -> Iterator[str]:
-    _, webhook_url = receiver
-    with serve(
-        lambda port: create_app(sandbox_settings(port, sandbox_webhook_url=webhook_url))
-    ) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def http(sandbox_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sandbox_url, timeout=5) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def api(sandbox_url: str) -> Iterator[httpx.Client]:
-    """A client holding the secret key, like the payrecon Paystack client."""
-    headers = {"Authorization": f"Bearer {SECRET}"}
-    with httpx.Client(base_url=sandbox_url, headers=headers, timeout=5) as client:
-        yield client
-
-
-@pytest.fixture
-def hooks(receiver: tuple[Receiver, str], http: httpx.Client) -> Receiver:
-    recorder, _ = receiver
-    http.post("/_sandbox/reset").raise_for_status()
-    recorder.clear()
-    return recorder
-
-
-@pytest.fixture(autouse=True)
-def _clean(hooks: Receiver) -> None:
-    """Every test starts from an empty sandbox and receiver."""
-
-
-# Helpers
-
-
-def initialize(api: httpx.Client, amount: int | str = 50_000, **fields: Any) -> dict[str, Any]:
-    response = api.post(
-        "/transaction/initialize", json={"email": "ada@example.com", "amount": amount, **fields}
-    )
-    assert response.status_code == 200, response.text
-    data: dict[str, Any] = response.json()["data"]
-    return data
-
-
-def pay(http: httpx.Client, reference: str, **body: Any) -> httpx.Response:
-    return http.post(f"/_sandbox/transactions/{reference}/pay", json={"outcome": "success", **body})
-
-
-def verify(api: httpx.Client, reference: str) -> dict[str, Any]:
-    response = api.get(f"/transaction/verify/{reference}")
-    assert response.status_code == 200, response.text
-    data: dict[str, Any] = response.json()["data"]
-    return data
-
-
-def deliveries(http: httpx.Client, reference: str, count: int) -> list[dict[str, Any]]:
-    """The sandbox's delivery log once `count` attempts are recorded."""
-    deadline = time.monotonic() + 5
-    while True:
-        log: list[dict[str, Any]] = http.get(
-            "/_sandbox/webhooks", params={"reference": reference}
-        ).json()
-        if len(log) >= count or time.monotonic() > deadline:
-            return log
-        time.sleep(0.02)
 
 
 # Initialize
@@ -644,11 +487,12 @@ def test_call_counters(api: httpx.Client, http: httpx.Client) -> None:
     unknown = http.get("/_sandbox/transactions/count-unknown").json()
     assert unknown == {"transaction": None, "calls": {"initialize": 0, "verify": 1}}
     assert http.get("/_sandbox/transactions/never-seen").status_code == 404
-    assert http.get("/_sandbox/stats").json() == {
-        "calls": {"initialize": 2, "verify": 4, "list": 1, "fetch": 1},
-        "transactions": 1,
-        "webhooks_sent": 0,
-    }
+    stats = http.get("/_sandbox/stats").json()
+    assert stats["calls"] == {"initialize": 2, "verify": 4, "list": 1, "fetch": 1}
+    assert stats["transactions"] == 1
+    assert stats["webhooks_sent"] == 0
+    assert stats["webhooks_in_flight"] == 0
+    assert set(stats["faults"].values()) == {0}
 
 
 def test_healthz_and_reset(api: httpx.Client, http: httpx.Client) -> None:
