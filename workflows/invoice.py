@@ -6,7 +6,8 @@ Read `run` top to bottom; it follows the lifecycle in DESIGN.md:
     watch      until the due date: verify on every new payment notice and every poll
     close      at the due date or on cancel: one last verify, then `expired` / `cancelled`
                (or `paid` / `needs_review` if Paystack says it was paid)
-    late       keep watching for a late payment, which becomes `needs_review`
+    late       keep watching for a late payment, which becomes `needs_review`;
+               one last verify as the window closes
     done       once every handler has finished
 
 A run whose history grows long hands its state to a fresh run (continue-as-new).
@@ -108,6 +109,9 @@ class InvoiceWorkflow:
         if self._status in LATE_PAYMENT_REASON:
             closed_at = self._current.updated_at
             await self._watch_until(closed_at + timedelta(seconds=input.late_payment_window))
+            # A last look before letting go: a payment during the window is never missed,
+            # even when the worker was down as the window closed.
+            await self._check_payment()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._current
 

@@ -194,7 +194,7 @@ def list_invoices(
     engine: EngineDep,
     status_filter: Annotated[InvoiceStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> InvoicePage:
     rows, total = queries.list_invoices(
         engine, status=status_filter.value if status_filter else None, limit=limit, offset=offset

@@ -1,0 +1,445 @@
+"""`make chaos`: many invoices through the whole stack while its processes are killed and
+Paystack misbehaves; then every invoice is compared with the sandbox's truth.
+
+    python -m devstack.chaos --invoices 1000 --kills 3
+
+Starts its own Temporal dev server (file persistence), sandbox (faults on), worker and API
+on free ports in a temporary directory. Exits non-zero unless there are no wrong final
+states, no double transitions and no lost payments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from config import DEV_API_KEY, DEV_PAYSTACK_SECRET_KEY
+from db import queries
+from db.engine import make_engine
+from devstack.processes import (
+    Service,
+    free_port,
+    python_module,
+    temporal_dev_server,
+    wait_for_http,
+    wait_for_port,
+)
+
+FATES = {"pay": 0.50, "pay_wrong_amount": 0.10, "pay_late": 0.10, "expire": 0.20, "cancel": 0.10}
+EXPECTED = {
+    "pay": ("paid", None),
+    "pay_wrong_amount": ("needs_review", "amount_mismatch"),
+    "pay_late": ("needs_review", "paid_after_expiry"),
+    "expire": ("expired", None),
+    "cancel": ("cancelled", None),
+}
+FAULTS: dict[str, Any] = {
+    "webhooks": {
+        "drop": 0.15,
+        "duplicate": 0.2,
+        "duplicate_copies": 2,
+        "delay": 0.2,
+        "delay_ms": [20, 800],
+        "reorder": 0.1,
+        "bad_signature": 0.05,
+        "retry": {"enabled": True, "time_factor": 0.002},
+    },
+    "api": {
+        "initialize": {
+            "error_rate": 0.05,
+            "error_statuses": [500, 502, 503, 429],
+            "latency_ms": [0, 30],
+            "timeout_rate": 0.01,
+            "timeout_seconds": 4,
+            "after_commit": 0.5,
+        },
+        "verify": {
+            "error_rate": 0.1,
+            "error_statuses": [500, 502, 503, 429],
+            "latency_ms": [0, 50],
+            "timeout_rate": 0.02,
+            "timeout_seconds": 4,
+        },
+    },
+}
+# Statuses an invoice may pass through, in order; anything else is a double or backward step.
+FORWARD_PATHS = {
+    ("pending", "paid"),
+    ("pending", "needs_review"),
+    ("pending", "expired"),
+    ("pending", "cancelled"),
+    ("pending", "expired", "needs_review"),
+    ("pending", "cancelled", "needs_review"),
+}
+
+
+@dataclass
+class Invoice:
+    key: str
+    fate: str
+    amount: int
+    invoice_id: str | None = None
+    expected: tuple[str, str | None] = ("pending", None)
+    observed: tuple[str, str | None] = ("pending", None)
+    history: tuple[str, ...] = ()
+    provider_calls: int = 0
+    paid_in_sandbox: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Stack:
+    directory: Path
+    secret_key: str = DEV_PAYSTACK_SECRET_KEY
+    api_key: str = DEV_API_KEY
+    ports: dict[str, int] = field(
+        default_factory=lambda: {name: free_port() for name in ("temporal", "ui", "api", "sandbox")}
+    )
+    services: dict[str, Service] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['api']}"
+
+    @property
+    def sandbox_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['sandbox']}"
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.directory / 'payrecon.db'}"
+
+    def env(self, args: argparse.Namespace) -> dict[str, str]:
+        return {
+            "PAYSTACK_SECRET_KEY": self.secret_key,
+            "PAYSTACK_BASE_URL": self.sandbox_url,
+            "PAYSTACK_TIMEOUT_SECONDS": "2",
+            "TEMPORAL_ADDRESS": f"127.0.0.1:{self.ports['temporal']}",
+            "DATABASE_URL": self.database_url,
+            "PAYRECON_API_KEYS": self.api_key,
+            "PAYRECON_API_PORT": str(self.ports["api"]),
+            "PAYRECON_POLL_SCHEDULE": args.poll_schedule,
+            "PAYRECON_LATE_PAYMENT_WINDOW": str(args.late_window),
+            "PAYRECON_CREATE_TIMEOUT_SECONDS": "20",
+            "PAYRECON_LOG_LEVEL": "WARNING",
+        }
+
+    def build(self, args: argparse.Namespace) -> None:
+        env = self.env(args)
+        logs = self.directory
+        self.services = {
+            "temporal": Service(
+                "temporal",
+                temporal_dev_server(
+                    self.directory / "temporal.db",
+                    self.ports["temporal"],
+                    self.ports["ui"],
+                    {"InvoiceStatus": "Keyword"},
+                ),
+                log_path=logs / "temporal.log",
+            ),
+            "sandbox": Service(
+                "sandbox",
+                python_module("sandbox"),
+                env={
+                    **env,
+                    "SANDBOX_PORT": str(self.ports["sandbox"]),
+                    "SANDBOX_WEBHOOK_URL": f"{self.api_url}/webhooks/paystack",
+                    "SANDBOX_FAULTS": json.dumps({**FAULTS, "seed": args.seed}),
+                },
+                log_path=logs / "sandbox.log",
+            ),
+            "worker": Service(
+                "worker", [sys.executable, "worker.py"], env=env, log_path=logs / "worker.log"
+            ),
+            "api": Service("api", python_module("api"), env=env, log_path=logs / "api.log"),
+        }
+
+    def wait_ready(self, name: str) -> None:
+        if name == "temporal":
+            wait_for_port("127.0.0.1", self.ports["temporal"], timeout=60)
+        elif name == "sandbox":
+            wait_for_http(f"{self.sandbox_url}/_sandbox/healthz", timeout=60)
+        elif name == "api":
+            wait_for_http(f"{self.api_url}/healthz", timeout=60)
+
+    def start(self, name: str) -> None:
+        self.services[name].start()
+        self.wait_ready(name)
+
+    def stop_all(self) -> None:
+        for service in reversed(list(self.services.values())):
+            service.stop()
+
+
+# --- the customers and the backend service ---------------------------------------------
+
+
+async def retrying(
+    call: Any, *, until: float, retry_statuses: tuple[int, ...] = (502, 503, 504)
+) -> httpx.Response:
+    """Calls again on connection errors and on answers that say 'try later'."""
+    delay = 0.2
+    while True:
+        try:
+            response: httpx.Response = await call()
+            if response.status_code not in retry_statuses:
+                return response
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > until:
+            raise TimeoutError("gave up retrying")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
+
+async def invoice_story(
+    invoice: Invoice,
+    api: httpx.AsyncClient,
+    sandbox: httpx.AsyncClient,
+    args: argparse.Namespace,
+    gate: asyncio.Semaphore,
+    rng: random.Random,
+    deadline: float,
+) -> None:
+    body = {"customer_email": "chaos@example.com", "amount": invoice.amount, "currency": "NGN"}
+    body["due_in_seconds"] = args.due_seconds
+    async with gate:
+        created = await retrying(
+            lambda: api.post("/invoices", json=body, headers={"Idempotency-Key": invoice.key}),
+            until=deadline,
+        )
+    if created.status_code not in (200, 201):
+        invoice.notes.append(f"create answered {created.status_code}: {created.text[:200]}")
+        return
+    data = created.json()
+    invoice.invoice_id = data["id"]
+    reference = data["paystack_reference"]
+    invoice.expected = EXPECTED[invoice.fate]
+
+    if invoice.fate in ("pay", "pay_wrong_amount"):
+        await asyncio.sleep(rng.uniform(0, args.due_seconds * 0.5))
+        amount = invoice.amount if invoice.fate == "pay" else invoice.amount // 2
+        await pay(sandbox, reference, amount)
+        invoice.paid_in_sandbox = True
+    elif invoice.fate == "pay_late":
+        await wait_until_status(api, invoice.invoice_id, "expired", deadline)
+        await pay(sandbox, reference, invoice.amount)
+        invoice.paid_in_sandbox = True
+    elif invoice.fate == "cancel":
+        await asyncio.sleep(rng.uniform(0, args.due_seconds * 0.3))
+        answer = await retrying(
+            lambda: api.post(f"/invoices/{invoice.invoice_id}/cancel"), until=deadline
+        )
+        if answer.status_code == 409 and "expired" in answer.text:
+            invoice.expected = ("expired", None)
+        elif answer.status_code not in (200, 202, 409):
+            invoice.notes.append(f"cancel answered {answer.status_code}: {answer.text[:200]}")
+
+
+async def pay(sandbox: httpx.AsyncClient, reference: str, amount: int) -> None:
+    response = await sandbox.post(
+        f"/_sandbox/transactions/{reference}/pay", json={"outcome": "success", "amount": amount}
+    )
+    response.raise_for_status()
+
+
+async def wait_until_status(
+    api: httpx.AsyncClient, invoice_id: str, status: str, deadline: float
+) -> None:
+    while time.monotonic() < deadline:
+        try:
+            response = await api.get(f"/invoices/{invoice_id}")
+            if response.status_code == 200 and response.json()["status"] == status:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"{invoice_id} never became {status}")
+
+
+# --- the chaos ------------------------------------------------------------------------
+
+
+async def kill_and_restart(
+    stack: Stack, args: argparse.Namespace, rng: random.Random, window: float
+) -> Counter[str]:
+    """Each process is SIGKILLed `args.kills` times at random moments, then started again."""
+    moments = sorted(
+        (rng.uniform(2.0, window), name)
+        for name in ("worker", "api", "temporal")
+        for _ in range(args.kills)
+    )
+    restarts: Counter[str] = Counter()
+    started = time.monotonic()
+    for moment, name in moments:
+        await asyncio.sleep(max(0.0, moment - (time.monotonic() - started)))
+        stack.services[name].kill()
+        await asyncio.sleep(rng.uniform(0.2, 1.5))
+        await asyncio.to_thread(stack.start, name)
+        restarts[name] += 1
+    return restarts
+
+
+# --- the verdict ----------------------------------------------------------------------
+
+
+def observe(stack: Stack, invoices: list[Invoice]) -> None:
+    engine = make_engine(stack.database_url)
+    try:
+        for invoice in invoices:
+            if invoice.invoice_id is None:
+                continue
+            row = queries.get_invoice(engine, invoice.invoice_id)
+            if row is not None:
+                invoice.observed = (row.status, row.review_reason)
+            invoice.history = tuple(
+                change.status for change in queries.status_history(engine, invoice.invoice_id)
+            )
+    finally:
+        engine.dispose()
+
+
+async def settle(stack: Stack, invoices: list[Invoice], deadline: float) -> None:
+    """Waits until every invoice shows what it should, or the time is up."""
+    while time.monotonic() < deadline:
+        await asyncio.to_thread(observe, stack, invoices)
+        if all(i.observed == i.expected for i in invoices if i.invoice_id is not None):
+            return
+        await asyncio.sleep(1.0)
+
+
+async def count_provider_calls(sandbox: httpx.AsyncClient, invoices: list[Invoice]) -> None:
+    for invoice in invoices:
+        if invoice.invoice_id is None:
+            continue
+        total = 0
+        for reference in (invoice.invoice_id, f"{invoice.invoice_id}.2", f"{invoice.invoice_id}.3"):
+            response = await sandbox.get(f"/_sandbox/transactions/{reference}")
+            if response.status_code == 200:
+                calls = response.json()["calls"]
+                total += calls.get("initialize", 0) + calls.get("verify", 0)
+        invoice.provider_calls = total
+
+
+def verdict(
+    invoices: list[Invoice], faults: dict[str, int], restarts: Counter[str], wall: float
+) -> tuple[list[tuple[str, str]], bool]:
+    created = [i for i in invoices if i.invoice_id is not None]
+    wrong = [i for i in created if i.observed != i.expected]
+    doubles = [i for i in created if i.history not in FORWARD_PATHS and i.history != ("pending",)]
+    lost = [
+        i for i in created if i.paid_in_sandbox and i.observed[0] not in ("paid", "needs_review")
+    ]
+    calls = [i.provider_calls for i in created] or [0]
+    fates = Counter(i.fate for i in invoices)
+    rows = [
+        ("invoices", f"{len(invoices)} ({len(created)} created)"),
+        ("fates", ", ".join(f"{name} {count}" for name, count in sorted(fates.items()))),
+        *[(f"fault: {name}", str(count)) for name, count in sorted(faults.items()) if count],
+        *[(f"restarts: {name}", str(restarts[name])) for name in ("worker", "api", "temporal")],
+        ("wrong final states", str(len(wrong))),
+        ("double transitions", str(len(doubles))),
+        ("payments not reflected", str(len(lost))),
+        ("invoices not created", str(len(invoices) - len(created))),
+        ("provider calls per invoice", f"mean {statistics.mean(calls):.2f}, max {max(calls)}"),
+        ("wall time", f"{wall:.1f} s"),
+    ]
+    for invoice in (wrong + doubles + lost)[:10]:
+        rows.append(
+            (
+                f"  e.g. {invoice.invoice_id}",
+                f"{invoice.fate}: expected {invoice.expected}, saw {invoice.observed}, "
+                f"history {invoice.history} {invoice.notes}",
+            )
+        )
+    ok = not wrong and not doubles and not lost and len(created) == len(invoices)
+    return rows, ok
+
+
+def print_table(rows: list[tuple[str, str]]) -> None:
+    width = max(len(label) for label, _ in rows)
+    print(f"+-{'-' * width}-+-{'-' * 40}")
+    for label, value in rows:
+        print(f"| {label.ljust(width)} | {value}")
+    print(f"+-{'-' * width}-+-{'-' * 40}")
+
+
+async def run(args: argparse.Namespace) -> int:
+    rng = random.Random(args.seed)
+    directory = Path(tempfile.mkdtemp(prefix="payrecon-chaos-"))
+    stack = Stack(directory)
+    stack.build(args)
+    started = time.monotonic()
+    try:
+        for name in ("temporal", "sandbox", "worker", "api"):
+            await asyncio.to_thread(stack.start, name)
+        names = list(FATES)
+        invoices = [
+            Invoice(
+                key=f"chaos-{args.seed}-{n}",
+                fate=rng.choices(names, weights=[FATES[name] for name in names])[0],
+                amount=rng.randrange(5000, 5_000_000),
+            )
+            for n in range(args.invoices)
+        ]
+        creation_time = args.invoices / 15.0
+        active = creation_time + args.due_seconds
+        deadline = time.monotonic() + active + args.late_window + 300
+        async with (
+            httpx.AsyncClient(
+                base_url=stack.api_url,
+                headers={"Authorization": f"Bearer {stack.api_key}"},
+                timeout=30,
+            ) as api,
+            httpx.AsyncClient(base_url=stack.sandbox_url, timeout=30) as sandbox,
+        ):
+            gate = asyncio.Semaphore(args.concurrency)
+            chaos = asyncio.create_task(kill_and_restart(stack, args, rng, active))
+            stories = [
+                invoice_story(i, api, sandbox, args, gate, random.Random(rng.random()), deadline)
+                for i in invoices
+            ]
+            results = await asyncio.gather(*stories, return_exceptions=True)
+            for invoice, result in zip(invoices, results, strict=True):
+                if isinstance(result, BaseException):
+                    invoice.notes.append(f"story failed: {result!r}")
+            restarts = await chaos
+            settle_by = time.monotonic() + args.late_window + args.due_seconds + 120
+            await settle(stack, invoices, settle_by)
+            await count_provider_calls(sandbox, invoices)
+            stats = (await sandbox.get("/_sandbox/stats")).json()
+        rows, ok = verdict(invoices, stats.get("faults", {}), restarts, time.monotonic() - started)
+        print_table(rows)
+        print(f"logs and state: {directory}")
+        return 0 if ok else 1
+    finally:
+        stack.stop_all()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--invoices", type=int, default=1000)
+    parser.add_argument("--kills", type=int, default=3, help="SIGKILLs per process")
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--due-seconds", type=int, default=30)
+    parser.add_argument("--late-window", type=float, default=20.0)
+    parser.add_argument("--poll-schedule", default="2,4,8")
+    parser.add_argument("--seed", type=int, default=20261123)
+    return asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
