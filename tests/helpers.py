@@ -135,10 +135,21 @@ async def check_history(
 ) -> None:
     """Replays the invoice's live history against today's workflow code, and with
     PAYRECON_RECORD_HISTORIES=1 (`make histories`) keeps it for test_replay."""
-    handle = stack.temporal.get_workflow_handle(workflow_id_for(invoice_id), run_id=run_id)
+    handle = stack.temporal.get_workflow_handle_for(
+        InvoiceWorkflow.run, workflow_id_for(invoice_id), run_id=run_id
+    )
     if wait_for_completion and run_id is None:
         async with asyncio.timeout(20):
-            await handle.result()
+            final = await handle.result()
+        # The database ends where the workflow ended, and nothing moved after it.
+        row = queries.get_invoice(stack.engine, invoice_id)
+        assert row is not None and row.status == final.status.value
+        assert row.revision == final.revision
+        history = status_changes(stack, invoice_id)
+        assert history[-1] == final.status.value
+        # Forward only: no status twice, and nothing after paid or needs_review.
+        assert len(history) == len(set(history)), history
+        assert all(status not in ("paid", "needs_review") for status in history[:-1]), history
     history = await handle.fetch_history()
     await Replayer(workflows=[InvoiceWorkflow]).replay_workflow(history)
     if os.environ.get("PAYRECON_RECORD_HISTORIES") == "1":

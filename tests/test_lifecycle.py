@@ -220,8 +220,8 @@ async def test_payment_after_expiry_is_flagged_not_lost(
 
     review = await wait_for_status(api, invoice["id"], "needs_review")
     assert review["review_reason"] == "paid_after_expiry"
-    assert status_changes(stack, invoice["id"]) == ["pending", "expired", "needs_review"]
     await check_history(stack, invoice["id"], "paid_after_expiry")
+    assert status_changes(stack, invoice["id"]) == ["pending", "expired", "needs_review"]
 
 
 async def test_cancel_unpaid_invoice(
@@ -244,6 +244,7 @@ async def test_cancel_unpaid_invoice(
     review = await wait_for_status(api, invoice["id"], "needs_review")
     assert review["review_reason"] == "paid_after_cancel"
     await check_history(stack, invoice["id"], "cancelled_then_paid")
+    assert status_changes(stack, invoice["id"]) == ["pending", "cancelled", "needs_review"]
 
 
 async def test_cancel_answers_the_paid_invoice_when_paystack_says_paid(

@@ -109,6 +109,7 @@ class InvoiceWorkflow:
         if self._status in LATE_PAYMENT_REASON:
             closed_at = self._current.updated_at
             await self._watch_until(closed_at + timedelta(seconds=input.late_payment_window))
+        if self._status in LATE_PAYMENT_REASON:
             # A last look before letting go: a payment during the window is never missed,
             # even when the worker was down as the window closed.
             await self._check_payment()
@@ -241,7 +242,7 @@ class InvoiceWorkflow:
     async def _apply(self, verification: Verification) -> None:
         invoice = self._current
         outcome = reconcile(invoice.amount, invoice.currency, verification)
-        if outcome is Outcome.NOT_PAID:
+        if outcome is Outcome.NOT_PAID or invoice.status not in WATCHED_STATUSES:
             return
         payment: dict[str, Any] = {
             "paid_at": verification.paid_at,
