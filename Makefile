@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test demo histories fuzz lint format install clean
+.PHONY: run test demo histories fuzz chaos lint format install clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: $(INSTALLED)
 
 demo: $(INSTALLED)
 	$(PY) -m devstack.demo
+
+# 1,000 invoices while the worker, the API and Temporal are SIGKILLed; flags via CHAOS_ARGS.
+chaos: $(INSTALLED)
+	$(PY) -m devstack.chaos $(CHAOS_ARGS)
 
 # Schemathesis with the full budget: over 1,000 generated requests across every route.
 fuzz: $(INSTALLED)

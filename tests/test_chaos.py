@@ -1,0 +1,40 @@
+"""A small chaos run inside `make test`: 60 invoices, each process SIGKILLed once, sandbox
+faults on. `make chaos` runs the full one."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+
+
+def _row(output: str, label: str) -> str:
+    match = re.search(rf"^\| {re.escape(label)}\s*\| (.*)$", output, re.MULTILINE)
+    assert match, f"no '{label}' row in:\n{output}"
+    return match.group(1).strip()
+
+
+async def test_small_chaos_run_keeps_every_invoice_right() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "devstack.chaos",
+        "--invoices=60",
+        "--kills=1",
+        "--due-seconds=12",
+        "--late-window=8",
+        "--poll-schedule=1,2,4",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output = (await process.communicate())[0].decode()
+    print(output)
+
+    assert _row(output, "wrong final states") == "0", output
+    assert _row(output, "double transitions") == "0", output
+    assert _row(output, "payments not reflected") == "0", output
+    assert _row(output, "invoices") == "60 (60 created)"
+    for name in ("worker", "api", "temporal"):
+        assert _row(output, f"restarts: {name}") == "1"
+    assert int(_row(output, "fault: dropped")) > 0
+    assert process.returncode == 0, output
