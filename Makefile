@@ -6,8 +6,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test demo histories fuzz chaos lint format install clean
+.PHONY: run test demo histories fuzz chaos lint format install postgres clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,10 +18,16 @@ $(INSTALLED): pyproject.toml
 
 install: $(INSTALLED)
 
+# Debian's Postgres server, for the database tests; installed once when absent.
+postgres:
+	@command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || \
+		($(SUDO) apt-get update -qq && \
+		 DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql)
+
 run: $(INSTALLED)
 	$(PY) -m devstack.run
 
-test: $(INSTALLED)
+test: $(INSTALLED) postgres
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest

@@ -18,7 +18,8 @@ from temporalio.worker import Worker
 from activities.database import DatabaseActivities
 from activities.paystack import PaystackActivities
 from config import Settings, get_settings
-from db.engine import create_schema, make_engine
+from db.engine import make_engine
+from db.migrate import migrate
 from log import configure_logging
 from paystack.client import PaystackClient
 from workflows.invoice import InvoiceWorkflow
@@ -67,7 +68,7 @@ async def main() -> None:
     workflow.logger.workflow_info_on_message = False
     activity.logger.activity_info_on_message = False
     engine = make_engine(settings.database_url)
-    create_schema(engine)
+    migrate(engine)
     client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
     paystack = make_paystack_client(settings)
     with ThreadPoolExecutor(

@@ -13,7 +13,8 @@ from temporalio.client import Client
 
 from api.routers import health, invoices, webhooks
 from config import Settings, get_settings
-from db.engine import create_schema, make_engine
+from db.engine import make_engine
+from db.migrate import migrate
 from log import configure_logging
 
 log = structlog.get_logger(__name__)
@@ -26,7 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.payrecon_log_level)
         engine = make_engine(settings.database_url)
-        create_schema(engine)
+        migrate(engine)
         app.state.settings = settings
         app.state.engine = engine
         # Lazy: the API starts, and answers 503, while Temporal is still coming up.

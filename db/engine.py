@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 
 def _prepare_sqlite_path(url: str) -> None:
@@ -44,10 +44,3 @@ def make_engine(database_url: str) -> Engine:
     else:
         engine = create_engine(database_url, pool_pre_ping=True)
     return engine
-
-
-def create_schema(engine: Engine) -> None:
-    # Importing registers the tables on SQLModel.metadata.
-    from db import models  # noqa: F401
-
-    SQLModel.metadata.create_all(engine)

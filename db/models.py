@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -31,34 +31,42 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def utc_column(*, nullable: bool = False, index: bool = False) -> Any:
-    return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+def utc_column(*, nullable: bool = False) -> Any:
+    return Field(sa_column=Column(UTCDateTime(), nullable=nullable))
 
 
 class Invoice(SQLModel, table=True):
     __tablename__ = "invoices"
+    # The API's queries: by status newest first, by customer, by idempotency key.
+    __table_args__ = (
+        Index("ix_invoices_status_created_at", "status", "created_at"),
+        Index("ix_invoices_created_at", "created_at"),
+        Index("ix_invoices_customer_email", "customer_email"),
+        Index("ux_invoices_idempotency_key", "idempotency_key", unique=True),
+        Index("ix_invoices_paystack_reference", "paystack_reference"),
+    )
 
     id: str = Field(primary_key=True, max_length=64)
     workflow_id: str
-    status: str = Field(index=True)
-    customer_email: str = Field(index=True)
+    status: str
+    customer_email: str
     amount: int = Field(sa_column=Column(BigInteger, nullable=False))
     currency: str = Field(max_length=3)
     description: str | None = None
     invoice_metadata: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column("metadata", JSON, nullable=False)
     )
-    idempotency_key: str | None = Field(default=None, unique=True)
+    idempotency_key: str | None = None
     fingerprint: str
     authorization_url: str | None = None
     access_code: str | None = None
     due_at: datetime = utc_column()
-    created_at: datetime = utc_column(index=True)
+    created_at: datetime = utc_column()
     updated_at: datetime = utc_column()
     paid_at: datetime | None = utc_column(nullable=True)
     amount_paid: int | None = Field(default=None, sa_column=Column(BigInteger))
     paystack_transaction_id: int | None = Field(default=None, sa_column=Column(BigInteger))
-    paystack_reference: str | None = Field(default=None, index=True)
+    paystack_reference: str | None = None
     review_reason: str | None = None
     revision: int = 0
 
@@ -67,10 +75,12 @@ class InvoiceStatusChange(SQLModel, table=True):
     """One row per status an invoice entered: its state history."""
 
     __tablename__ = "invoice_status_changes"
-    __table_args__ = (UniqueConstraint("invoice_id", "revision"),)
+    __table_args__ = (
+        Index("ux_invoice_status_changes_invoice_revision", "invoice_id", "revision", unique=True),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    invoice_id: str = Field(index=True, max_length=64)
+    invoice_id: str = Field(max_length=64)
     revision: int
     status: str
     review_reason: str | None = None
@@ -79,13 +89,18 @@ class InvoiceStatusChange(SQLModel, table=True):
 
 class WebhookDelivery(SQLModel, table=True):
     __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_received_at", "received_at"),
+        Index("ix_webhook_deliveries_reference", "reference"),
+        Index("ix_webhook_deliveries_dedupe_key", "dedupe_key"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    received_at: datetime = utc_column(index=True)
+    received_at: datetime = utc_column()
     event: str
-    reference: str | None = Field(default=None, index=True)
+    reference: str | None = None
     transaction_id: int | None = Field(default=None, sa_column=Column(BigInteger))
-    dedupe_key: str = Field(index=True)
+    dedupe_key: str
     raw_body: str = Field(sa_column=Column(Text, nullable=False))
     outcome: str
     detail: str | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from sqlalchemy import Engine
 from temporalio.client import Client
@@ -20,7 +22,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from config import Settings
-from db.engine import create_schema, make_engine
+from db.engine import make_engine
+from db.migrate import migrate
+from devstack.postgres import ThrowawayPostgres
 from devstack.processes import (
     TEMPORAL_CLI,
     Service,
@@ -81,6 +85,38 @@ class WorkerControl:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[ThrowawayPostgres]:
+    server = ThrowawayPostgres.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database of each kind: a SQLite file, or a new Postgres database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    server: ThrowawayPostgres = request.getfixturevalue("postgres")
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = server.url.replace("+psycopg", "")
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    yield server.url.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """A migrated database of each kind."""
+    engine = make_engine(database_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -189,7 +225,7 @@ async def stack(
     ports: dict[str, int],
 ) -> AsyncIterator[Stack]:
     engine = make_engine(settings.database_url)
-    create_schema(engine)
+    migrate(engine)
     worker = WorkerControl(temporal_env.client, settings, engine)
     await worker.start()
     yield Stack(

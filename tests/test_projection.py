@@ -1,30 +1,20 @@
-"""The database projection on a real SQLite file: idempotent, never backwards, one history
-row per status change, and safe when retried writes overlap."""
+"""The database projection, on SQLite and on Postgres: idempotent, never backwards, one
+history row per status change, and safe when retried writes overlap."""
 
 from __future__ import annotations
 
 import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from db.engine import create_schema, make_engine
 from db.models import Invoice, InvoiceStatusChange
 from db.projection import apply_snapshot
 from domain.invoice import InvoiceSnapshot, InvoiceStatus, ReviewReason
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    engine = make_engine(f"sqlite:///{tmp_path / 'projection.db'}")
-    create_schema(engine)
-    return engine
 
 
 def snapshot(revision: int, status: InvoiceStatus, **changes: object) -> InvoiceSnapshot:
