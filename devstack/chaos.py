@@ -37,6 +37,7 @@ from devstack.processes import (
     wait_for_http,
     wait_for_port,
 )
+from workflows.types import search_attribute_kinds
 
 FATES = {"pay": 0.50, "pay_wrong_amount": 0.10, "pay_late": 0.10, "expire": 0.20, "cancel": 0.10}
 Outcome = tuple[str, str | None]
@@ -163,7 +164,7 @@ class Stack:
                     self.directory / "temporal.db",
                     self.ports["temporal"],
                     self.ports["ui"],
-                    {"InvoiceStatus": "Keyword"},
+                    search_attribute_kinds(),
                 ),
                 log_path=logs / "temporal.log",
             ),

@@ -21,9 +21,9 @@ from devstack.processes import (
     wait_for_http,
     wait_for_port,
 )
+from workflows.types import search_attribute_kinds
 
 DATA_DIR = Path(".data")
-SEARCH_ATTRIBUTES = {"InvoiceStatus": "Keyword"}
 
 
 def _port(value: str, default: int) -> int:
@@ -78,7 +78,7 @@ def main() -> int:
             Service(
                 "temporal",
                 temporal_dev_server(
-                    DATA_DIR / "temporal.db", temporal_port, ui_port, SEARCH_ATTRIBUTES
+                    DATA_DIR / "temporal.db", temporal_port, ui_port, search_attribute_kinds()
                 ),
             )
         )

@@ -34,7 +34,7 @@ from devstack.processes import (
 )
 from paystack.client import PaystackClient
 from worker import ACTIVITY_THREADS, build_worker, make_paystack_client
-from workflows.types import INVOICE_STATUS
+from workflows.types import SEARCH_ATTRIBUTES
 
 SECRET_KEY = "sk_test_payrecon_tests_5d1f0c8e2a"
 API_KEY = "test-api-key-1"
@@ -128,7 +128,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(TEMPORAL_CLI),
-        search_attributes=[INVOICE_STATUS],
+        search_attributes=list(SEARCH_ATTRIBUTES),
         # Suggest continue-as-new early, so the tests reach it (the default is 4 Ki events).
         dev_server_extra_args=[
             "--dynamic-config-value",

@@ -5,12 +5,42 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
-from domain.invoice import InvoiceRequest, InvoiceSnapshot
+from domain.invoice import InvoiceRequest, InvoiceSnapshot, InvoiceStatus
 
+# Search attributes on every invoice workflow, for the Temporal UI and `temporal workflow list`.
 INVOICE_STATUS = SearchAttributeKey.for_keyword("InvoiceStatus")
+CUSTOMER_EMAIL = SearchAttributeKey.for_keyword("CustomerEmail")
+AMOUNT_MINOR = SearchAttributeKey.for_int("AmountMinor")
+CURRENCY = SearchAttributeKey.for_keyword("Currency")
+DUE_AT = SearchAttributeKey.for_datetime("DueAt")
+SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
+    INVOICE_STATUS,
+    CUSTOMER_EMAIL,
+    AMOUNT_MINOR,
+    CURRENCY,
+    DUE_AT,
+)
+
+
+def search_attribute_kinds() -> dict[str, str]:
+    """Names and kinds as the temporal CLI spells them, e.g. {"InvoiceStatus": "Keyword"}."""
+    return {key.name: key.indexed_value_type.name.title() for key in SEARCH_ATTRIBUTES}
+
+
+def initial_search_attributes(request: InvoiceRequest) -> TypedSearchAttributes:
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(INVOICE_STATUS, InvoiceStatus.PENDING.value),
+            SearchAttributePair(CUSTOMER_EMAIL, request.customer_email),
+            SearchAttributePair(AMOUNT_MINOR, request.amount),
+            SearchAttributePair(CURRENCY, request.currency),
+            SearchAttributePair(DUE_AT, request.due_at),
+        ]
+    )
 
 
 def workflow_id_for(invoice_id: str) -> str:

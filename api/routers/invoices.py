@@ -19,8 +19,6 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
@@ -34,10 +32,10 @@ from db import queries
 from domain.invoice import InvoiceRequest, InvoiceStatus
 from workflows.invoice import InvoiceWorkflow
 from workflows.types import (
-    INVOICE_STATUS,
     ErrorType,
     InvoiceWorkflowInput,
     OpenInvoice,
+    initial_search_attributes,
     workflow_id_for,
 )
 
@@ -123,20 +121,21 @@ async def create_invoice(
     invoice_id = invoice_id_for(idempotency_key)
     request_id = uuid.uuid4().hex
     fingerprint = body.fingerprint()
+    request = InvoiceRequest(
+        invoice_id=invoice_id,
+        customer_email=str(body.customer_email),
+        amount=body.amount,
+        currency=body.currency,
+        due_at=body.resolve_due_at(datetime.now(UTC), settings.payrecon_default_due_in),
+        description=body.description,
+        metadata=body.metadata or {},
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint,
+    )
     start = WithStartWorkflowOperation(
         InvoiceWorkflow.run,
         InvoiceWorkflowInput(
-            request=InvoiceRequest(
-                invoice_id=invoice_id,
-                customer_email=str(body.customer_email),
-                amount=body.amount,
-                currency=body.currency,
-                due_at=body.resolve_due_at(datetime.now(UTC), settings.payrecon_default_due_in),
-                description=body.description,
-                metadata=body.metadata or {},
-                idempotency_key=idempotency_key,
-                fingerprint=fingerprint,
-            ),
+            request=request,
             poll_schedule=settings.payrecon_poll_schedule,
             late_payment_window=settings.payrecon_late_payment_window,
             request_id=request_id,
@@ -146,9 +145,7 @@ async def create_invoice(
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         # A completed invoice is never started again; a failed creation may be retried.
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-        search_attributes=TypedSearchAttributes(
-            [SearchAttributePair(INVOICE_STATUS, InvoiceStatus.PENDING.value)]
-        ),
+        search_attributes=initial_search_attributes(request),
         static_summary=f"{body.currency} {body.amount / 100:.2f} from {body.customer_email}",
     )
     bound = log.bind(invoice_id=invoice_id, workflow_id=workflow_id_for(invoice_id))
