@@ -1,11 +1,15 @@
 """The Temporal worker: runs invoice workflows and their activities.
 
-python worker.py        (make run starts it for you)
+    python worker.py        (make run starts it for you)
+
+Two pollers share one process: the invoice queue (workflows and database writes) and the
+Paystack queue, whose activity rate is capped across every worker by the server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,6 +17,7 @@ import structlog
 from sqlalchemy import Engine
 from temporalio import activity, workflow
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.database import DatabaseActivities
@@ -22,35 +27,43 @@ from db.engine import make_engine
 from db.migrate import migrate
 from log import configure_logging
 from paystack.client import PaystackClient
+from temporal_connection import connect
 from workflows.invoice import InvoiceWorkflow
 
 log = structlog.get_logger(__name__)
 
 ACTIVITY_THREADS = 32
+PAYSTACK_CONCURRENCY = 100
 
 
-def build_worker(
+def build_workers(
     client: Client,
     settings: Settings,
     engine: Engine,
     paystack: PaystackClient,
     executor: ThreadPoolExecutor,
-) -> Worker:
+) -> list[Worker]:
     paystack_activities = PaystackActivities(paystack, settings.paystack_callback_url)
-    database_activities = DatabaseActivities(engine)
-    return Worker(
+    invoices = Worker(
         client,
         task_queue=settings.temporal_task_queue,
         workflows=[InvoiceWorkflow],
-        activities=[
-            paystack_activities.initialize_transaction,
-            paystack_activities.verify_transaction,
-            database_activities.record_invoice,
-        ],
+        activities=[DatabaseActivities(engine).record_invoice],
         activity_executor=executor,
         # No more activities at once than threads to run the synchronous ones.
         max_concurrent_activities=ACTIVITY_THREADS,
     )
+    paystack_calls = Worker(
+        client,
+        task_queue=settings.temporal_paystack_task_queue,
+        activities=[
+            paystack_activities.initialize_transaction,
+            paystack_activities.verify_transaction,
+        ],
+        max_concurrent_activities=PAYSTACK_CONCURRENCY,
+        max_task_queue_activities_per_second=settings.paystack_max_calls_per_second,
+    )
+    return [invoices, paystack_calls]
 
 
 def make_paystack_client(settings: Settings) -> PaystackClient:
@@ -61,6 +74,14 @@ def make_paystack_client(settings: Settings) -> PaystackClient:
     )
 
 
+def make_runtime(settings: Settings) -> Runtime | None:
+    """The SDK's own metrics (task latencies, schedule-to-start, slots) for Prometheus."""
+    if not settings.payrecon_worker_metrics_address:
+        return None
+    metrics = PrometheusConfig(bind_address=settings.payrecon_worker_metrics_address)
+    return Runtime(telemetry=TelemetryConfig(metrics=metrics))
+
+
 async def main() -> None:
     settings = get_settings()
     configure_logging(settings.payrecon_log_level)
@@ -69,23 +90,24 @@ async def main() -> None:
     activity.logger.activity_info_on_message = False
     engine = make_engine(settings.database_url)
     migrate(engine)
-    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    client = await connect(settings, runtime=make_runtime(settings))
     paystack = make_paystack_client(settings)
-    with ThreadPoolExecutor(
-        max_workers=ACTIVITY_THREADS, thread_name_prefix="activity"
-    ) as executor:
-        worker = build_worker(client, settings, engine, paystack, executor)
+    with ThreadPoolExecutor(ACTIVITY_THREADS, thread_name_prefix="activity") as executor:
+        workers = build_workers(client, settings, engine, paystack, executor)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         log.info(
             "worker.started",
-            task_queue=settings.temporal_task_queue,
+            task_queues=[settings.temporal_task_queue, settings.temporal_paystack_task_queue],
             temporal=settings.temporal_address,
             paystack=settings.paystack_base_url,
+            metrics=settings.payrecon_worker_metrics_address or None,
         )
-        async with worker:
+        async with contextlib.AsyncExitStack() as running:
+            for worker in workers:
+                await running.enter_async_context(worker)
             await stop.wait()
         log.info("worker.stopped")
     await paystack.aclose()

@@ -9,13 +9,13 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from temporalio.client import Client
 
 from api.routers import health, invoices, webhooks
 from config import Settings, get_settings
 from db.engine import make_engine
 from db.migrate import migrate
 from log import configure_logging
+from temporal_connection import connect
 
 log = structlog.get_logger(__name__)
 
@@ -31,9 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.engine = engine
         # Lazy: the API starts, and answers 503, while Temporal is still coming up.
-        app.state.temporal = await Client.connect(
-            settings.temporal_address, namespace=settings.temporal_namespace, lazy=True
-        )
+        app.state.temporal = await connect(settings, lazy=True)
         log.info("api.started", temporal=settings.temporal_address)
         yield
         engine.dispose()

@@ -13,6 +13,8 @@ from db.models import Invoice
 from domain.invoice import MINIMUM_AMOUNT, InvoiceSnapshot, InvoiceStatus, ReviewReason
 
 MAX_DUE_IN_SECONDS = 365 * 24 * 3600
+# Ten billion in major units: far above any invoice, far below a 64-bit integer.
+MAX_AMOUNT = 10**12
 MAX_METADATA_BYTES = 4096
 # Invoice ids are Paystack references without '.', which marks a replacement reference.
 INVOICE_ID_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
@@ -43,7 +45,10 @@ class CreateInvoice(BaseModel):
     )
 
     customer_email: EmailStr
-    amount: Annotated[int, Field(strict=True, gt=0, description="In the currency's subunit")]
+    amount: Annotated[
+        int,
+        Field(strict=True, gt=0, le=MAX_AMOUNT, description="In the currency's subunit"),
+    ]
     currency: Currency
     description: Annotated[str | None, Field(max_length=500)] = None
     due_in_seconds: Annotated[int | None, Field(strict=True, ge=1, le=MAX_DUE_IN_SECONDS)] = None

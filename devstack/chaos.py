@@ -152,6 +152,7 @@ class Stack:
             "PAYRECON_LATE_PAYMENT_WINDOW": str(args.late_window),
             "PAYRECON_CREATE_TIMEOUT_SECONDS": "20",
             "PAYRECON_LOG_LEVEL": "WARNING",
+            "PAYRECON_WORKER_METRICS_ADDRESS": "",
         }
 
     def build(self, args: argparse.Namespace) -> None:

@@ -33,7 +33,7 @@ from devstack.processes import (
     wait_for_http,
 )
 from paystack.client import PaystackClient
-from worker import ACTIVITY_THREADS, build_worker, make_paystack_client
+from worker import ACTIVITY_THREADS, build_workers, make_paystack_client
 from workflows.types import SEARCH_ATTRIBUTES
 
 SECRET_KEY = "sk_test_payrecon_tests_5d1f0c8e2a"
@@ -64,24 +64,22 @@ class WorkerControl:
         self._engine = engine
         self._executor = ThreadPoolExecutor(max_workers=ACTIVITY_THREADS)
         self._paystack: PaystackClient | None = None
-        self._worker: Worker | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._workers: list[Worker] = []
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         self._paystack = make_paystack_client(self._settings)
-        self._worker = build_worker(
+        self._workers = build_workers(
             self._client, self._settings, self._engine, self._paystack, self._executor
         )
-        self._task = asyncio.create_task(self._worker.run())
+        self._tasks = [asyncio.create_task(worker.run()) for worker in self._workers]
 
     async def stop(self) -> None:
-        if self._worker is not None:
-            await self._worker.shutdown()
-        if self._task is not None:
-            await self._task
+        await asyncio.gather(*(worker.shutdown() for worker in self._workers))
+        await asyncio.gather(*self._tasks)
         if self._paystack is not None:
             await self._paystack.aclose()
-        self._worker = self._task = self._paystack = None
+        self._workers, self._tasks, self._paystack = [], [], None
 
     def close(self) -> None:
         self._executor.shutdown(wait=False)
@@ -166,6 +164,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "PAYRECON_API_KEYS": API_KEY,
         "PAYRECON_POLL_SCHEDULE": POLL_SCHEDULE,
         "PAYRECON_LATE_PAYMENT_WINDOW": LATE_PAYMENT_WINDOW,
+        "PAYRECON_WORKER_METRICS_ADDRESS": "",
     }
 
 

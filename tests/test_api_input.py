@@ -35,6 +35,7 @@ async def test_missing_or_wrong_api_key_is_401(stack: Stack) -> None:
         ({"amount": "250000"}, "amount"),
         ({"amount": 2500.5}, "amount"),
         ({"amount": 0}, "amount"),
+        ({"amount": 10**13}, "amount"),
         ({"amount": 100}, "at least 5000"),
         ({"currency": "EUR"}, "currency"),
         ({"customer_email": "not-an-email"}, "customer_email"),

@@ -20,15 +20,16 @@ async def test_a_whole_run_logs_no_secret_key_api_key_card_or_authorization_code
     stack: Stack, sandbox: httpx.AsyncClient
 ) -> None:
     queue = f"payrecon-logscan-{uuid.uuid4().hex[:8]}"
+    queues = {"TEMPORAL_TASK_QUEUE": queue, "TEMPORAL_PAYSTACK_TASK_QUEUE": f"{queue}-paystack"}
     worker_log = stack.data_dir / "worker-logscan.log"
     worker = Service(
         "worker-logscan",
         [sys.executable, "worker.py"],
-        env={**settings_env(stack.settings), "TEMPORAL_TASK_QUEUE": queue},
+        env={**settings_env(stack.settings), **queues},
         log_path=worker_log,
     ).start()
     try:
-        with another_api(stack, "api-logscan", TEMPORAL_TASK_QUEUE=queue) as logged:
+        with another_api(stack, "api-logscan", **queues) as logged:
             async with httpx.AsyncClient(
                 base_url=logged.api_url, headers={"Authorization": f"Bearer {API_KEY}"}
             ) as api:

@@ -173,6 +173,7 @@ class InvoiceWorkflow:
                 currency=request.currency,
                 metadata={**request.metadata, "invoice_id": request.invoice_id},
             ),
+            task_queue=self._input.paystack_task_queue,
             start_to_close_timeout=PAYSTACK_CALL_TIMEOUT,
             schedule_to_close_timeout=INITIALIZE_DEADLINE,
             retry_policy=INITIALIZE_RETRY,
@@ -215,6 +216,11 @@ class InvoiceWorkflow:
                 await self._wait_for_news(until=min(self._next_poll_at, deadline))
 
     async def _wait_for_news(self, until: datetime) -> None:
+        invoice = self._current
+        workflow.set_current_details(
+            f"{invoice.status.value}: waiting for a payment notice or the next check at "
+            f"{until:%Y-%m-%d %H:%M:%S} UTC (due {invoice.due_at:%Y-%m-%d %H:%M:%S} UTC)"
+        )
         try:
             await workflow.wait_condition(
                 lambda: self._payment_notified or self._cancel_pending(),
@@ -309,6 +315,7 @@ class InvoiceWorkflow:
             return await workflow.execute_activity_method(
                 PaystackActivities.verify_transaction,
                 self._current.paystack_reference or self._current.invoice_id,
+                task_queue=self._input.paystack_task_queue,
                 start_to_close_timeout=PAYSTACK_CALL_TIMEOUT,
                 retry_policy=VERIFY_RETRY,
                 summary="Paystack verify",
@@ -397,6 +404,11 @@ class InvoiceWorkflow:
         if key in self._seen_notices or len(self._seen_notices) >= MAX_NOTICES:
             return
         self._seen_notices.add(key)
+        self._payment_notified = True
+
+    @workflow.signal
+    def verify_now(self) -> None:
+        """An operator's nudge (`payrecon invoices reverify`): ask Paystack now."""
         self._payment_notified = True
 
     @workflow.query

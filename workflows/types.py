@@ -69,6 +69,8 @@ class InvoiceWorkflowInput:
     # The API request that started the workflow; tells a first create from a repeat.
     request_id: str
     carried: CarriedState | None = None
+    # Where Paystack activities run (rate-capped); None: the workflow's own queue.
+    paystack_task_queue: str | None = None
 
 
 @dataclass

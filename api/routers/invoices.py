@@ -139,6 +139,7 @@ async def create_invoice(
             poll_schedule=settings.payrecon_poll_schedule,
             late_payment_window=settings.payrecon_late_payment_window,
             request_id=request_id,
+            paystack_task_queue=settings.temporal_paystack_task_queue,
         ),
         id=workflow_id_for(invoice_id),
         task_queue=settings.temporal_task_queue,
