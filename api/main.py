@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -9,7 +10,10 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from api.metrics import HTTP_LATENCY, HTTP_REQUESTS, register_invoice_metrics
 from api.routers import health, invoices, webhooks
 from config import Settings, get_settings
 from db.engine import make_engine
@@ -32,8 +36,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         # Lazy: the API starts, and answers 503, while Temporal is still coming up.
         app.state.temporal = await connect(settings, lazy=True)
+        collector = register_invoice_metrics(engine)
         log.info("api.started", temporal=settings.temporal_address)
         yield
+        REGISTRY.unregister(collector)
         engine.dispose()
 
     app = FastAPI(
@@ -50,9 +56,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
         response = await call_next(request)
+        route = request.scope.get("route")
+        path = route.path if isinstance(route, APIRoute) else "unmatched"
+        HTTP_LATENCY.labels(request.method, path).observe(time.perf_counter() - started)
+        HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
         response.headers["x-request-id"] = request_id
         return response
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, error: Exception) -> JSONResponse:

@@ -78,3 +78,22 @@ def deliveries_for(engine: Engine, reference: str) -> list[WebhookDelivery]:
             .order_by(col(WebhookDelivery.id))
         )
         return list(session.exec(query))
+
+
+def count_status_changes(engine: Engine) -> dict[str, int]:
+    with Session(engine) as session:
+        query = select(InvoiceStatusChange.status, func.count()).group_by(
+            InvoiceStatusChange.status
+        )
+        return {status: count for status, count in session.exec(query)}
+
+
+def count_invoices_by_status(engine: Engine) -> dict[str, int]:
+    with Session(engine) as session:
+        query = select(Invoice.status, func.count()).group_by(Invoice.status)
+        return {status: count for status, count in session.exec(query)}
+
+
+def get_delivery(engine: Engine, delivery_id: int) -> WebhookDelivery | None:
+    with Session(engine) as session:
+        return session.get(WebhookDelivery, delivery_id)

@@ -12,19 +12,15 @@ import structlog
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from sqlalchemy import Engine
-from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import EngineDep, SettingsDep, TemporalDep
+from api.metrics import WEBHOOK_DELIVERIES
+from api.relay import RelayOutcome, relay
 from api.schemas import PAYSTACK_REFERENCE_PATTERN, ErrorBody, PaystackEvent, WebhookAck
 from config import Settings
 from db import queries
-from domain.invoice import invoice_id_from_reference
-from paystack.events import CHARGE_SUCCESS, MalformedWebhook, WebhookEvent, parse_webhook
+from paystack.events import MalformedWebhook, parse_webhook
 from paystack.signature import SIGNATURE_HEADER, is_valid_signature
-from workflows.invoice import InvoiceWorkflow
-from workflows.types import PaymentNotice, workflow_id_for
 
 log = structlog.get_logger(__name__)
 
@@ -69,36 +65,6 @@ def _allowed(address: str | None, settings: Settings) -> bool:
 def _is_json(request: Request) -> bool:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     return media_type == "application/json"
-
-
-async def _relay(temporal: Client, engine: Engine, event: WebhookEvent) -> tuple[str, int]:
-    """Hands the event to its invoice; returns the outcome and the HTTP status to answer."""
-    if event.event != CHARGE_SUCCESS:
-        return "ignored", status.HTTP_200_OK
-    reference = event.reference
-    if reference is None or not _our_reference.match(reference):
-        return "unknown_reference", status.HTTP_200_OK
-    invoice_id = invoice_id_from_reference(reference)
-    notice = PaymentNotice(
-        reference=reference,
-        transaction_id=event.transaction_id,
-        amount=event.amount,
-        currency=event.currency,
-        paid_at=event.paid_at,
-    )
-    handle = temporal.get_workflow_handle(workflow_id_for(invoice_id))
-    try:
-        await handle.signal(InvoiceWorkflow.payment_notified, notice, rpc_timeout=SIGNAL_TIMEOUT)
-    except RPCError as error:
-        if error.status != RPCStatusCode.NOT_FOUND:
-            log.warning("webhook.signal_failed", invoice_id=reference, error=str(error))
-            return "temporal_unavailable", status.HTTP_503_SERVICE_UNAVAILABLE
-        known = await run_in_threadpool(queries.get_invoice, engine, invoice_id)
-        return ("workflow_closed" if known else "unknown_reference"), status.HTTP_200_OK
-    except Exception as error:  # the lazy client fails this way when Temporal is down
-        log.warning("webhook.signal_failed", invoice_id=reference, error=str(error))
-        return "temporal_unavailable", status.HTTP_503_SERVICE_UNAVAILABLE
-    return "signalled", status.HTTP_200_OK
 
 
 @router.post(
@@ -158,7 +124,13 @@ async def paystack_webhook(
 
     bound = log.bind(invoice_id=event.reference, paystack_event=event.event)
     delivery_id = await run_in_threadpool(queries.record_delivery, engine, event, body, "received")
-    outcome, status_code = await _relay(temporal, engine, event)
+    outcome = await relay(temporal, engine, event)
     await run_in_threadpool(queries.set_delivery_outcome, engine, delivery_id, outcome, None)
-    bound.info("webhook.received", outcome=outcome, delivery_id=delivery_id)
-    return JSONResponse({"outcome": outcome}, status_code=status_code)
+    WEBHOOK_DELIVERIES.labels(outcome=outcome.value).inc()
+    bound.info("webhook.received", outcome=outcome.value, delivery_id=delivery_id)
+    status_code = (
+        status.HTTP_503_SERVICE_UNAVAILABLE
+        if outcome is RelayOutcome.TEMPORAL_UNAVAILABLE
+        else status.HTTP_200_OK
+    )
+    return JSONResponse({"outcome": outcome.value}, status_code=status_code)

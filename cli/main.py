@@ -1,0 +1,234 @@
+"""`payrecon`: the operator's command line.
+
+    payrecon invoices list --status needs_review
+    payrecon invoices show inv-…           (with its state history and webhook deliveries)
+    payrecon invoices reverify inv-…       (ask Paystack again, now)
+    payrecon webhooks redeliver 42         (hand a stored delivery to its invoice again)
+    payrecon temporal setup                (add missing search attributes, idempotently)
+
+It reads the same settings (environment variables) as the API and the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from sqlalchemy import Engine
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.relay import relay
+from config import Settings, get_settings
+from db import queries
+from db.engine import make_engine
+from domain.invoice import InvoiceStatus
+from paystack.events import MalformedWebhook, parse_webhook
+from temporal_connection import connect
+from workflows.invoice import InvoiceWorkflow
+from workflows.types import SEARCH_ATTRIBUTES, workflow_id_for
+
+app = typer.Typer(
+    help="Operate payrecon: invoices, webhook deliveries, the Temporal namespace.",
+    no_args_is_help=True,
+)
+invoices_app = typer.Typer(help="Find, inspect and re-drive invoices.", no_args_is_help=True)
+webhooks_app = typer.Typer(help="Stored Paystack deliveries.", no_args_is_help=True)
+temporal_app = typer.Typer(help="The Temporal namespace payrecon uses.", no_args_is_help=True)
+app.add_typer(invoices_app, name="invoices")
+app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(temporal_app, name="temporal")
+
+
+def _engine(settings: Settings) -> Engine:
+    return make_engine(settings.database_url)
+
+
+def _money(amount: int | None, currency: str) -> str:
+    return "-" if amount is None else f"{currency} {amount / 100:,.2f}"
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> None:
+    widths = [
+        max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)
+    ]
+    for line in (headers, *rows):
+        typer.echo(
+            "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True))
+        )
+
+
+@invoices_app.command("list")
+def list_invoices(
+    status: Annotated[InvoiceStatus | None, typer.Option(help="Only this status")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+) -> None:
+    """Invoices, newest first."""
+    engine = _engine(get_settings())
+    rows, total = queries.list_invoices(
+        engine, status=status.value if status else None, limit=limit, offset=0
+    )
+    _table(
+        [
+            [
+                row.id,
+                row.status,
+                row.review_reason or "",
+                _money(row.amount, row.currency),
+                row.customer_email,
+                _when(row.created_at),
+                _when(row.due_at),
+            ]
+            for row in rows
+        ],
+        ["id", "status", "review", "amount", "customer", "created (UTC)", "due (UTC)"],
+    )
+    typer.echo(f"{len(rows)} of {total}")
+
+
+@invoices_app.command("show")
+def show_invoice(invoice_id: str) -> None:
+    """One invoice: its record, state history, webhook deliveries and workflow."""
+    settings = get_settings()
+    engine = _engine(settings)
+    row = queries.get_invoice(engine, invoice_id)
+    if row is None:
+        typer.echo(f"no invoice {invoice_id}", err=True)
+        raise typer.Exit(1)
+    review = f" / {row.review_reason}" if row.review_reason else ""
+    paid = _money(row.amount_paid, row.currency)
+    for label, value in [
+        ("invoice", f"{row.id}  ({row.status}{review})"),
+        ("amount", f"{_money(row.amount, row.currency)}, paid {paid}"),
+        ("customer", row.customer_email),
+        ("reference", f"{row.paystack_reference}, transaction {row.paystack_transaction_id}"),
+        ("payment link", row.authorization_url or "-"),
+        ("created", _when(row.created_at)),
+        ("due", _when(row.due_at)),
+        ("paid", _when(row.paid_at)),
+    ]:
+        typer.echo(f"{label:<13}{value}")
+    typer.echo("\nstate history")
+    _table(
+        [
+            [str(c.revision), c.status, c.review_reason or "", _when(c.changed_at)]
+            for c in queries.status_history(engine, invoice_id)
+        ],
+        ["rev", "status", "reason", "at (UTC)"],
+    )
+    typer.echo("\nwebhook deliveries")
+    references = {invoice_id, row.paystack_reference or invoice_id}
+    _table(
+        [
+            [str(d.id), d.event, d.outcome, _when(d.received_at)]
+            for reference in sorted(references)
+            for d in queries.deliveries_for(engine, reference)
+        ],
+        ["id", "event", "outcome", "received (UTC)"],
+    )
+    typer.echo("\nworkflow")
+    typer.echo(asyncio.run(_describe(settings, row.workflow_id)))
+
+
+async def _describe(settings: Settings, workflow_id: str) -> str:
+    client = await connect(settings)
+    try:
+        description = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as error:
+        return f"{workflow_id}: {error.message}"
+    status = description.status.name if description.status else "?"
+    return f"{workflow_id}  run {description.run_id}  {status}, {description.history_length} events"
+
+
+@invoices_app.command("reverify")
+def reverify(invoice_id: str) -> None:
+    """Signal the invoice's workflow to ask Paystack now, outside its poll schedule."""
+    settings = get_settings()
+
+    async def send() -> None:
+        client = await connect(settings)
+        handle = client.get_workflow_handle(workflow_id_for(invoice_id))
+        await handle.signal(InvoiceWorkflow.verify_now)
+
+    try:
+        asyncio.run(send())
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            typer.echo(f"{invoice_id}: no running workflow (unknown or already closed)", err=True)
+            raise typer.Exit(1) from error
+        raise
+    typer.echo(f"{invoice_id}: verify requested")
+
+
+@webhooks_app.command("redeliver")
+def redeliver(delivery_id: int) -> None:
+    """Hand a stored, correctly signed delivery to its invoice again (recorded anew)."""
+    settings = get_settings()
+    engine = _engine(settings)
+    stored = queries.get_delivery(engine, delivery_id)
+    if stored is None:
+        typer.echo(f"no delivery {delivery_id}", err=True)
+        raise typer.Exit(1)
+    body = stored.raw_body.encode()
+    try:
+        event = parse_webhook(body)
+    except MalformedWebhook as error:
+        typer.echo(f"delivery {delivery_id} does not parse: {error}", err=True)
+        raise typer.Exit(1) from error
+
+    async def send() -> str:
+        client = await connect(settings, lazy=True)
+        return (await relay(client, engine, event)).value
+
+    new_id = queries.record_delivery(engine, event, body, "redelivering")
+    outcome = asyncio.run(send())
+    queries.set_delivery_outcome(engine, new_id, outcome, f"redelivery of #{delivery_id}")
+    typer.echo(f"delivery {delivery_id} redelivered as #{new_id}: {outcome}")
+    if outcome == "temporal_unavailable":
+        raise typer.Exit(1)
+
+
+@temporal_app.command("setup")
+def setup() -> None:
+    """Register payrecon's search attributes on the namespace; existing ones are kept."""
+    settings = get_settings()
+    added = asyncio.run(_add_search_attributes(settings))
+    typer.echo(f"added {', '.join(added)}" if added else "all search attributes already registered")
+
+
+async def _add_search_attributes(settings: Settings) -> list[str]:
+    client = await connect(settings)
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=settings.temporal_namespace)
+    )
+    known: dict[str, Any] = {**existing.custom_attributes, **existing.system_attributes}
+    missing = {
+        key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
+        for key in SEARCH_ATTRIBUTES
+        if key.name not in known
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=settings.temporal_namespace, search_attributes=missing
+            )
+        )
+    return sorted(missing)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

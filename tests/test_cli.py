@@ -1,0 +1,114 @@
+"""The operator CLI against the test stack: a real process, real database and Temporal."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+
+import httpx
+from google.protobuf.duration_pb2 import Duration
+from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
+
+from tests.conftest import Stack, settings_env
+from tests.helpers import (
+    create_invoice,
+    deliveries,
+    eventually,
+    pay,
+    provider_calls,
+    wait_for_status,
+)
+
+
+async def payrecon(stack: Stack, *args: str, **env: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cli.main",
+        *args,
+        env={**settings_env(stack.settings), "COLUMNS": "200", **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output = (await process.communicate())[0].decode()
+    assert process.returncode is not None
+    return process.returncode, output
+
+
+async def test_list_and_show_a_paid_invoice(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    invoice = await create_invoice(api, customer_email="cli@example.com")
+    await pay(sandbox, invoice["id"])
+    await wait_for_status(api, invoice["id"], "paid")
+
+    code, listed = await payrecon(stack, "invoices", "list", "--status", "paid")
+    assert code == 0, listed
+    assert invoice["id"] in listed and "cli@example.com" in listed
+
+    code, shown = await payrecon(stack, "invoices", "show", invoice["id"])
+    assert code == 0, shown
+    assert "state history" in shown and "pending" in shown and "paid" in shown
+    assert "charge.success" in shown and "signalled" in shown
+    assert f"invoice-{invoice['id']}" in shown
+
+    code, missing = await payrecon(stack, "invoices", "show", "inv-000000000000000000000000")
+    assert code == 1 and "no invoice" in missing
+
+
+async def test_reverify_asks_paystack_now(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    invoice = await create_invoice(api, due_in_seconds=600)
+    before = (await provider_calls(sandbox, invoice["id"]))["verify"]
+
+    code, output = await payrecon(stack, "invoices", "reverify", invoice["id"])
+    assert code == 0, output
+
+    async def verified() -> None:
+        assert (await provider_calls(sandbox, invoice["id"]))["verify"] > before
+
+    await eventually(verified)
+
+
+async def test_redeliver_a_stored_webhook(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    invoice = await create_invoice(api)
+    await pay(sandbox, invoice["id"])
+    await wait_for_status(api, invoice["id"], "paid")
+    await stack.temporal.get_workflow_handle(f"invoice-{invoice['id']}").result()
+    [delivery] = deliveries(stack, invoice["id"])
+
+    code, output = await payrecon(stack, "webhooks", "redeliver", str(delivery.id))
+
+    assert code == 0, output
+    assert "workflow_closed" in output
+    redelivered = deliveries(stack, invoice["id"])[-1]
+    assert redelivered.id != delivery.id and redelivered.raw_body == delivery.raw_body
+    assert redelivered.detail == f"redelivery of #{delivery.id}"
+
+
+async def test_temporal_setup_adds_missing_search_attributes_once(stack: Stack) -> None:
+    namespace = f"setup-{uuid.uuid4().hex[:8]}"
+    await stack.temporal.workflow_service.register_namespace(
+        RegisterNamespaceRequest(
+            namespace=namespace, workflow_execution_retention_period=Duration(seconds=86400)
+        )
+    )
+
+    async def setup() -> tuple[int, str]:
+        return await payrecon(stack, "temporal", "setup", TEMPORAL_NAMESPACE=namespace)
+
+    code, first = await setup()
+    for _ in range(50):  # a new namespace takes a moment to be served
+        if code == 0:
+            break
+        await asyncio.sleep(0.2)
+        code, first = await setup()
+    assert code == 0, first
+    assert "added AmountMinor, Currency, CustomerEmail, DueAt, InvoiceStatus" in first
+
+    code, second = await setup()
+    assert code == 0 and "already registered" in second

@@ -1,0 +1,54 @@
+"""Prometheus metrics: the API's own, and the Temporal SDK's from a worker process."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+
+import httpx
+
+from devstack.processes import Service, free_port, wait_for_http
+from tests.conftest import Stack, settings_env
+from tests.helpers import charge_success, create_invoice, pay, post_webhook, wait_for_status
+
+
+async def test_api_metrics_count_requests_webhooks_and_transitions(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    invoice = await create_invoice(api)
+    await pay(sandbox, invoice["id"])
+    await wait_for_status(api, invoice["id"], "paid")
+    await post_webhook(stack, charge_success(f"inv-{uuid.uuid4().hex[:24]}"))
+
+    text = (await api.get("/metrics")).text
+
+    assert 'payrecon_http_requests_total{method="POST",route="/invoices",status="201"}' in text
+    assert 'route="/invoices/{invoice_id}"' in text
+    assert 'payrecon_webhook_deliveries_total{outcome="unknown_reference"}' in text
+    assert 'payrecon_invoice_transitions_total{status="paid"}' in text
+    assert 'payrecon_invoices{status="paid"}' in text
+    assert "payrecon_http_request_duration_seconds_bucket" in text
+
+
+async def test_worker_serves_temporal_sdk_metrics(stack: Stack) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    queue = f"payrecon-metrics-{uuid.uuid4().hex[:8]}"
+    worker = Service(
+        "worker-metrics",
+        [sys.executable, "worker.py"],
+        env={
+            **settings_env(stack.settings),
+            "PAYRECON_WORKER_METRICS_ADDRESS": address,
+            "TEMPORAL_TASK_QUEUE": queue,
+            "TEMPORAL_PAYSTACK_TASK_QUEUE": f"{queue}-paystack",
+        },
+        log_path=stack.data_dir / "worker-metrics.log",
+    ).start()
+    try:
+        wait_for_http(f"http://{address}/metrics", process=worker.process)
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"http://{address}/metrics")).text
+    finally:
+        worker.stop()
+    assert "temporal_" in text
+    assert queue in text
