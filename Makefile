@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test demo histories fuzz chaos lint format install postgres clean
+.PHONY: run test demo histories fuzz chaos screenshot lint format install postgres clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ demo: $(INSTALLED)
 # 1,000 invoices while the worker, the API and Temporal are SIGKILLed; flags via CHAOS_ARGS.
 chaos: $(INSTALLED)
 	$(PY) -m devstack.chaos $(CHAOS_ARGS)
+
+# The Temporal UI filtered to invoices that need review, into docs/ (needs `make run` and chromium).
+screenshot: $(INSTALLED)
+	@command -v chromium >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium)
+	$(PY) -m devstack.screenshot
 
 # Schemathesis with the full budget: over 1,000 generated requests across every route.
 fuzz: $(INSTALLED)

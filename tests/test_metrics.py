@@ -9,7 +9,14 @@ import httpx
 
 from devstack.processes import Service, free_port, wait_for_http
 from tests.conftest import Stack, settings_env
-from tests.helpers import charge_success, create_invoice, pay, post_webhook, wait_for_status
+from tests.helpers import (
+    charge_success,
+    create_invoice,
+    eventually,
+    pay,
+    post_webhook,
+    wait_for_status,
+)
 
 
 async def test_api_metrics_count_requests_webhooks_and_transitions(
@@ -47,8 +54,14 @@ async def test_worker_serves_temporal_sdk_metrics(stack: Stack) -> None:
     try:
         wait_for_http(f"http://{address}/metrics", process=worker.process)
         async with httpx.AsyncClient() as client:
-            text = (await client.get(f"http://{address}/metrics")).text
+
+            async def polling_metrics() -> None:
+                text = (await client.get(f"http://{address}/metrics")).text
+                assert "temporal_" in text
+                # The pollers of both task queues report once they have started.
+                assert f'task_queue="{queue}"' in text, text[-2000:]
+                assert f'task_queue="{queue}-paystack"' in text
+
+            await eventually(polling_metrics, within=20)
     finally:
         worker.stop()
-    assert "temporal_" in text
-    assert queue in text
