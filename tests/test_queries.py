@@ -1,0 +1,68 @@
+"""The API's reads and the webhook audit writes, on SQLite and on Postgres."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine
+
+from db import queries
+from db.projection import apply_snapshot
+from domain.invoice import InvoiceSnapshot, InvoiceStatus
+from paystack.events import parse_webhook
+
+START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def _invoice(n: int, status: InvoiceStatus) -> tuple[InvoiceSnapshot, InvoiceStatus]:
+    return InvoiceSnapshot(
+        invoice_id=f"inv-{n:024d}",
+        workflow_id=f"invoice-inv-{n:024d}",
+        status=InvoiceStatus.PENDING,
+        customer_email=f"c{n}@example.com",
+        amount=100000 + n,
+        currency="NGN",
+        due_at=START + timedelta(days=1),
+        created_at=START + timedelta(minutes=n),
+        updated_at=START + timedelta(minutes=n),
+        revision=1,
+        fingerprint="f",
+        idempotency_key=f"key-{n}",
+        metadata={"order": n},
+    ), status
+
+
+def test_list_filters_by_status_newest_first_and_counts(engine: Engine) -> None:
+    for n in range(6):
+        snapshot, status = _invoice(n, InvoiceStatus.PAID if n % 2 else InvoiceStatus.PENDING)
+        apply_snapshot(engine, snapshot)
+        if status is not InvoiceStatus.PENDING:
+            apply_snapshot(engine, dataclasses.replace(snapshot, status=status, revision=2))
+
+    rows, total = queries.list_invoices(engine, status="paid", limit=2, offset=0)
+    assert total == 3
+    assert [row.id for row in rows] == [f"inv-{5:024d}", f"inv-{3:024d}"]
+    rest, _ = queries.list_invoices(engine, status="paid", limit=2, offset=2)
+    assert [row.id for row in rest] == [f"inv-{1:024d}"]
+    everything, total_all = queries.list_invoices(engine, status=None, limit=50, offset=0)
+    assert total_all == 6 and len(everything) == 6
+
+    row = queries.get_invoice(engine, f"inv-{4:024d}")
+    assert row is not None and row.invoice_metadata == {"order": 4}
+    assert row.created_at == START + timedelta(minutes=4)
+    assert queries.count_invoices_by_status(engine) == {"paid": 3, "pending": 3}
+    assert queries.count_status_changes(engine) == {"paid": 3, "pending": 6}
+
+
+def test_webhook_deliveries_are_kept_with_their_outcome(engine: Engine) -> None:
+    body = b'{"event": "charge.success", "data": {"id": 4100000000, "reference": "inv-1"}}'
+    event = parse_webhook(body)
+
+    delivery_id = queries.record_delivery(engine, event, body, "received")
+    queries.set_delivery_outcome(engine, delivery_id, "signalled", None)
+
+    [stored] = queries.deliveries_for(engine, "inv-1")
+    assert stored.id == delivery_id and stored.outcome == "signalled"
+    assert stored.raw_body == body.decode() and stored.transaction_id == 4100000000
+    assert queries.get_delivery(engine, delivery_id) is not None
