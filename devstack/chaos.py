@@ -26,18 +26,9 @@ from typing import Any
 
 import httpx
 
-from config import DEV_API_KEY, DEV_PAYSTACK_SECRET_KEY
 from db import queries
 from db.engine import make_engine
-from devstack.processes import (
-    Service,
-    free_port,
-    python_module,
-    temporal_dev_server,
-    wait_for_http,
-    wait_for_port,
-)
-from workflows.types import search_attribute_kinds
+from devstack.stack import LocalStack
 
 FATES = {"pay": 0.50, "pay_wrong_amount": 0.10, "pay_late": 0.10, "expire": 0.20, "cancel": 0.10}
 Outcome = tuple[str, str | None]
@@ -117,90 +108,13 @@ class Invoice:
         return self.observed in self.expected
 
 
-@dataclass
-class Stack:
-    directory: Path
-    secret_key: str = DEV_PAYSTACK_SECRET_KEY
-    api_key: str = DEV_API_KEY
-    ports: dict[str, int] = field(
-        default_factory=lambda: {name: free_port() for name in ("temporal", "ui", "api", "sandbox")}
+def stack_env(stack: LocalStack, args: argparse.Namespace) -> dict[str, str]:
+    return stack.env(
+        PAYSTACK_TIMEOUT_SECONDS="2",
+        PAYRECON_POLL_SCHEDULE=args.poll_schedule,
+        PAYRECON_LATE_PAYMENT_WINDOW=str(args.late_window),
+        PAYRECON_CREATE_TIMEOUT_SECONDS="20",
     )
-    services: dict[str, Service] = field(default_factory=dict)
-
-    @property
-    def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['api']}"
-
-    @property
-    def sandbox_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['sandbox']}"
-
-    @property
-    def database_url(self) -> str:
-        return f"sqlite:///{self.directory / 'payrecon.db'}"
-
-    def env(self, args: argparse.Namespace) -> dict[str, str]:
-        return {
-            "PAYSTACK_SECRET_KEY": self.secret_key,
-            "PAYSTACK_BASE_URL": self.sandbox_url,
-            "PAYSTACK_TIMEOUT_SECONDS": "2",
-            "TEMPORAL_ADDRESS": f"127.0.0.1:{self.ports['temporal']}",
-            "DATABASE_URL": self.database_url,
-            "PAYRECON_API_KEYS": self.api_key,
-            "PAYRECON_API_PORT": str(self.ports["api"]),
-            "PAYRECON_POLL_SCHEDULE": args.poll_schedule,
-            "PAYRECON_LATE_PAYMENT_WINDOW": str(args.late_window),
-            "PAYRECON_CREATE_TIMEOUT_SECONDS": "20",
-            "PAYRECON_LOG_LEVEL": "WARNING",
-            "PAYRECON_WORKER_METRICS_ADDRESS": "",
-        }
-
-    def build(self, args: argparse.Namespace) -> None:
-        env = self.env(args)
-        logs = self.directory
-        self.services = {
-            "temporal": Service(
-                "temporal",
-                temporal_dev_server(
-                    self.directory / "temporal.db",
-                    self.ports["temporal"],
-                    self.ports["ui"],
-                    search_attribute_kinds(),
-                ),
-                log_path=logs / "temporal.log",
-            ),
-            "sandbox": Service(
-                "sandbox",
-                python_module("sandbox"),
-                env={
-                    **env,
-                    "SANDBOX_PORT": str(self.ports["sandbox"]),
-                    "SANDBOX_WEBHOOK_URL": f"{self.api_url}/webhooks/paystack",
-                    "SANDBOX_FAULTS": json.dumps({**FAULTS, "seed": args.seed}),
-                },
-                log_path=logs / "sandbox.log",
-            ),
-            "worker": Service(
-                "worker", [sys.executable, "worker.py"], env=env, log_path=logs / "worker.log"
-            ),
-            "api": Service("api", python_module("api"), env=env, log_path=logs / "api.log"),
-        }
-
-    def wait_ready(self, name: str) -> None:
-        if name == "temporal":
-            wait_for_port("127.0.0.1", self.ports["temporal"], timeout=60)
-        elif name == "sandbox":
-            wait_for_http(f"{self.sandbox_url}/_sandbox/healthz", timeout=60)
-        elif name == "api":
-            wait_for_http(f"{self.api_url}/healthz", timeout=60)
-
-    def start(self, name: str) -> None:
-        self.services[name].start()
-        self.wait_ready(name)
-
-    def stop_all(self) -> None:
-        for service in reversed(list(self.services.values())):
-            service.stop()
 
 
 # --- the customers and the backend service ---------------------------------------------
@@ -298,7 +212,7 @@ async def wait_until_status(
 
 
 async def kill_and_restart(
-    stack: Stack, args: argparse.Namespace, rng: random.Random, window: float
+    stack: LocalStack, args: argparse.Namespace, rng: random.Random, window: float
 ) -> Counter[str]:
     """Each process is SIGKILLed `args.kills` times at random moments, then started again."""
     moments = sorted(
@@ -320,7 +234,7 @@ async def kill_and_restart(
 # --- the verdict ----------------------------------------------------------------------
 
 
-def observe(stack: Stack, invoices: list[Invoice]) -> None:
+def observe(stack: LocalStack, invoices: list[Invoice]) -> None:
     engine = make_engine(stack.database_url)
     try:
         for invoice in invoices:
@@ -336,7 +250,7 @@ def observe(stack: Stack, invoices: list[Invoice]) -> None:
         engine.dispose()
 
 
-async def settle(stack: Stack, invoices: list[Invoice], deadline: float) -> None:
+async def settle(stack: LocalStack, invoices: list[Invoice], deadline: float) -> None:
     """Waits until every invoice shows what it should, or the time is up."""
     while time.monotonic() < deadline:
         await asyncio.to_thread(observe, stack, invoices)
@@ -405,12 +319,14 @@ def print_table(rows: list[tuple[str, str]]) -> None:
 async def run(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
     directory = Path(tempfile.mkdtemp(prefix="payrecon-chaos-"))
-    stack = Stack(directory)
-    stack.build(args)
+    stack = LocalStack(directory)
+    stack.build(
+        stack_env(stack, args),
+        sandbox_env={"SANDBOX_FAULTS": json.dumps({**FAULTS, "seed": args.seed})},
+    )
     started = time.monotonic()
     try:
-        for name in ("temporal", "sandbox", "worker", "api"):
-            await asyncio.to_thread(stack.start, name)
+        await asyncio.to_thread(stack.start_all)
         names = list(FATES)
         invoices = [
             Invoice(
