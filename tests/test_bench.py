@@ -21,7 +21,6 @@ async def test_a_tiny_bench_reports_every_measurement(tmp_path: Path) -> None:
         "--polling-count=2",
         "--day-seconds=6",
         "--capacity=20",
-        "--expected-create-rate=20",
         "--capacity-margin=4",
         f"--results-dir={tmp_path}",
         stdout=asyncio.subprocess.PIPE,
