@@ -48,7 +48,11 @@ def build_workers(
         client,
         task_queue=settings.temporal_task_queue,
         workflows=[InvoiceWorkflow],
-        activities=[DatabaseActivities(engine).record_invoice],
+        # Run as local activities of the invoice workflows (see workflows/invoice.py).
+        activities=[
+            DatabaseActivities(engine).record_invoice,
+            paystack_activities.initialize_transaction,
+        ],
         activity_executor=executor,
         # No more activities at once than threads to run the synchronous ones.
         max_concurrent_activities=ACTIVITY_THREADS,
@@ -56,10 +60,7 @@ def build_workers(
     paystack_calls = Worker(
         client,
         task_queue=settings.temporal_paystack_task_queue,
-        activities=[
-            paystack_activities.initialize_transaction,
-            paystack_activities.verify_transaction,
-        ],
+        activities=[paystack_activities.verify_transaction],
         max_concurrent_activities=PAYSTACK_CONCURRENCY,
         max_task_queue_activities_per_second=settings.paystack_max_calls_per_second,
     )

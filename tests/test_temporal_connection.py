@@ -67,8 +67,12 @@ def test_client_certificate_without_its_key_is_refused(tmp_path: Path) -> None:
 async def test_paystack_activities_have_their_own_rate_capped_queue(
     temporal_env: WorkflowEnvironment,
 ) -> None:
+    # Queues of its own: the session's worker already polls the default ones.
     settings = Settings(
-        temporal_task_queue="invoices", paystack_max_calls_per_second=25, payrecon_api_keys="k"
+        temporal_task_queue="unit-invoices",
+        temporal_paystack_task_queue="unit-paystack",
+        paystack_max_calls_per_second=25,
+        payrecon_api_keys="k",
     )
     engine = make_engine("sqlite://")
     paystack = make_paystack_client(settings)
@@ -77,7 +81,7 @@ async def test_paystack_activities_have_their_own_rate_capped_queue(
             temporal_env.client, settings, engine, paystack, executor
         )
     await paystack.aclose()
-    assert invoices.task_queue == "invoices"
-    assert paystack_calls.task_queue == "payrecon-paystack"
+    assert invoices.task_queue == "unit-invoices"
+    assert paystack_calls.task_queue == "unit-paystack"
     assert paystack_calls.config()["max_task_queue_activities_per_second"] == 25
     assert invoices.config()["max_task_queue_activities_per_second"] is None

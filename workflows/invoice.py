@@ -126,8 +126,8 @@ class InvoiceWorkflow:
             try:
                 link = await self._initialize(reference)
                 break
-            except ActivityError as error:
-                cause = error.cause
+            except (ActivityError, ApplicationError) as error:
+                cause = _cause(error)
                 # Paystack holds this reference already (an answer lost on the way back, or
                 # an earlier failed run): its link is unknowable, and no customer has it.
                 duplicate = (
@@ -163,8 +163,10 @@ class InvoiceWorkflow:
         return self._invoice
 
     async def _initialize(self, reference: str) -> PaymentLink:
+        # A local activity: the caller waits for the link, and this saves two trips through
+        # the server. Creates are paced by the API; polls and verifies by the capped queue.
         request = self._input.request
-        return await workflow.execute_activity_method(
+        return await workflow.execute_local_activity_method(
             PaystackActivities.initialize_transaction,
             InitializeInput(
                 reference=reference,
@@ -173,15 +175,14 @@ class InvoiceWorkflow:
                 currency=request.currency,
                 metadata={**request.metadata, "invoice_id": request.invoice_id},
             ),
-            task_queue=self._input.paystack_task_queue,
             start_to_close_timeout=PAYSTACK_CALL_TIMEOUT,
             schedule_to_close_timeout=INITIALIZE_DEADLINE,
             retry_policy=INITIALIZE_RETRY,
             summary=f"Paystack initialize {reference}",
         )
 
-    async def _fail_creation(self, error: ActivityError) -> NoReturn:
-        cause = error.cause
+    async def _fail_creation(self, error: ActivityError | ApplicationError) -> NoReturn:
+        cause = _cause(error)
         if isinstance(cause, ApplicationError) and cause.type:
             self._creation_error = (cause.type, cause.message)
         else:
@@ -338,8 +339,9 @@ class InvoiceWorkflow:
         await self._record()
 
     async def _record(self) -> None:
+        # Local: a short, idempotent write that the next step waits for.
         snapshot = self._current
-        await workflow.execute_activity_method(
+        await workflow.execute_local_activity_method(
             DatabaseActivities.record_invoice,
             snapshot,
             start_to_close_timeout=RECORD_TIMEOUT,
@@ -426,3 +428,8 @@ class InvoiceWorkflow:
     @property
     def _status(self) -> InvoiceStatus:
         return self._current.status
+
+
+def _cause(error: ActivityError | ApplicationError) -> BaseException | None:
+    """The activity's own error: local activities raise it bare, others wrap it."""
+    return error.cause if isinstance(error, ActivityError) else error
