@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import random
+import signal
 import statistics
 import sys
 import tempfile
@@ -518,7 +519,8 @@ def main() -> int:
     parser.add_argument("--capacity-sample", type=int, default=200)
     parser.add_argument("--results-dir", default=str(RESULTS))
     args = parser.parse_args()
-    sys.setrecursionlimit(10_000)
+    # A SIGTERM unwinds like Ctrl-C, so the stack's processes are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     return asyncio.run(Bench(args).run())
 
 

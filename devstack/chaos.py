@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import random
+import signal
 import statistics
 import sys
 import tempfile
@@ -379,6 +380,8 @@ def main() -> int:
     parser.add_argument("--late-window", type=float, default=20.0)
     parser.add_argument("--poll-schedule", default="2,4,8")
     parser.add_argument("--seed", type=int, default=20261123)
+    # A SIGTERM unwinds like Ctrl-C, so the stack's processes are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     return asyncio.run(run(parser.parse_args()))
 
 
