@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from sqlalchemy import Engine
@@ -48,6 +48,11 @@ app.add_typer(temporal_app, name="temporal")
 
 def _engine(settings: Settings) -> Engine:
     return make_engine(settings.database_url)
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(message, err=True)
+    raise typer.Exit(1)
 
 
 def _money(amount: int | None, currency: str) -> str:
@@ -103,8 +108,7 @@ def show_invoice(invoice_id: str) -> None:
     engine = _engine(settings)
     row = queries.get_invoice(engine, invoice_id)
     if row is None:
-        typer.echo(f"no invoice {invoice_id}", err=True)
-        raise typer.Exit(1)
+        _fail(f"no invoice {invoice_id}")
     review = f" / {row.review_reason}" if row.review_reason else ""
     paid = _money(row.amount_paid, row.currency)
     for label, value in [
@@ -177,8 +181,7 @@ def redeliver(delivery_id: int) -> None:
     engine = _engine(settings)
     stored = queries.get_delivery(engine, delivery_id)
     if stored is None:
-        typer.echo(f"no delivery {delivery_id}", err=True)
-        raise typer.Exit(1)
+        _fail(f"no delivery {delivery_id}")
     body = stored.raw_body.encode()
     try:
         event = parse_webhook(body)

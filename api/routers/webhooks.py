@@ -4,8 +4,6 @@ whatever we could not hand over."""
 
 from __future__ import annotations
 
-import re
-from datetime import timedelta
 from ipaddress import ip_address
 
 import structlog
@@ -16,7 +14,7 @@ from fastapi.responses import JSONResponse
 from api.deps import EngineDep, SettingsDep, TemporalDep
 from api.metrics import WEBHOOK_DELIVERIES
 from api.relay import RelayOutcome, relay
-from api.schemas import PAYSTACK_REFERENCE_PATTERN, ErrorBody, PaystackEvent, WebhookAck
+from api.schemas import ErrorBody, PaystackEvent, WebhookAck
 from config import Settings
 from db import queries
 from paystack.events import MalformedWebhook, parse_webhook
@@ -27,8 +25,6 @@ log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
 MAX_BODY_BYTES = 1024 * 1024
-SIGNAL_TIMEOUT = timedelta(seconds=10)
-_our_reference = re.compile(PAYSTACK_REFERENCE_PATTERN)
 
 
 async def _read_body(request: Request) -> bytes:
