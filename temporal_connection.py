@@ -3,7 +3,10 @@ Temporal Cloud with an API key, all from settings."""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import os
+import sys
+from typing import Any, NoReturn
 
 from temporalio.client import Client
 from temporalio.runtime import Runtime
@@ -56,3 +59,16 @@ async def connect(
 
 def _read(path: Any) -> bytes | None:
     return path.read_bytes() if path is not None else None
+
+
+def exit_process(code: int) -> NoReturn:
+    """End a process that used a Temporal client, skipping interpreter teardown.
+
+    The client's Rust threads can outlive the event loop and call into Python while it
+    finalizes, which aborts the process (SIGABRT, "PyGILState_Release ... must be
+    current"; temporalio/sdk-python#300). Output is flushed first, so nothing is lost.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)

@@ -27,7 +27,7 @@ from db.engine import make_engine
 from db.migrate import migrate
 from log import configure_logging
 from paystack.client import PaystackClient
-from temporal_connection import connect
+from temporal_connection import connect, exit_process
 from workflows.invoice import InvoiceWorkflow
 
 log = structlog.get_logger(__name__)
@@ -117,3 +117,4 @@ async def main() -> None:
 
 if __name__ == "__main__":
     asyncio.run(main())
+    exit_process(0)

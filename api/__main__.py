@@ -10,6 +10,8 @@ import os
 
 import uvicorn
 
+from temporal_connection import exit_process
+
 
 def main() -> None:
     uvicorn.run(
@@ -24,3 +26,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    exit_process(0)

@@ -34,6 +34,7 @@ from db.engine import make_engine
 from devstack.processes import Service, free_port, python_module, wait_for_http
 from devstack.stack import LocalStack
 from paystack.signature import SIGNATURE_HEADER, sign
+from temporal_connection import exit_process
 
 RESULTS = Path(__file__).parent / "results"
 DAY = 86400.0
@@ -555,4 +556,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -30,7 +30,7 @@ from db import queries
 from db.engine import make_engine
 from domain.invoice import InvoiceStatus
 from paystack.events import MalformedWebhook, parse_webhook
-from temporal_connection import connect
+from temporal_connection import connect, exit_process
 from workflows.invoice import InvoiceWorkflow
 from workflows.types import SEARCH_ATTRIBUTES, workflow_id_for
 
@@ -230,7 +230,14 @@ async def _add_search_attributes(settings: Settings) -> list[str]:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        if isinstance(exit_.code, str):
+            typer.echo(exit_.code, err=True)
+    exit_process(code)
 
 
 if __name__ == "__main__":
