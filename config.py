@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     # How long POST /invoices waits for the workflow to produce the payment link.
     payrecon_create_timeout_seconds: float = Field(30.0, gt=0)
     payrecon_log_level: str = "INFO"
+    # Accepted webhooks are relayed from the database: how long one process may hold a
+    # delivery before another takes it up, and how often each process looks for such.
+    payrecon_relay_lease_seconds: float = Field(30.0, gt=0)
+    payrecon_relay_scan_seconds: float = Field(1.0, gt=0)
     # Webhooks only from these addresses or networks (empty: from anywhere). Paystack's:
     # 52.31.139.75,52.49.173.169,52.214.14.220
     payrecon_webhook_allowed_ips: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(

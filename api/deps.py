@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from temporalio.client import Client
 
+from api.relay import Relayer
 from config import Settings
 
 
@@ -23,6 +24,10 @@ def get_engine(request: Request) -> Engine:
 
 def get_temporal(request: Request) -> Client:
     return request.app.state.temporal
+
+
+def get_relayer(request: Request) -> Relayer:
+    return request.app.state.relayer
 
 
 bearer = HTTPBearer(auto_error=False, description="An API key from PAYRECON_API_KEYS")
@@ -49,3 +54,4 @@ def require_api_key(
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
+RelayerDep = Annotated[Relayer, Depends(get_relayer)]

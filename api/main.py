@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import structlog
 from fastapi import FastAPI, Request, Response
@@ -14,6 +15,7 @@ from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from api.metrics import HTTP_LATENCY, HTTP_REQUESTS, register_invoice_metrics
+from api.relay import Relayer
 from api.routers import health, invoices, webhooks
 from config import Settings, get_settings
 from db.engine import make_engine
@@ -36,9 +38,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         # Lazy: the API starts, and answers 503, while Temporal is still coming up.
         app.state.temporal = await connect(settings, lazy=True)
+        relayer = Relayer(
+            app.state.temporal,
+            engine,
+            lease=timedelta(seconds=settings.payrecon_relay_lease_seconds),
+            scan_interval=settings.payrecon_relay_scan_seconds,
+        )
+        app.state.relayer = relayer
+        relayer.start()
         collector = register_invoice_metrics(engine)
         log.info("api.started", temporal=settings.temporal_address)
         yield
+        await relayer.stop()
         REGISTRY.unregister(collector)
         engine.dispose()
 

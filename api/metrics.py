@@ -21,6 +21,11 @@ HTTP_LATENCY = Histogram(
 WEBHOOK_DELIVERIES = Counter(
     "payrecon_webhook_deliveries", "Signed Paystack deliveries by outcome", ["outcome"]
 )
+WEBHOOK_RELAYS = Counter(
+    "payrecon_webhook_relays",
+    "Attempts to signal a queued delivery to its workflow, by outcome",
+    ["outcome"],
+)
 
 
 class InvoiceCollector(Collector):
@@ -40,8 +45,14 @@ class InvoiceCollector(Collector):
         )
         for status, count in queries.count_invoices_by_status(self._engine).items():
             invoices.add_metric([status], count)
+        queued = GaugeMetricFamily(
+            "payrecon_webhook_deliveries_queued",
+            "Accepted deliveries not yet relayed to their workflows",
+        )
+        queued.add_metric([], queries.count_queued_deliveries(self._engine))
         yield transitions
         yield invoices
+        yield queued
 
 
 def register_invoice_metrics(engine: Engine) -> InvoiceCollector:

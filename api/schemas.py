@@ -209,5 +209,10 @@ class PaystackEvent(BaseModel):
 
 class WebhookAck(BaseModel):
     outcome: str = Field(
-        description="What was done: signalled, workflow_closed, unknown_reference, ignored"
+        description=(
+            "queued: committed, and relayed to the invoice's workflow right after; "
+            "unknown_reference: not one of our invoices, kept for the audit log; "
+            "ignored: an event payrecon does not act on, kept for the audit log"
+        ),
+        examples=["queued"],
     )

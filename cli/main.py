@@ -12,7 +12,7 @@ It reads the same settings (environment variables) as the API and the worker.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -24,7 +24,7 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.relay import relay
+from api.relay import RelayOutcome, relay
 from config import Settings, get_settings
 from db import queries
 from db.engine import make_engine
@@ -189,16 +189,23 @@ def redeliver(delivery_id: int) -> None:
         typer.echo(f"delivery {delivery_id} does not parse: {error}", err=True)
         raise typer.Exit(1) from error
 
-    async def send() -> str:
+    async def send() -> RelayOutcome:
         client = await connect(settings, lazy=True)
-        return (await relay(client, engine, event)).value
+        return await relay(client, engine, event)
 
-    new_id = queries.record_delivery(engine, event, body, "redelivering")
+    # Queued and leased to this command; if Temporal does not take it, the API's relayers do.
+    lease = datetime.now(UTC) + timedelta(seconds=settings.payrecon_relay_lease_seconds)
+    new_id = queries.record_delivery(engine, event, body, queries.QUEUED, relay_after=lease)
     outcome = asyncio.run(send())
-    queries.set_delivery_outcome(engine, new_id, outcome, f"redelivery of #{delivery_id}")
-    typer.echo(f"delivery {delivery_id} redelivered as #{new_id}: {outcome}")
-    if outcome == "temporal_unavailable":
-        raise typer.Exit(1)
+    detail = f"redelivery of #{delivery_id}"
+    if outcome is RelayOutcome.TEMPORAL_UNAVAILABLE:
+        queries.retry_delivery_later(engine, new_id, datetime.now(UTC), detail)
+        _fail(
+            f"delivery {delivery_id} queued as #{new_id}: Temporal is unavailable, "
+            "the API will relay it when Temporal answers"
+        )
+    queries.set_delivery_outcome(engine, new_id, outcome.value, detail)
+    typer.echo(f"delivery {delivery_id} redelivered as #{new_id}: {outcome.value}")
 
 
 @temporal_app.command("setup")

@@ -1,13 +1,13 @@
 """Database tables. The `invoices` table is a projection of the invoice workflows, written
 only by the `record_invoice` activity; `webhook_deliveries` is the audit log of every
-correctly signed Paystack delivery."""
+correctly signed Paystack delivery, and the outbox of those still to be relayed."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, Text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -93,6 +93,7 @@ class WebhookDelivery(SQLModel, table=True):
         Index("ix_webhook_deliveries_received_at", "received_at"),
         Index("ix_webhook_deliveries_reference", "reference"),
         Index("ix_webhook_deliveries_dedupe_key", "dedupe_key"),
+        Index("ix_webhook_deliveries_outcome_relay_after", "outcome", "relay_after"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -104,3 +105,7 @@ class WebhookDelivery(SQLModel, table=True):
     raw_body: str = Field(sa_column=Column(Text, nullable=False))
     outcome: str
     detail: str | None = None
+    # While `queued`: not before this moment may a relayer claim it. Claiming moves it a
+    # lease ahead; a failed attempt moves it to the next try. Cleared once relayed.
+    relay_after: datetime | None = utc_column(nullable=True)
+    relay_attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))

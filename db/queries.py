@@ -1,10 +1,11 @@
-"""The reads and audit writes the API makes. Invoice rows are written only by activities."""
+"""The reads, audit writes and outbox moves the API makes. Invoice rows are written only by
+activities."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, update
 from sqlmodel import Session, col, select
 
 from db.models import Invoice, InvoiceStatusChange, WebhookDelivery
@@ -40,9 +41,20 @@ def status_history(engine: Engine, invoice_id: str) -> list[InvoiceStatusChange]
         return list(session.exec(query))
 
 
-def record_delivery(engine: Engine, event: WebhookEvent, raw_body: bytes, outcome: str) -> int:
+QUEUED = "queued"
+
+
+def record_delivery(
+    engine: Engine,
+    event: WebhookEvent,
+    raw_body: bytes,
+    outcome: str,
+    *,
+    relay_after: datetime | None = None,
+) -> int:
     delivery = WebhookDelivery(
         received_at=datetime.now(UTC),
+        relay_after=relay_after,
         event=event.event,
         reference=event.reference,
         transaction_id=event.transaction_id,
@@ -66,8 +78,63 @@ def set_delivery_outcome(
             return
         delivery.outcome = outcome
         delivery.detail = detail
+        delivery.relay_after = None
         session.add(delivery)
         session.commit()
+
+
+def claim_queued_deliveries(
+    engine: Engine, *, now: datetime, lease: timedelta, limit: int
+) -> list[WebhookDelivery]:
+    """Queued deliveries whose time has come, each leased to the caller alone: a row is
+    moved a lease ahead only if no one else moved it since it was read."""
+    with Session(engine) as session:
+        due = session.exec(
+            select(WebhookDelivery.id, WebhookDelivery.relay_after)
+            .where(WebhookDelivery.outcome == QUEUED, col(WebhookDelivery.relay_after) <= now)
+            .order_by(col(WebhookDelivery.relay_after))
+            .limit(limit)
+        ).all()
+        claimed: list[int] = []
+        for delivery_id, seen in due:
+            moved = session.exec(  # type: ignore[call-overload]
+                update(WebhookDelivery)
+                .where(
+                    col(WebhookDelivery.id) == delivery_id,
+                    col(WebhookDelivery.outcome) == QUEUED,
+                    col(WebhookDelivery.relay_after) == seen,
+                )
+                .values(relay_after=now + lease)
+            )
+            if moved.rowcount == 1:
+                claimed.append(delivery_id)
+            session.commit()
+        if not claimed:
+            return []
+        rows = session.exec(
+            select(WebhookDelivery).where(col(WebhookDelivery.id).in_(claimed))
+        ).all()
+        return sorted(rows, key=lambda row: row.id or 0)
+
+
+def retry_delivery_later(engine: Engine, delivery_id: int, at: datetime, detail: str) -> None:
+    with Session(engine) as session:
+        session.exec(  # type: ignore[call-overload]
+            update(WebhookDelivery)
+            .where(col(WebhookDelivery.id) == delivery_id, col(WebhookDelivery.outcome) == QUEUED)
+            .values(
+                relay_after=at,
+                relay_attempts=WebhookDelivery.relay_attempts + 1,
+                detail=detail,
+            )
+        )
+        session.commit()
+
+
+def count_queued_deliveries(engine: Engine) -> int:
+    with Session(engine) as session:
+        query = select(func.count()).where(WebhookDelivery.outcome == QUEUED)
+        return session.exec(query).one()
 
 
 def deliveries_for(engine: Engine, reference: str) -> list[WebhookDelivery]:

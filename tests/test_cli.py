@@ -10,12 +10,15 @@ import httpx
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 
+from devstack.processes import free_port
 from tests.conftest import Stack, settings_env
 from tests.helpers import (
+    charge_success,
     create_invoice,
     deliveries,
     eventually,
     pay,
+    post_webhook,
     provider_calls,
     wait_for_status,
 )
@@ -88,6 +91,29 @@ async def test_redeliver_a_stored_webhook(
     redelivered = deliveries(stack, invoice["id"])[-1]
     assert redelivered.id != delivery.id and redelivered.raw_body == delivery.raw_body
     assert redelivered.detail == f"redelivery of #{delivery.id}"
+
+
+async def test_redeliver_with_temporal_down_leaves_it_for_the_api(
+    stack: Stack, api: httpx.AsyncClient
+) -> None:
+    invoice = await create_invoice(api, due_in_seconds=600)
+    await post_webhook(stack, charge_success(invoice["id"]))
+    await eventually(lambda: _assert_last_outcome(stack, invoice["id"], "signalled"))
+    [delivery] = deliveries(stack, invoice["id"])
+
+    nowhere = f"127.0.0.1:{free_port()}"
+    code, output = await payrecon(
+        stack, "webhooks", "redeliver", str(delivery.id), TEMPORAL_ADDRESS=nowhere
+    )
+
+    assert code == 1 and "the API will relay it" in output, output
+    # The stack's API relayer takes the queued redelivery up on its next scan.
+    await eventually(lambda: _assert_last_outcome(stack, invoice["id"], "signalled"))
+    assert len(deliveries(stack, invoice["id"])) == 2
+
+
+def _assert_last_outcome(stack: Stack, reference: str, outcome: str) -> None:
+    assert deliveries(stack, reference)[-1].outcome == outcome
 
 
 async def test_temporal_setup_adds_missing_search_attributes_once(stack: Stack) -> None:

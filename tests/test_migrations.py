@@ -26,6 +26,11 @@ def test_indexes_for_the_api_queries(engine: Engine) -> None:
     assert indexes["ix_invoices_status_created_at"]["column_names"] == ["status", "created_at"]
     assert indexes["ix_invoices_customer_email"]["column_names"] == ["customer_email"]
     assert indexes["ux_invoices_idempotency_key"]["unique"]
+    outbox = {index["name"]: index for index in inspect(engine).get_indexes("webhook_deliveries")}
+    assert outbox["ix_webhook_deliveries_outcome_relay_after"]["column_names"] == [
+        "outcome",
+        "relay_after",
+    ]
 
 
 def test_concurrent_migrations_end_at_head(database_url: str) -> None:
@@ -33,7 +38,7 @@ def test_concurrent_migrations_end_at_head(database_url: str) -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(migrate, engines))
     with engines[0].connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0001"
+        assert MigrationContext.configure(connection).get_current_revision() == "0002"
     for engine in engines:
         engine.dispose()
 
@@ -46,3 +51,21 @@ def test_downgrade_to_nothing_and_back(engine: Engine, database_url: str) -> Non
     assert {"invoices", "invoice_status_changes", "webhook_deliveries"} <= set(
         inspect(engine).get_table_names()
     )
+
+
+def test_upgrade_from_0001_keeps_deliveries_and_queues_none(
+    engine: Engine, database_url: str
+) -> None:
+    config = alembic_config(database_url)
+    command.downgrade(config, "0001")
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO webhook_deliveries (received_at, event, dedupe_key, raw_body, outcome)"
+            " VALUES ('2026-11-23 10:00:00', 'charge.success', 'k', '{}', 'signalled')"
+        )
+    migrate(engine)
+    with engine.connect() as connection:
+        row = connection.exec_driver_sql(
+            "SELECT outcome, relay_after, relay_attempts FROM webhook_deliveries"
+        ).one()
+    assert tuple(row) == ("signalled", None, 0)

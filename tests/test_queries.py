@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
@@ -66,3 +67,52 @@ def test_webhook_deliveries_are_kept_with_their_outcome(engine: Engine) -> None:
     assert stored.id == delivery_id and stored.outcome == "signalled"
     assert stored.raw_body == body.decode() and stored.transaction_id == 4100000000
     assert queries.get_delivery(engine, delivery_id) is not None
+
+
+def _queued(engine: Engine, reference: str, relay_after: datetime) -> int:
+    body = f'{{"event": "charge.success", "data": {{"id": 1, "reference": "{reference}"}}}}'
+    event = parse_webhook(body.encode())
+    return queries.record_delivery(
+        engine, event, body.encode(), queries.QUEUED, relay_after=relay_after
+    )
+
+
+def test_a_queued_delivery_is_claimed_once_its_time_comes_and_by_one_relayer(
+    engine: Engine,
+) -> None:
+    lease = timedelta(seconds=30)
+    due = _queued(engine, "inv-due", START)
+    _queued(engine, "inv-leased", START + timedelta(minutes=5))
+    relayed = _queued(engine, "inv-relayed", START)
+    queries.set_delivery_outcome(engine, relayed, "signalled", None)
+
+    now = START + timedelta(seconds=1)
+    [claimed] = queries.claim_queued_deliveries(engine, now=now, lease=lease, limit=10)
+    assert claimed.id == due and claimed.relay_after == now + lease
+    # A second relayer at the same moment finds it leased.
+    assert queries.claim_queued_deliveries(engine, now=now, lease=lease, limit=10) == []
+    assert queries.count_queued_deliveries(engine) == 2
+
+    queries.retry_delivery_later(engine, due, now + timedelta(seconds=2), "temporal unavailable")
+    again = queries.claim_queued_deliveries(
+        engine, now=now + timedelta(seconds=2), lease=lease, limit=10
+    )
+    assert [(row.id, row.relay_attempts, row.detail) for row in again] == [
+        (due, 1, "temporal unavailable")
+    ]
+
+
+def test_concurrent_relayers_never_claim_the_same_delivery(engine: Engine) -> None:
+    ids = {_queued(engine, f"inv-{n}", START) for n in range(40)}
+    now = START + timedelta(seconds=1)
+
+    def claim(_: int) -> list[int]:
+        rows = queries.claim_queued_deliveries(
+            engine, now=now, lease=timedelta(seconds=30), limit=40
+        )
+        return [row.id for row in rows if row.id is not None]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        claims = list(pool.map(claim, range(4)))
+    everything = [delivery_id for claimed in claims for delivery_id in claimed]
+    assert sorted(everything) == sorted(ids)

@@ -1,17 +1,25 @@
-"""With Temporal unreachable the API says so (503), keeps every webhook it was sent, and
-creates nothing; Paystack retries the delivery later."""
+"""With Temporal unreachable the API says so where it must (create, cancel, readiness) and
+still accepts webhooks: each is committed and relayed once Temporal answers again, by any
+API process."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from temporalio.api.enums.v1 import EventType
 
 from devstack.processes import free_port
 from tests.conftest import API_KEY, Stack, another_api
-from tests.helpers import INVOICE, charge_success, deliveries, post_webhook
+from tests.helpers import (
+    INVOICE,
+    charge_success,
+    create_invoice,
+    deliveries,
+    eventually,
+    post_webhook,
+)
 
 
 @pytest.fixture(scope="module")
@@ -21,18 +29,44 @@ def api_without_temporal(stack: Stack) -> Iterator[Stack]:
         "api-no-temporal",
         TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}",
         PAYRECON_CREATE_TIMEOUT_SECONDS="3",
+        # It relays what it accepts itself, but leaves other rows to the stack's own API.
+        PAYRECON_RELAY_SCAN_SECONDS="3600",
     ) as api:
         yield api
 
 
-async def test_webhook_is_recorded_and_answered_503(api_without_temporal: Stack) -> None:
-    reference = f"inv-{uuid.uuid4().hex[:24]}"
-    response = await post_webhook(api_without_temporal, charge_success(reference))
+async def test_webhook_is_accepted_then_relayed_when_temporal_answers(
+    stack: Stack, api: httpx.AsyncClient, api_without_temporal: Stack
+) -> None:
+    invoice = await create_invoice(api, due_in_seconds=600)
 
-    assert response.status_code == 503
-    assert response.json() == {"outcome": "temporal_unavailable"}
-    [delivery] = deliveries(api_without_temporal, reference)
-    assert delivery.outcome == "temporal_unavailable"
+    response = await post_webhook(api_without_temporal, charge_success(invoice["id"]))
+    assert response.status_code == 200
+    assert response.json() == {"outcome": "queued"}
+
+    def deferred() -> None:
+        [delivery] = deliveries(stack, invoice["id"])
+        assert delivery.outcome == "queued", delivery
+        assert delivery.relay_attempts == 1 and delivery.detail == "temporal unavailable"
+
+    await eventually(deferred)
+
+    # The stack's API, which reaches Temporal, takes the delivery up once its retry is due.
+    def relayed() -> None:
+        [delivery] = deliveries(stack, invoice["id"])
+        assert delivery.outcome == "signalled", delivery
+        assert delivery.relay_after is None
+
+    await eventually(relayed, within=15)
+    handle = stack.temporal.get_workflow_handle(f"invoice-{invoice['id']}")
+    signals = [
+        event
+        async for event in handle.fetch_history_events()
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    ]
+    assert [s.workflow_execution_signaled_event_attributes.signal_name for s in signals] == [
+        "payment_notified"
+    ]
 
 
 async def test_create_and_cancel_answer_503_and_readyz_says_why(

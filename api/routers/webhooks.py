@@ -1,6 +1,6 @@
-"""Paystack webhooks: check the signature, record the delivery, relay `charge.success`
-to the invoice's workflow. 200 only once Temporal has the signal, so Paystack retries
-whatever we could not hand over."""
+"""Paystack webhooks: check the signature, then commit the delivery before answering 200.
+A `charge.success` for one of our invoices is committed as queued and relayed to its
+workflow by the relayer, so Paystack's answer waits on the database, never on Temporal."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ from ipaddress import ip_address
 import structlog
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 
-from api.deps import EngineDep, SettingsDep, TemporalDep
+from api.deps import EngineDep, RelayerDep, SettingsDep
 from api.metrics import WEBHOOK_DELIVERIES
-from api.relay import RelayOutcome, relay
+from api.relay import RelayOutcome, classify
 from api.schemas import ErrorBody, PaystackEvent, WebhookAck
 from config import Settings
 from db import queries
@@ -88,12 +87,11 @@ def _is_json(request: Request) -> bool:
         403: {"model": ErrorBody, "description": "Source address not allowed"},
         413: {"model": ErrorBody, "description": "Body over 1 MiB"},
         415: {"model": ErrorBody, "description": "Content-type is not application/json"},
-        503: {"model": WebhookAck, "description": "Temporal unavailable; Paystack will retry"},
     },
 )
 async def paystack_webhook(
-    request: Request, settings: SettingsDep, engine: EngineDep, temporal: TemporalDep
-) -> JSONResponse:
+    request: Request, settings: SettingsDep, engine: EngineDep, relayer: RelayerDep
+) -> WebhookAck:
     address = _client_address(request, settings)
     if not _allowed(address, settings):
         log.warning("webhook.source_refused", client=address)
@@ -119,14 +117,18 @@ async def paystack_webhook(
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(error)) from error
 
     bound = log.bind(invoice_id=event.reference, paystack_event=event.event)
-    delivery_id = await run_in_threadpool(queries.record_delivery, engine, event, body, "received")
-    outcome = await relay(temporal, engine, event)
-    await run_in_threadpool(queries.set_delivery_outcome, engine, delivery_id, outcome, None)
+    outcome = await run_in_threadpool(classify, engine, event)
+    if outcome is RelayOutcome.QUEUED:
+        # Leased to this process, so no other relayer takes it while this one signals.
+        lease = relayer.lease_until()
+        delivery_id = await run_in_threadpool(
+            queries.record_delivery, engine, event, body, outcome.value, relay_after=lease
+        )
+        relayer.submit(delivery_id, event)
+    else:
+        delivery_id = await run_in_threadpool(
+            queries.record_delivery, engine, event, body, outcome.value
+        )
     WEBHOOK_DELIVERIES.labels(outcome=outcome.value).inc()
     bound.info("webhook.received", outcome=outcome.value, delivery_id=delivery_id)
-    status_code = (
-        status.HTTP_503_SERVICE_UNAVAILABLE
-        if outcome is RelayOutcome.TEMPORAL_UNAVAILABLE
-        else status.HTTP_200_OK
-    )
-    return JSONResponse({"outcome": outcome.value}, status_code=status_code)
+    return WebhookAck(outcome=outcome.value)
