@@ -56,7 +56,7 @@ def classify(engine: Engine, event: WebhookEvent) -> RelayOutcome:
         return RelayOutcome.UNKNOWN_REFERENCE
     # The invoice row is written before its payment link is handed out, so a payment for
     # one of our invoices always finds it.
-    if queries.get_invoice(engine, invoice_id_from_reference(reference)) is None:
+    if not queries.invoice_exists(engine, invoice_id_from_reference(reference)):
         return RelayOutcome.UNKNOWN_REFERENCE
     return RelayOutcome.QUEUED
 
@@ -116,6 +116,9 @@ class Relayer:
         self._slots = asyncio.Semaphore(concurrency)
         self._in_flight: set[asyncio.Task[None]] = set()
         self._scanner: asyncio.Task[None] | None = None
+        # Outcomes are written in batches: under load, one transaction for many deliveries.
+        self._finished: list[tuple[int, str]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     def lease_until(self) -> datetime:
         return datetime.now(UTC) + self._lease
@@ -137,6 +140,8 @@ class Relayer:
         if self._in_flight:
             # What is not finished keeps its lease and is taken up again when it ends.
             await asyncio.wait(self._in_flight, timeout=grace)
+        if self._writer is not None:
+            await asyncio.wait([self._writer], timeout=grace)
 
     async def scan_once(self) -> int:
         claimed = await run_in_threadpool(
@@ -183,10 +188,23 @@ class Relayer:
                 )
                 bound.warning("webhook.relay_deferred", attempts=attempts + 1, retry_in=delay)
                 return
-            await run_in_threadpool(
-                queries.set_delivery_outcome, self._engine, delivery_id, outcome.value, None
-            )
             bound.info("webhook.relayed", outcome=outcome.value)
+            self._finish(delivery_id, outcome)
         except Exception:
             # The lease runs out and a scan takes the delivery up again.
             bound.exception("webhook.relay_failed")
+
+    def _finish(self, delivery_id: int, outcome: RelayOutcome) -> None:
+        self._finished.append((delivery_id, outcome.value))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_outcomes(), name="relayer-write")
+
+    async def _write_outcomes(self) -> None:
+        while self._finished:
+            batch, self._finished = self._finished, []
+            try:
+                await run_in_threadpool(queries.finish_deliveries, self._engine, batch)
+            except Exception:
+                # Still queued in the database: their leases run out and they are relayed
+                # again, which the workflows ignore.
+                log.exception("webhook.relay_outcomes_not_written", deliveries=len(batch))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, func, update
+from sqlalchemy import Engine, func, insert, update
 from sqlmodel import Session, col, select
 
 from db.models import Invoice, InvoiceStatusChange, WebhookDelivery
@@ -44,6 +44,12 @@ def status_history(engine: Engine, invoice_id: str) -> list[InvoiceStatusChange]
 QUEUED = "queued"
 
 
+def invoice_exists(engine: Engine, invoice_id: str) -> bool:
+    with engine.connect() as connection:
+        found = connection.execute(select(Invoice.id).where(Invoice.id == invoice_id)).first()
+        return found is not None
+
+
 def record_delivery(
     engine: Engine,
     event: WebhookEvent,
@@ -52,21 +58,23 @@ def record_delivery(
     *,
     relay_after: datetime | None = None,
 ) -> int:
-    delivery = WebhookDelivery(
-        received_at=datetime.now(UTC),
-        relay_after=relay_after,
-        event=event.event,
-        reference=event.reference,
-        transaction_id=event.transaction_id,
-        dedupe_key=event.dedupe_key,
-        raw_body=raw_body.decode("utf-8", errors="replace"),
-        outcome=outcome,
-    )
-    with Session(engine) as session:
-        session.add(delivery)
-        session.commit()
-        assert delivery.id is not None
-        return delivery.id
+    # Core, not the ORM: this runs for every webhook, before Paystack gets its answer.
+    row = {
+        "received_at": datetime.now(UTC),
+        "event": event.event,
+        "reference": event.reference,
+        "transaction_id": event.transaction_id,
+        "dedupe_key": event.dedupe_key,
+        "raw_body": raw_body.decode("utf-8", errors="replace"),
+        "outcome": outcome,
+        "relay_after": relay_after,
+        "relay_attempts": 0,
+    }
+    with engine.begin() as connection:
+        inserted = connection.execute(insert(WebhookDelivery).values(row))
+        (delivery_id,) = inserted.inserted_primary_key or (None,)
+        assert isinstance(delivery_id, int)
+        return delivery_id
 
 
 def set_delivery_outcome(
@@ -81,6 +89,20 @@ def set_delivery_outcome(
         delivery.relay_after = None
         session.add(delivery)
         session.commit()
+
+
+def finish_deliveries(engine: Engine, outcomes: list[tuple[int, str]]) -> None:
+    """Final outcomes of relayed deliveries, in one transaction."""
+    by_outcome: dict[str, list[int]] = {}
+    for delivery_id, outcome in outcomes:
+        by_outcome.setdefault(outcome, []).append(delivery_id)
+    with engine.begin() as connection:
+        for outcome, ids in by_outcome.items():
+            connection.execute(
+                update(WebhookDelivery)
+                .where(col(WebhookDelivery.id).in_(ids))
+                .values(outcome=outcome, detail=None, relay_after=None)
+            )
 
 
 def claim_queued_deliveries(

@@ -101,6 +101,12 @@ def test_a_queued_delivery_is_claimed_once_its_time_comes_and_by_one_relayer(
         (due, 1, "temporal unavailable")
     ]
 
+    queries.finish_deliveries(engine, [(due, "signalled")])
+    finished = queries.get_delivery(engine, due)
+    assert finished is not None
+    assert (finished.outcome, finished.relay_after, finished.detail) == ("signalled", None, None)
+    assert queries.count_queued_deliveries(engine) == 1
+
 
 def test_concurrent_relayers_never_claim_the_same_delivery(engine: Engine) -> None:
     ids = {_queued(engine, f"inv-{n}", START) for n in range(40)}
