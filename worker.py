@@ -52,6 +52,7 @@ def build_workers(
         activities=[
             DatabaseActivities(engine).record_invoice,
             paystack_activities.initialize_transaction,
+            paystack_activities.verify_transaction,
         ],
         activity_executor=executor,
         # No more activities at once than threads to run the synchronous ones.

@@ -86,6 +86,8 @@ class EndpointFaults(_Strict):
     latency_ms: MsRange = (0.0, 0.0)
     timeout_rate: Chance = 0.0
     timeout_seconds: float = Field(30.0, gt=0, le=600)
+    # Only calls for these references meet the faults (and use up counts); null: every call.
+    only_references: list[str] | None = Field(None, max_length=1000)
 
 
 class InitializeFaults(EndpointFaults):

@@ -125,9 +125,11 @@ class Faults:
             retry_offsets=retry_offsets(retry.mode, retry.time_factor) if retry.enabled else (),
         )
 
-    def plan_call(self, endpoint: Endpoint) -> CallPlan:
+    def plan_call(self, endpoint: Endpoint, reference: str | None = None) -> CallPlan:
         """Draws only; the caller counts a fault when it is actually applied."""
         faults = self.config.api.initialize if endpoint == "initialize" else self.config.api.verify
+        if faults.only_references is not None and reference not in faults.only_references:
+            return CallPlan(endpoint=endpoint)
         timeout_s: float | None = None
         error_status: int | None = None
         if self._fires(faults, "timeout_rate", endpoint):

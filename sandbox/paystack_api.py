@@ -37,7 +37,7 @@ async def initialize(request: Request, sandbox: SandboxDep) -> dict[str, Any]:
     # Counted before any check: tests want to see refused calls too.
     sandbox.store.count_call("initialize", raw_reference(params))
     require_key(request, sandbox)
-    call = sandbox.faults.plan_call("initialize")
+    call = sandbox.faults.plan_call("initialize", raw_reference(params))
     await api_faults.before_work(sandbox.faults, call)
     if params is None:
         raise validation_error("Invalid request body, send JSON or form data")
@@ -69,7 +69,7 @@ async def initialize(request: Request, sandbox: SandboxDep) -> dict[str, Any]:
 async def verify(reference: str, request: Request, sandbox: SandboxDep) -> dict[str, Any]:
     sandbox.store.count_call("verify", reference)
     require_key(request, sandbox)
-    await api_faults.before_work(sandbox.faults, sandbox.faults.plan_call("verify"))
+    await api_faults.before_work(sandbox.faults, sandbox.faults.plan_call("verify", reference))
     tx = sandbox.store.get(reference)
     if tx is None:
         raise reference_not_found()

@@ -373,6 +373,33 @@ async def _assert_more_verifies(sandbox: httpx.AsyncClient, reference: str, than
     assert (await provider_calls(sandbox, reference))["verify"] > than
 
 
+async def test_notice_verify_moves_to_the_queue_when_paystack_hangs(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    invoice = await create_invoice(api, due_in_seconds=600)
+    hang = {"timeout_rate": {"count": 2}, "timeout_seconds": 30, "only_references": [invoice["id"]]}
+    response = await sandbox.post("/_sandbox/faults", json={"api": {"verify": hang}})
+    assert response.status_code == 200, response.text
+    try:
+        await pay(sandbox, invoice["id"])
+        # Both local attempts hang until the client's 10 s timeout; the queued verify answers.
+        await wait_for_status(api, invoice["id"], "paid", within=45)
+    finally:
+        await sandbox.delete("/_sandbox/faults")
+
+    assert (await provider_calls(sandbox, invoice["id"]))["verify"] == 3
+    handle = stack.temporal.get_workflow_handle(f"invoice-{invoice['id']}")
+    queued = [
+        event.activity_task_scheduled_event_attributes
+        async for event in handle.fetch_history_events()
+        if event.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert [(a.activity_type.name, a.task_queue.name) for a in queued] == [
+        ("verify_transaction", stack.settings.temporal_paystack_task_queue)
+    ]
+    await check_history(stack, invoice["id"], "notice_verify_moved_to_queue")
+
+
 async def test_worker_down_while_webhook_arrives_then_paid_after_restart(
     stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
 ) -> None:

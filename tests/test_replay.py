@@ -1,5 +1,8 @@
 """Replays the recorded history of every workflow path against today's workflow code, so
-a change that breaks running invoices fails CI. `make histories` records them anew."""
+a change that breaks running invoices fails CI. `make histories` records them anew.
+
+Histories recorded by earlier workflow versions stay in subdirectories (the version's
+`workflow.patched` id) and replay too: invoices started before a change keep running."""
 
 from __future__ import annotations
 
@@ -29,7 +32,10 @@ WORKFLOW_PATHS = {
     "replacement_reference",
     "continued_as_new",
     "continue_as_new_handoff",
+    "notice_verify_moved_to_queue",
 }
+
+EARLIER_VERSIONS = sorted(path for path in HISTORY_DIR.iterdir() if path.is_dir())
 
 
 def test_every_workflow_path_has_a_recorded_history() -> None:
@@ -37,7 +43,17 @@ def test_every_workflow_path_has_a_recorded_history() -> None:
     assert recorded == WORKFLOW_PATHS
 
 
-@pytest.mark.parametrize("path", sorted(HISTORY_DIR.glob("*.json")), ids=lambda p: p.stem)
+def test_earlier_versions_are_paths_of_today() -> None:
+    for version in EARLIER_VERSIONS:
+        recorded = {path.stem for path in version.glob("*.json")}
+        assert len(recorded) >= 16 and recorded <= WORKFLOW_PATHS, version.name
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(HISTORY_DIR.glob("*.json")) + sorted(HISTORY_DIR.glob("*/*.json")),
+    ids=lambda p: p.relative_to(HISTORY_DIR).with_suffix("").as_posix(),
+)
 async def test_recorded_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(f"invoice-{path.stem}", path.read_text())
     await Replayer(workflows=[InvoiceWorkflow]).replay_workflow(history)

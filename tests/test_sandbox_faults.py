@@ -612,3 +612,25 @@ def test_retry_schedule_follows_paystack() -> None:
     assert len(live) == 4 + 71
     assert retry_offsets("test") == tuple(HOUR * n for n in range(1, 11))
     assert retry_offsets("live", 0.001)[0] == pytest.approx(0.18)
+
+
+def test_faults_limited_to_references_spare_every_other_call(
+    api: httpx.Client, http: httpx.Client
+) -> None:
+    paid(api, http, "spared-1")
+    paid(api, http, "targeted-1")
+    set_faults(
+        http,
+        api={
+            "verify": {
+                "error_rate": {"count": 1},
+                "error_statuses": [503],
+                "only_references": ["targeted-1"],
+            }
+        },
+    )
+
+    assert api.get("/transaction/verify/spared-1").status_code == 200
+    assert api.get("/transaction/verify/targeted-1").status_code == 503
+    assert api.get("/transaction/verify/targeted-1").status_code == 200
+    assert fault_stats(http)["verify_error"] == 1

@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities.database import DatabaseActivities
@@ -67,6 +68,18 @@ VERIFY_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=60),
     non_retryable_error_types=[PAYSTACK_REJECTED, PAYSTACK_UNAUTHORIZED],
 )
+# A payment notice's verify runs as a local activity: the payer is waiting, and it saves
+# two trips through the server. If Paystack fails it twice (each call ends by the client's
+# own timeout), the capped queue's verify takes over and retries until Paystack answers.
+NOTICE_VERIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=250),
+    maximum_attempts=2,
+    non_retryable_error_types=[PAYSTACK_REJECTED, PAYSTACK_UNAUTHORIZED],
+)
+LOCAL_NOTICE_VERIFY = "local-notice-verify"
+# How a failed local activity reaches the workflow: wrapped in ActivityError, or bare, and
+# when replayed from its marker a timeout arrives bare even if it came wrapped live.
+LOCAL_ACTIVITY_FAILURES = (ActivityError, ApplicationError, TemporalTimeoutError)
 RECORD_TIMEOUT = timedelta(seconds=30)
 RECORD_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 MIN_TIMER = timedelta(milliseconds=1)
@@ -126,7 +139,7 @@ class InvoiceWorkflow:
             try:
                 link = await self._initialize(reference)
                 break
-            except (ActivityError, ApplicationError) as error:
+            except LOCAL_ACTIVITY_FAILURES as error:
                 cause = _cause(error)
                 # Paystack holds this reference already (an answer lost on the way back, or
                 # an earlier failed run): its link is unknowable, and no customer has it.
@@ -181,7 +194,9 @@ class InvoiceWorkflow:
             summary=f"Paystack initialize {reference}",
         )
 
-    async def _fail_creation(self, error: ActivityError | ApplicationError) -> NoReturn:
+    async def _fail_creation(
+        self, error: ActivityError | ApplicationError | TemporalTimeoutError
+    ) -> NoReturn:
         cause = _cause(error)
         if isinstance(cause, ApplicationError) and cause.type:
             self._creation_error = (cause.type, cause.message)
@@ -206,7 +221,7 @@ class InvoiceWorkflow:
             await self._continue_as_new_if_suggested()
             if self._payment_notified:
                 self._payment_notified = False
-                await self._check_payment()
+                await self._check_payment(on_notice=True)
                 # Paystack may not show the charge yet: look again soon, not hours later.
                 self._next_poll_at = min(self._next_poll_at, now + self._first_poll_interval())
             elif now >= self._next_poll_at:
@@ -241,8 +256,11 @@ class InvoiceWorkflow:
     def _cancel_pending(self) -> bool:
         return self._cancel_requested and self._status is InvoiceStatus.PENDING
 
-    async def _check_payment(self) -> None:
-        verification = await self._verify()
+    async def _check_payment(self, *, on_notice: bool = False) -> None:
+        if on_notice and workflow.patched(LOCAL_NOTICE_VERIFY):
+            verification = await self._verify_on_notice()
+        else:
+            verification = await self._verify()
         if verification is not None:
             await self._apply(verification)
 
@@ -324,6 +342,27 @@ class InvoiceWorkflow:
         except ActivityError as error:
             workflow.logger.warning("Paystack refused verify: %s", error.cause)
             return None
+
+    async def _verify_on_notice(self) -> Verification | None:
+        """Verify at once, on this worker; the capped queue's verify if Paystack is slow."""
+        try:
+            return await workflow.execute_local_activity_method(
+                PaystackActivities.verify_transaction,
+                self._current.paystack_reference or self._current.invoice_id,
+                start_to_close_timeout=PAYSTACK_CALL_TIMEOUT,
+                retry_policy=NOTICE_VERIFY_RETRY,
+                summary="Paystack verify on payment notice",
+            )
+        except LOCAL_ACTIVITY_FAILURES as error:
+            cause = _cause(error)
+            if isinstance(cause, ApplicationError) and cause.type in (
+                PAYSTACK_REJECTED,
+                PAYSTACK_UNAUTHORIZED,
+            ):
+                workflow.logger.warning("Paystack refused verify: %s", cause)
+                return None
+            workflow.logger.warning("verify on notice gave up, queueing it: %s", cause)
+            return await self._verify()
 
     async def _transition(self, status: InvoiceStatus, **changes: Any) -> None:
         invoice = self._current
@@ -430,6 +469,8 @@ class InvoiceWorkflow:
         return self._current.status
 
 
-def _cause(error: ActivityError | ApplicationError) -> BaseException | None:
+def _cause(
+    error: ActivityError | ApplicationError | TemporalTimeoutError,
+) -> BaseException | None:
     """The activity's own error: local activities raise it bare, others wrap it."""
     return error.cause if isinstance(error, ActivityError) else error
