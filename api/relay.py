@@ -39,10 +39,12 @@ _our_reference = re.compile(PAYSTACK_REFERENCE_PATTERN)
 class RelayOutcome(StrEnum):
     # Committed, to be signalled after the answer.
     QUEUED = queries.QUEUED
-    SIGNALLED = "signalled"
+    SIGNALLED = queries.SIGNALLED
     WORKFLOW_CLOSED = "workflow_closed"
     UNKNOWN_REFERENCE = "unknown_reference"
     IGNORED = "ignored"
+    # The same body for the same invoice is already queued or signalled: Paystack's retry.
+    DUPLICATE = "duplicate"
     # Not handed over; a queued delivery is tried again.
     TEMPORAL_UNAVAILABLE = "temporal_unavailable"
 
@@ -59,6 +61,20 @@ def classify(engine: Engine, event: WebhookEvent) -> RelayOutcome:
     if not queries.invoice_exists(engine, invoice_id_from_reference(reference)):
         return RelayOutcome.UNKNOWN_REFERENCE
     return RelayOutcome.QUEUED
+
+
+def accept(
+    engine: Engine, event: WebhookEvent, raw_body: bytes, lease_until: datetime
+) -> tuple[RelayOutcome, int]:
+    """Commits a delivery; one to be signalled is queued and leased to the caller."""
+    outcome = classify(engine, event)
+    if outcome is RelayOutcome.QUEUED and queries.has_relayed_copy(engine, event, raw_body):
+        outcome = RelayOutcome.DUPLICATE
+    relay_after = lease_until if outcome is RelayOutcome.QUEUED else None
+    delivery_id = queries.record_delivery(
+        engine, event, raw_body, outcome.value, relay_after=relay_after
+    )
+    return outcome, delivery_id
 
 
 async def signal(temporal: Client, event: WebhookEvent) -> RelayOutcome:

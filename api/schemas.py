@@ -211,6 +211,7 @@ class WebhookAck(BaseModel):
     outcome: str = Field(
         description=(
             "queued: committed, and relayed to the invoice's workflow right after; "
+            "duplicate: the same delivery is already queued or relayed, kept for the audit log; "
             "unknown_reference: not one of our invoices, kept for the audit log; "
             "ignored: an event payrecon does not act on, kept for the audit log"
         ),

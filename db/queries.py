@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, func, insert, update
 from sqlmodel import Session, col, select
 
+from db.engine import serialized_writes
 from db.models import Invoice, InvoiceStatusChange, WebhookDelivery
 from paystack.events import WebhookEvent
 
@@ -42,12 +43,29 @@ def status_history(engine: Engine, invoice_id: str) -> list[InvoiceStatusChange]
 
 
 QUEUED = "queued"
+SIGNALLED = "signalled"
 
 
 def invoice_exists(engine: Engine, invoice_id: str) -> bool:
     with engine.connect() as connection:
         found = connection.execute(select(Invoice.id).where(Invoice.id == invoice_id)).first()
         return found is not None
+
+
+def has_relayed_copy(engine: Engine, event: WebhookEvent, raw_body: bytes) -> bool:
+    """Whether a byte-identical delivery for the same reference is queued or signalled."""
+    body = raw_body.decode("utf-8", errors="replace")
+    query = (
+        select(WebhookDelivery.id)
+        .where(
+            WebhookDelivery.reference == event.reference,
+            col(WebhookDelivery.outcome).in_([QUEUED, SIGNALLED]),
+            WebhookDelivery.raw_body == body,
+        )
+        .limit(1)
+    )
+    with engine.connect() as connection:
+        return connection.execute(query).first() is not None
 
 
 def record_delivery(
@@ -70,7 +88,7 @@ def record_delivery(
         "relay_after": relay_after,
         "relay_attempts": 0,
     }
-    with engine.begin() as connection:
+    with serialized_writes(engine), engine.begin() as connection:
         inserted = connection.execute(insert(WebhookDelivery).values(row))
         (delivery_id,) = inserted.inserted_primary_key or (None,)
         assert isinstance(delivery_id, int)
@@ -96,7 +114,7 @@ def finish_deliveries(engine: Engine, outcomes: list[tuple[int, str]]) -> None:
     by_outcome: dict[str, list[int]] = {}
     for delivery_id, outcome in outcomes:
         by_outcome.setdefault(outcome, []).append(delivery_id)
-    with engine.begin() as connection:
+    with serialized_writes(engine), engine.begin() as connection:
         for outcome, ids in by_outcome.items():
             connection.execute(
                 update(WebhookDelivery)
@@ -119,18 +137,19 @@ def claim_queued_deliveries(
         ).all()
         claimed: list[int] = []
         for delivery_id, seen in due:
-            moved = session.exec(  # type: ignore[call-overload]
-                update(WebhookDelivery)
-                .where(
-                    col(WebhookDelivery.id) == delivery_id,
-                    col(WebhookDelivery.outcome) == QUEUED,
-                    col(WebhookDelivery.relay_after) == seen,
+            with serialized_writes(engine):
+                moved = session.exec(  # type: ignore[call-overload]
+                    update(WebhookDelivery)
+                    .where(
+                        col(WebhookDelivery.id) == delivery_id,
+                        col(WebhookDelivery.outcome) == QUEUED,
+                        col(WebhookDelivery.relay_after) == seen,
+                    )
+                    .values(relay_after=now + lease)
                 )
-                .values(relay_after=now + lease)
-            )
+                session.commit()
             if moved.rowcount == 1:
                 claimed.append(delivery_id)
-            session.commit()
         if not claimed:
             return []
         rows = session.exec(
@@ -140,7 +159,7 @@ def claim_queued_deliveries(
 
 
 def retry_delivery_later(engine: Engine, delivery_id: int, at: datetime, detail: str) -> None:
-    with Session(engine) as session:
+    with serialized_writes(engine), Session(engine) as session:
         session.exec(  # type: ignore[call-overload]
             update(WebhookDelivery)
             .where(col(WebhookDelivery.id) == delivery_id, col(WebhookDelivery.outcome) == QUEUED)

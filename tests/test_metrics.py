@@ -35,6 +35,21 @@ async def test_api_metrics_count_requests_webhooks_and_transitions(
     assert 'payrecon_invoice_transitions_total{status="paid"}' in text
     assert 'payrecon_invoices{status="paid"}' in text
     assert "payrecon_http_request_duration_seconds_bucket" in text
+    assert 'payrecon_webhook_relays_total{outcome="signalled"}' in text
+    assert "payrecon_webhook_deliveries_queued " in text
+
+
+async def test_every_answer_carries_a_request_id(api: httpx.AsyncClient) -> None:
+    given = await api.get("/healthz", headers={"x-request-id": "trace-42"})
+    made = await api.get("/invoices/inv-000000000000000000000000")
+
+    assert given.headers["x-request-id"] == "trace-42"
+    assert made.status_code == 404 and len(made.headers["x-request-id"]) == 32
+    text = (await api.get("/metrics")).text
+    assert (
+        'payrecon_http_requests_total{method="GET",route="/invoices/{invoice_id}",status="404"}'
+        in text
+    )
 
 
 async def test_worker_serves_temporal_sdk_metrics(stack: Stack) -> None:

@@ -164,6 +164,36 @@ async def test_webhook_claims_alone_never_change_an_unpaid_invoice(
     await _unchanged(api, stack, invoice["id"])
 
 
+async def test_a_repeated_delivery_is_recorded_but_signalled_once(
+    stack: Stack, api: httpx.AsyncClient
+) -> None:
+    invoice = await create_invoice(api, due_in_seconds=600)
+    event = charge_success(invoice["id"])
+
+    first = await post_webhook(stack, event)
+    again = await post_webhook(stack, event)
+    other = await post_webhook(stack, charge_success(invoice["id"], amount=1))
+
+    assert [r.json()["outcome"] for r in (first, again, other)] == [
+        "queued",
+        "duplicate",
+        "queued",
+    ]
+
+    def relayed() -> None:
+        outcomes = [d.outcome for d in deliveries(stack, invoice["id"])]
+        assert outcomes == ["signalled", "duplicate", "signalled"], outcomes
+
+    await eventually(relayed)
+    handle = stack.temporal.get_workflow_handle(f"invoice-{invoice['id']}")
+    signals = [
+        event
+        async for event in handle.fetch_history_events()
+        if event.HasField("workflow_execution_signaled_event_attributes")
+    ]
+    assert len(signals) == 2
+
+
 async def test_replayed_event_after_the_invoice_closed_changes_nothing(
     stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
 ) -> None:

@@ -12,10 +12,9 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import EngineDep, RelayerDep, SettingsDep
 from api.metrics import WEBHOOK_DELIVERIES
-from api.relay import RelayOutcome, classify
+from api.relay import RelayOutcome, accept
 from api.schemas import ErrorBody, PaystackEvent, WebhookAck
 from config import Settings
-from db import queries
 from paystack.events import MalformedWebhook, parse_webhook
 from paystack.signature import SIGNATURE_HEADER, is_valid_signature
 
@@ -117,18 +116,12 @@ async def paystack_webhook(
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(error)) from error
 
     bound = log.bind(invoice_id=event.reference, paystack_event=event.event)
-    outcome = await run_in_threadpool(classify, engine, event)
+    # One trip to a thread for both the lookup and the insert: each trip waits for a core.
+    outcome, delivery_id = await run_in_threadpool(
+        accept, engine, event, body, relayer.lease_until()
+    )
     if outcome is RelayOutcome.QUEUED:
-        # Leased to this process, so no other relayer takes it while this one signals.
-        lease = relayer.lease_until()
-        delivery_id = await run_in_threadpool(
-            queries.record_delivery, engine, event, body, outcome.value, relay_after=lease
-        )
         relayer.submit(delivery_id, event)
-    else:
-        delivery_id = await run_in_threadpool(
-            queries.record_delivery, engine, event, body, outcome.value
-        )
     WEBHOOK_DELIVERIES.labels(outcome=outcome.value).inc()
     bound.info("webhook.received", outcome=outcome.value, delivery_id=delivery_id)
     return WebhookAck(outcome=outcome.value)
