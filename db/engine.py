@@ -70,12 +70,12 @@ def make_engine(database_url: str, *, background_checkpoints: bool = False) -> E
     is_sqlite = database_url.startswith("sqlite")
     if is_sqlite:
         _prepare_sqlite_path(database_url)
+        # Connections are cheap to keep, and each new one costs the pragmas above. (An
+        # in-memory database has a single connection per thread, and no pool to size.)
+        in_memory = ":memory:" in database_url or database_url.rstrip("/") == "sqlite:"
+        pool = {} if in_memory else {"pool_size": 16, "max_overflow": 16}
         engine = create_engine(
-            database_url,
-            connect_args={"check_same_thread": False, "timeout": 10},
-            # Connections are cheap to keep, and each new one costs the pragmas above.
-            pool_size=16,
-            max_overflow=16,
+            database_url, connect_args={"check_same_thread": False, "timeout": 10}, **pool
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         if background_checkpoints:
