@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     # How long POST /invoices waits for the workflow to produce the payment link.
     payrecon_create_timeout_seconds: float = Field(30.0, gt=0)
     payrecon_log_level: str = "INFO"
+    # When POST /webhooks/paystack answers 200: once the delivery is committed (it is then
+    # relayed to its workflow), or only once Temporal has the signal (503 when it is down,
+    # so Paystack retries too; the committed delivery is relayed all the same).
+    payrecon_webhook_ack: Literal["committed", "signalled"] = "committed"
     # Accepted webhooks are relayed from the database: how long one process may hold a
     # delivery before another takes it up, and how often each process looks for such.
     payrecon_relay_lease_seconds: float = Field(30.0, gt=0)

@@ -130,7 +130,7 @@ class Relayer:
         self._lease = lease
         self._scan_interval = scan_interval
         self._slots = asyncio.Semaphore(concurrency)
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight: set[asyncio.Task[RelayOutcome | None]] = set()
         self._scanner: asyncio.Task[None] | None = None
         # Outcomes are written in batches: under load, one transaction for many deliveries.
         self._finished: list[tuple[int, str]] = []
@@ -142,11 +142,15 @@ class Relayer:
     def start(self) -> None:
         self._scanner = asyncio.create_task(self._scan_forever(), name="relayer-scan")
 
-    def submit(self, delivery_id: int, event: WebhookEvent, attempts: int = 0) -> None:
-        """Relay a delivery this process holds the lease of."""
+    def submit(
+        self, delivery_id: int, event: WebhookEvent, attempts: int = 0
+    ) -> asyncio.Task[RelayOutcome | None]:
+        """Relay a delivery this process holds the lease of. The task ends with the
+        signal's outcome, or None if it failed before one (the lease then runs out)."""
         task = asyncio.create_task(self._relay_one(delivery_id, event, attempts))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
+        return task
 
     async def stop(self, grace: float = 5.0) -> None:
         if self._scanner is not None:
@@ -187,7 +191,9 @@ class Relayer:
                 log.exception("webhook.relay_scan_failed")
             await asyncio.sleep(self._scan_interval)
 
-    async def _relay_one(self, delivery_id: int, event: WebhookEvent, attempts: int) -> None:
+    async def _relay_one(
+        self, delivery_id: int, event: WebhookEvent, attempts: int
+    ) -> RelayOutcome | None:
         bound = log.bind(invoice_id=event.reference, delivery_id=delivery_id)
         try:
             async with self._slots:
@@ -203,12 +209,14 @@ class Relayer:
                     "temporal unavailable",
                 )
                 bound.warning("webhook.relay_deferred", attempts=attempts + 1, retry_in=delay)
-                return
+                return outcome
             bound.info("webhook.relayed", outcome=outcome.value)
             self._finish(delivery_id, outcome)
+            return outcome
         except Exception:
             # The lease runs out and a scan takes the delivery up again.
             bound.exception("webhook.relay_failed")
+            return None
 
     def _finish(self, delivery_id: int, outcome: RelayOutcome) -> None:
         self._finished.append((delivery_id, outcome.value))

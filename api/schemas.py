@@ -213,7 +213,9 @@ class WebhookAck(BaseModel):
             "queued: committed, and relayed to the invoice's workflow right after; "
             "duplicate: the same delivery is already queued or relayed, kept for the audit log; "
             "unknown_reference: not one of our invoices, kept for the audit log; "
-            "ignored: an event payrecon does not act on, kept for the audit log"
+            "ignored: an event payrecon does not act on, kept for the audit log; "
+            "with PAYRECON_WEBHOOK_ACK=signalled, signalled or workflow_closed instead of "
+            "queued, and temporal_unavailable with a 503"
         ),
         examples=["queued"],
     )

@@ -307,10 +307,10 @@ class Bench:
                     f"webhook ACK at {rate}/s",
                     f"payrecon p50 {ms(ours[0])}, p99 {ms(ours[1])}{lost['payrecon']}",
                     f"baseline p50 {ms(theirs[0])}, p99 {ms(theirs[1])}{lost['baseline']}; "
-                    f"p99 ratio {ours[1] / theirs[1]:.1f}x",
+                    f"p99 ratio {ours[1] / theirs[1]:.1f}x; "
+                    f"generator lag p99 {ms(lag['payrecon'][rate])}",
                 )
             )
-        max_lag = max(v for by_rate in lag.values() for v in by_rate.values())
         held = {
             name: max(
                 (r for r, (_, p99) in by_rate.items() if p99 < 0.050 and not failed[name][r]),
@@ -323,8 +323,9 @@ class Bench:
                 "highest rate held with ACK p99 < 50 ms",
                 f"payrecon {held['payrecon']}/s",
                 f"baseline {held['baseline']}/s"
-                + (f"; ratio {held['payrecon'] / held['baseline']:.2f}" if held["baseline"] else "")
-                + f"; load generator p99 lag <= {ms(max_lag)}",
+                + (
+                    f"; ratio {held['payrecon'] / held['baseline']:.2f}" if held["baseline"] else ""
+                ),
             )
         )
         self.figures["webhook_ack"] = {
@@ -564,7 +565,7 @@ def main() -> int:
     parser.add_argument("--create-count", type=int, default=400)
     parser.add_argument("--paid-count", type=int, default=50)
     parser.add_argument(
-        "--rates", type=lambda s: [int(r) for r in s.split(",")], default=[50, 100, 200, 400]
+        "--rates", type=lambda s: [int(r) for r in s.split(",")], default=[50, 100, 200]
     )
     parser.add_argument("--rate-seconds", type=float, default=5.0)
     parser.add_argument("--polling-count", type=int, default=20)

@@ -69,6 +69,48 @@ async def test_webhook_is_accepted_then_relayed_when_temporal_answers(
     ]
 
 
+async def test_with_ack_after_signal_a_webhook_gets_503_and_is_still_relayed(
+    stack: Stack, api: httpx.AsyncClient
+) -> None:
+    invoice = await create_invoice(api, due_in_seconds=600)
+    event = charge_success(invoice["id"])
+    with another_api(
+        stack,
+        "api-strict-no-temporal",
+        TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}",
+        PAYRECON_WEBHOOK_ACK="signalled",
+        PAYRECON_RELAY_SCAN_SECONDS="3600",
+    ) as strict:
+        refused = await post_webhook(strict, event)
+        # Paystack's retry finds the first delivery kept, so it is not queued twice.
+        retried = await post_webhook(strict, event)
+
+    assert refused.status_code == 503
+    assert refused.json() == {"outcome": "temporal_unavailable"}
+    assert retried.status_code == 200 and retried.json() == {"outcome": "duplicate"}
+
+    def relayed() -> None:
+        outcomes = [d.outcome for d in deliveries(stack, invoice["id"])]
+        assert outcomes == ["signalled", "duplicate"], outcomes
+
+    await eventually(relayed, within=15)
+
+
+async def test_with_ack_after_signal_a_webhook_answers_once_signalled(
+    stack: Stack, api: httpx.AsyncClient
+) -> None:
+    invoice = await create_invoice(api, due_in_seconds=600)
+    with another_api(stack, "api-strict", PAYRECON_WEBHOOK_ACK="signalled") as strict:
+        response = await post_webhook(strict, charge_success(invoice["id"]))
+
+    assert response.status_code == 200 and response.json() == {"outcome": "signalled"}
+    await eventually(lambda: _outcomes_are(stack, invoice["id"], ["signalled"]))
+
+
+def _outcomes_are(stack: Stack, reference: str, expected: list[str]) -> None:
+    assert [d.outcome for d in deliveries(stack, reference)] == expected
+
+
 async def test_create_and_cancel_answer_503_and_readyz_says_why(
     api_without_temporal: Stack,
 ) -> None:

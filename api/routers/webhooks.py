@@ -1,14 +1,18 @@
 """Paystack webhooks: check the signature, then commit the delivery before answering 200.
 A `charge.success` for one of our invoices is committed as queued and relayed to its
-workflow by the relayer, so Paystack's answer waits on the database, never on Temporal."""
+workflow by the relayer, so by default Paystack's answer waits on the database, never on
+Temporal. With PAYRECON_WEBHOOK_ACK=signalled it also waits for the signal (503 if
+Temporal does not take it)."""
 
 from __future__ import annotations
 
+import asyncio
 from ipaddress import ip_address
 
 import structlog
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
 from api.deps import EngineDep, RelayerDep, SettingsDep
 from api.metrics import WEBHOOK_DELIVERIES
@@ -86,11 +90,16 @@ def _is_json(request: Request) -> bool:
         403: {"model": ErrorBody, "description": "Source address not allowed"},
         413: {"model": ErrorBody, "description": "Body over 1 MiB"},
         415: {"model": ErrorBody, "description": "Content-type is not application/json"},
+        503: {
+            "model": WebhookAck,
+            "description": "PAYRECON_WEBHOOK_ACK=signalled only: Temporal did not take the "
+            "signal (the delivery is kept and relayed later; Paystack retries too)",
+        },
     },
 )
 async def paystack_webhook(
     request: Request, settings: SettingsDep, engine: EngineDep, relayer: RelayerDep
-) -> WebhookAck:
+) -> JSONResponse:
     address = _client_address(request, settings)
     if not _allowed(address, settings):
         log.warning("webhook.source_refused", client=address)
@@ -120,8 +129,16 @@ async def paystack_webhook(
     outcome, delivery_id = await run_in_threadpool(
         accept, engine, event, body, relayer.lease_until()
     )
-    if outcome is RelayOutcome.QUEUED:
-        relayer.submit(delivery_id, event)
     WEBHOOK_DELIVERIES.labels(outcome=outcome.value).inc()
     bound.info("webhook.received", outcome=outcome.value, delivery_id=delivery_id)
-    return WebhookAck(outcome=outcome.value)
+    if outcome is not RelayOutcome.QUEUED:
+        return JSONResponse({"outcome": outcome.value})
+    relayed = relayer.submit(delivery_id, event)
+    if settings.payrecon_webhook_ack == "committed":
+        return JSONResponse({"outcome": outcome.value})
+    # Shielded: a caller who hangs up does not cancel the signal.
+    signalled = await asyncio.shield(relayed)
+    if signalled is None or signalled is RelayOutcome.TEMPORAL_UNAVAILABLE:
+        unavailable = RelayOutcome.TEMPORAL_UNAVAILABLE.value
+        return JSONResponse({"outcome": unavailable}, status.HTTP_503_SERVICE_UNAVAILABLE)
+    return JSONResponse({"outcome": signalled.value})
