@@ -9,7 +9,7 @@ import httpx
 
 from api.routers.invoices import invoice_id_for
 from db.models import WebhookDelivery
-from tests.conftest import SECRET_KEY, Stack
+from tests.conftest import SECRET_KEY, Stack, another_api
 from tests.helpers import (
     INVOICE,
     charge_success,
@@ -220,6 +220,27 @@ async def test_payment_after_expiry_is_flagged_not_lost(
     assert review["review_reason"] == "paid_after_expiry"
     await check_history(stack, invoice["id"], "paid_after_expiry")
     assert status_changes(stack, invoice["id"]) == ["pending", "expired", "needs_review"]
+
+
+async def test_cancel_answers_202_once_accepted_while_paystack_is_slow(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    invoice = await create_invoice(api, due_in_seconds=600)
+    hang = {"timeout_rate": {"count": 1}, "timeout_seconds": 30, "only_references": [invoice["id"]]}
+    response = await sandbox.post("/_sandbox/faults", json={"api": {"verify": hang}})
+    assert response.status_code == 200, response.text
+    try:
+        with another_api(stack, "api-short-wait", PAYRECON_CREATE_TIMEOUT_SECONDS="2") as short:
+            async with httpx.AsyncClient(
+                base_url=short.api_url, headers=api.headers, timeout=30
+            ) as client:
+                response = await client.post(f"/invoices/{invoice['id']}/cancel")
+        # The workflow has the cancel; its last verify waits out Paystack's silence.
+        assert response.status_code == 202, response.text
+        assert response.json()["status"] == "pending"
+        await wait_for_status(api, invoice["id"], "cancelled", within=30)
+    finally:
+        await sandbox.delete("/_sandbox/faults")
 
 
 async def test_cancel_unpaid_invoice(

@@ -17,6 +17,7 @@ from temporalio.client import (
     RPCTimeoutOrCancelledError,
     WithStartWorkflowOperation,
     WorkflowUpdateFailedError,
+    WorkflowUpdateStage,
 )
 from temporalio.common import (
     WorkflowIDConflictPolicy,
@@ -232,20 +233,20 @@ async def cancel_invoice(
     temporal: TemporalDep,
 ) -> InvoiceOut:
     handle = temporal.get_workflow_handle(workflow_id_for(invoice_id))
+    deadline = asyncio.get_running_loop().time() + settings.payrecon_create_timeout_seconds
     try:
-        async with asyncio.timeout(settings.payrecon_create_timeout_seconds):
-            snapshot = await handle.execute_update(InvoiceWorkflow.cancel)
+        # Accepted means written to the workflow's history: from then on the cancel holds
+        # whatever fails. Until then it may be lost (a server restart drops it), so a
+        # timeout before acceptance is a 503 to retry, never a 202.
+        async with asyncio.timeout_at(deadline):
+            update = await handle.start_update(
+                InvoiceWorkflow.cancel, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+            )
     except WorkflowUpdateFailedError as error:
         message = error.cause.message if isinstance(error.cause, ApplicationError) else str(error)
         raise HTTPException(status.HTTP_409_CONFLICT, detail=message) from error
     except (TimeoutError, RPCTimeoutOrCancelledError) as error:
-        row = await run_in_threadpool(queries.get_invoice, engine, invoice_id)
-        if row is None:
-            raise HTTPException(
-                status.HTTP_404_NOT_FOUND, detail=f"no invoice {invoice_id}"
-            ) from error
-        response.status_code = status.HTTP_202_ACCEPTED
-        return InvoiceOut.from_row(row)
+        raise _temporal_unavailable(error) from error
     except RuntimeError as error:
         raise _temporal_unavailable(error) from error
     except RPCError as error:
@@ -259,5 +260,18 @@ async def cancel_invoice(
         raise HTTPException(
             status.HTTP_409_CONFLICT, detail=f"the invoice is already {row.status}"
         ) from error
+    try:
+        async with asyncio.timeout_at(deadline):
+            snapshot = await update.result()
+    except WorkflowUpdateFailedError as error:
+        message = error.cause.message if isinstance(error.cause, ApplicationError) else str(error)
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=message) from error
+    except (TimeoutError, RPCTimeoutOrCancelledError, RPCError) as error:
+        # Accepted, and the workflow finishes it: the last verify is still under way.
+        row = await run_in_threadpool(queries.get_invoice, engine, invoice_id)
+        if row is None:  # accepted while its first record was being written
+            raise _temporal_unavailable(error) from error
+        response.status_code = status.HTTP_202_ACCEPTED
+        return InvoiceOut.from_row(row)
     log.info("invoice.cancel_answered", invoice_id=invoice_id, status=snapshot.status.value)
     return InvoiceOut.from_snapshot(snapshot)
