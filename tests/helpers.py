@@ -6,6 +6,8 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,21 @@ async def pay(
 async def set_webhooks(sandbox: httpx.AsyncClient, enabled: bool) -> None:
     response = await sandbox.post("/_sandbox/config", json={"webhooks_enabled": enabled})
     assert response.status_code == 200, response.text
+
+
+@asynccontextmanager
+async def verify_hangs(
+    sandbox: httpx.AsyncClient, reference: str, times: int
+) -> AsyncIterator[None]:
+    """Paystack's verify for `reference` alone hangs `times` times (past the client's
+    timeout); every fault is cleared on the way out."""
+    hang = {"timeout_rate": {"count": times}, "timeout_seconds": 30, "only_references": [reference]}
+    response = await sandbox.post("/_sandbox/faults", json={"api": {"verify": hang}})
+    assert response.status_code == 200, response.text
+    try:
+        yield
+    finally:
+        await sandbox.delete("/_sandbox/faults")
 
 
 async def provider_calls(sandbox: httpx.AsyncClient, reference: str) -> dict[str, int]:

@@ -23,6 +23,7 @@ from tests.helpers import (
     provider_calls,
     set_webhooks,
     status_changes,
+    verify_hangs,
     wait_for_status,
 )
 from workflows.invoice import MAX_NOTICES
@@ -226,10 +227,7 @@ async def test_cancel_answers_202_once_accepted_while_paystack_is_slow(
     stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
 ) -> None:
     invoice = await create_invoice(api, due_in_seconds=600)
-    hang = {"timeout_rate": {"count": 1}, "timeout_seconds": 30, "only_references": [invoice["id"]]}
-    response = await sandbox.post("/_sandbox/faults", json={"api": {"verify": hang}})
-    assert response.status_code == 200, response.text
-    try:
+    async with verify_hangs(sandbox, invoice["id"], times=1):
         with another_api(stack, "api-short-wait", PAYRECON_CREATE_TIMEOUT_SECONDS="2") as short:
             async with httpx.AsyncClient(
                 base_url=short.api_url, headers=api.headers, timeout=30
@@ -239,8 +237,6 @@ async def test_cancel_answers_202_once_accepted_while_paystack_is_slow(
         assert response.status_code == 202, response.text
         assert response.json()["status"] == "pending"
         await wait_for_status(api, invoice["id"], "cancelled", within=30)
-    finally:
-        await sandbox.delete("/_sandbox/faults")
 
 
 async def test_cancel_unpaid_invoice(
@@ -398,15 +394,10 @@ async def test_notice_verify_moves_to_the_queue_when_paystack_hangs(
     stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
 ) -> None:
     invoice = await create_invoice(api, due_in_seconds=600)
-    hang = {"timeout_rate": {"count": 2}, "timeout_seconds": 30, "only_references": [invoice["id"]]}
-    response = await sandbox.post("/_sandbox/faults", json={"api": {"verify": hang}})
-    assert response.status_code == 200, response.text
-    try:
+    async with verify_hangs(sandbox, invoice["id"], times=2):
         await pay(sandbox, invoice["id"])
         # Both local attempts hang until the client's 10 s timeout; the queued verify answers.
         await wait_for_status(api, invoice["id"], "paid", within=45)
-    finally:
-        await sandbox.delete("/_sandbox/faults")
 
     assert (await provider_calls(sandbox, invoice["id"]))["verify"] == 3
     handle = stack.temporal.get_workflow_handle(f"invoice-{invoice['id']}")
