@@ -58,7 +58,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.relayer = relayer
         relayer.start()
-        checkpoints = asyncio.create_task(checkpoint_every_second(engine), name="checkpoint")
+        checkpoints = (
+            asyncio.create_task(checkpoint_every_second(engine), name="checkpoint")
+            if engine.dialect.name == "sqlite"
+            else None
+        )
         collector = register_invoice_metrics(engine)
         # What start-up made lives as long as the process: keep it out of the collector's
         # full passes, which otherwise stall every request for tens of milliseconds.
@@ -66,7 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.freeze()
         log.info("api.started", temporal=settings.temporal_address)
         yield
-        checkpoints.cancel()
+        if checkpoints is not None:
+            checkpoints.cancel()
         await relayer.stop()
         REGISTRY.unregister(collector)
         engine.dispose()

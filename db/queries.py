@@ -98,18 +98,12 @@ def record_delivery(
 def set_delivery_outcome(
     engine: Engine, delivery_id: int, outcome: str, detail: str | None
 ) -> None:
-    with Session(engine) as session:
-        delivery = session.get(WebhookDelivery, delivery_id)
-        if delivery is None:
-            return
-        delivery.outcome = outcome
-        delivery.detail = detail
-        delivery.relay_after = None
-        session.add(delivery)
-        session.commit()
+    finish_deliveries(engine, [(delivery_id, outcome)], detail)
 
 
-def finish_deliveries(engine: Engine, outcomes: list[tuple[int, str]]) -> None:
+def finish_deliveries(
+    engine: Engine, outcomes: list[tuple[int, str]], detail: str | None = None
+) -> None:
     """Final outcomes of relayed deliveries, in one transaction."""
     by_outcome: dict[str, list[int]] = {}
     for delivery_id, outcome in outcomes:
@@ -119,7 +113,7 @@ def finish_deliveries(engine: Engine, outcomes: list[tuple[int, str]]) -> None:
             connection.execute(
                 update(WebhookDelivery)
                 .where(col(WebhookDelivery.id).in_(ids))
-                .values(outcome=outcome, detail=None, relay_after=None)
+                .values(outcome=outcome, detail=detail, relay_after=None)
             )
 
 
