@@ -6,8 +6,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY config.py log.py worker.py temporal_connection.py ./
+COPY pyproject.toml README.md alembic.ini ./
+COPY config.py log.py worker.py temporal_config.py lifecycle.py ./
 COPY workflows ./workflows
 COPY activities ./activities
 COPY api ./api

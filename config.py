@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network
-from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -39,19 +38,12 @@ class Settings(BaseSettings):
     paystack_timeout_seconds: float = 10.0
     paystack_callback_url: str | None = None
 
-    temporal_address: str = "localhost:7233"
-    temporal_namespace: str = "default"
+    # How to reach Temporal (address, namespace, TLS, API key) is the SDK's own
+    # configuration: see temporal_config.py.
     temporal_task_queue: str = "payrecon-invoices"
     # Paystack calls run on their own queue, so one rate cap covers every worker.
     temporal_paystack_task_queue: str = "payrecon-paystack"
     paystack_max_calls_per_second: float | None = Field(None, gt=0)
-    # A real cluster or Temporal Cloud: TLS (server CA, mTLS client cert and key) or an API key.
-    temporal_tls: bool = False
-    temporal_tls_ca_file: Path | None = None
-    temporal_tls_cert_file: Path | None = None
-    temporal_tls_key_file: Path | None = None
-    temporal_tls_server_name: str | None = None
-    temporal_api_key: SecretStr | None = None
     # The worker's Temporal SDK metrics for Prometheus (host:port); empty turns them off.
     payrecon_worker_metrics_address: str = "127.0.0.1:9464"
 
@@ -108,12 +100,6 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("needs at least one API key")
         return value
-
-    @model_validator(mode="after")
-    def _client_certificate_in_pairs(self) -> Settings:
-        if (self.temporal_tls_cert_file is None) != (self.temporal_tls_key_file is None):
-            raise ValueError("TEMPORAL_TLS_CERT_FILE and TEMPORAL_TLS_KEY_FILE go together")
-        return self
 
     @model_validator(mode="after")
     def _no_dev_secrets_against_paystack(self) -> Settings:

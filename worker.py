@@ -25,9 +25,10 @@ from activities.paystack import PaystackActivities
 from config import Settings, get_settings
 from db.engine import make_engine
 from db.migrate import migrate
+from lifecycle import exit_process
 from log import configure_logging
 from paystack.client import PaystackClient
-from temporal_connection import connect, exit_process
+from temporal_config import connect
 from workflows.invoice import InvoiceWorkflow
 
 log = structlog.get_logger(__name__)
@@ -92,7 +93,7 @@ async def main() -> None:
     activity.logger.activity_info_on_message = False
     engine = make_engine(settings.database_url)
     migrate(engine)
-    client = await connect(settings, runtime=make_runtime(settings))
+    client = await connect(runtime=make_runtime(settings))
     paystack = make_paystack_client(settings)
     with ThreadPoolExecutor(ACTIVITY_THREADS, thread_name_prefix="activity") as executor:
         workers = build_workers(client, settings, engine, paystack, executor)
@@ -103,7 +104,8 @@ async def main() -> None:
         log.info(
             "worker.started",
             task_queues=[settings.temporal_task_queue, settings.temporal_paystack_task_queue],
-            temporal=settings.temporal_address,
+            temporal=client.service_client.config.target_host,
+            namespace=client.namespace,
             paystack=settings.paystack_base_url,
             metrics=settings.payrecon_worker_metrics_address or None,
         )

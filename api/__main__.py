@@ -10,7 +10,7 @@ import os
 
 import uvicorn
 
-from temporal_connection import exit_process
+from lifecycle import exit_process
 
 
 def main() -> None:

@@ -2,39 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import structlog
 from fastapi import FastAPI, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from sqlalchemy import Engine
 
 from api.metrics import register_invoice_metrics
 from api.middleware import RequestContextMiddleware
 from api.relay import Relayer
 from api.routers import health, invoices, webhooks
 from config import Settings, get_settings
-from db.engine import checkpoint, make_engine
+from db.engine import checkpointing, make_engine
 from db.migrate import migrate
+from lifecycle import freeze_startup_objects
 from log import configure_logging
-from temporal_connection import connect
+from temporal_config import connect
 
 log = structlog.get_logger(__name__)
-
-
-async def checkpoint_every_second(engine: Engine) -> None:
-    while True:
-        await asyncio.sleep(1.0)
-        try:
-            await run_in_threadpool(checkpoint, engine)
-        except Exception:
-            log.exception("db.checkpoint_failed")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,12 +32,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.payrecon_log_level)
         # Webhook answers wait on inserts, so no insert waits on a log checkpoint.
-        engine = make_engine(settings.database_url, background_checkpoints=True)
+        engine = make_engine(settings.database_url, checkpoint_in_background=True)
         migrate(engine)
         app.state.settings = settings
         app.state.engine = engine
         # Lazy: the API starts, and answers 503, while Temporal is still coming up.
-        app.state.temporal = await connect(settings, lazy=True)
+        app.state.temporal = await connect(lazy=True)
         relayer = Relayer(
             app.state.temporal,
             engine,
@@ -58,20 +46,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.relayer = relayer
         relayer.start()
-        checkpoints = (
-            asyncio.create_task(checkpoint_every_second(engine), name="checkpoint")
-            if engine.dialect.name == "sqlite"
-            else None
-        )
         collector = register_invoice_metrics(engine)
-        # What start-up made lives as long as the process: keep it out of the collector's
-        # full passes, which otherwise stall every request for tens of milliseconds.
-        gc.collect()
-        gc.freeze()
-        log.info("api.started", temporal=settings.temporal_address)
-        yield
-        if checkpoints is not None:
-            checkpoints.cancel()
+        freeze_startup_objects()
+        log.info("api.started", temporal=app.state.temporal.service_client.config.target_host)
+        async with checkpointing(engine):
+            yield
         await relayer.stop()
         REGISTRY.unregister(collector)
         engine.dispose()

@@ -35,8 +35,8 @@ from db import queries
 from db.engine import make_engine
 from devstack.processes import Service, free_port, python_module, wait_for_http
 from devstack.stack import LocalStack
+from lifecycle import exit_process
 from paystack.signature import SIGNATURE_HEADER, sign
-from temporal_connection import exit_process
 
 RESULTS = Path(__file__).parent / "results"
 DAY = 86400.0

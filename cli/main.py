@@ -29,8 +29,9 @@ from config import Settings, get_settings
 from db import queries
 from db.engine import make_engine
 from domain.invoice import InvoiceStatus
+from lifecycle import exit_process
 from paystack.events import MalformedWebhook, parse_webhook
-from temporal_connection import connect, exit_process
+from temporal_config import connect
 from workflows.invoice import InvoiceWorkflow
 from workflows.types import SEARCH_ATTRIBUTES, workflow_id_for
 
@@ -141,11 +142,11 @@ def show_invoice(invoice_id: str) -> None:
         ["id", "event", "outcome", "received (UTC)"],
     )
     typer.echo("\nworkflow")
-    typer.echo(asyncio.run(_describe(settings, row.workflow_id)))
+    typer.echo(asyncio.run(_describe(row.workflow_id)))
 
 
-async def _describe(settings: Settings, workflow_id: str) -> str:
-    client = await connect(settings)
+async def _describe(workflow_id: str) -> str:
+    client = await connect()
     try:
         description = await client.get_workflow_handle(workflow_id).describe()
     except RPCError as error:
@@ -157,10 +158,9 @@ async def _describe(settings: Settings, workflow_id: str) -> str:
 @invoices_app.command("reverify")
 def reverify(invoice_id: str) -> None:
     """Signal the invoice's workflow to ask Paystack now, outside its poll schedule."""
-    settings = get_settings()
 
     async def send() -> None:
-        client = await connect(settings)
+        client = await connect()
         handle = client.get_workflow_handle(workflow_id_for(invoice_id))
         await handle.signal(InvoiceWorkflow.verify_now)
 
@@ -190,7 +190,7 @@ def redeliver(delivery_id: int) -> None:
         raise typer.Exit(1) from error
 
     async def send() -> RelayOutcome:
-        client = await connect(settings, lazy=True)
+        client = await connect(lazy=True)
         return await relay(client, engine, event)
 
     # Queued and leased to this command; if Temporal does not take it, the API's relayers do.
@@ -211,15 +211,14 @@ def redeliver(delivery_id: int) -> None:
 @temporal_app.command("setup")
 def setup() -> None:
     """Register payrecon's search attributes on the namespace; existing ones are kept."""
-    settings = get_settings()
-    added = asyncio.run(_add_search_attributes(settings))
+    added = asyncio.run(_add_search_attributes())
     typer.echo(f"added {', '.join(added)}" if added else "all search attributes already registered")
 
 
-async def _add_search_attributes(settings: Settings) -> list[str]:
-    client = await connect(settings)
+async def _add_search_attributes() -> list[str]:
+    client = await connect()
     existing = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=settings.temporal_namespace)
+        ListSearchAttributesRequest(namespace=client.namespace)
     )
     known: dict[str, Any] = {**existing.custom_attributes, **existing.system_attributes}
     missing = {
@@ -229,9 +228,7 @@ async def _add_search_attributes(settings: Settings) -> list[str]:
     }
     if missing:
         await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(
-                namespace=settings.temporal_namespace, search_attributes=missing
-            )
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
         )
     return sorted(missing)
 

@@ -12,11 +12,9 @@ from alembic.config import Config
 from sqlalchemy import Engine
 
 from config import get_settings
-from db.engine import make_engine
+from db.engine import lock_schema, make_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# Any constant: serialises migrations started by several processes at once on Postgres.
-MIGRATION_LOCK = 7_263_001
 
 
 def alembic_config(database_url: str) -> Config:
@@ -30,12 +28,7 @@ def migrate(engine: Engine) -> None:
     """Brings the database to the newest revision; safe when processes race to do it."""
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.connect() as connection:
-        if connection.dialect.name == "sqlite":
-            # Take the write lock first, so a second process waits and then finds it done.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            connection.begin()
-            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+        lock_schema(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
         connection.commit()

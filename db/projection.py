@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from sqlalchemy import Engine
-from sqlmodel import Session
 
-from db.engine import lock_for_write
+from db.engine import write_session
 from db.models import Invoice, InvoiceStatusChange
 from domain.invoice import InvoiceSnapshot
 
@@ -41,8 +40,7 @@ def apply_snapshot(engine: Engine, snapshot: InvoiceSnapshot) -> bool:
     Returns whether anything was written. A status change also appends to the
     invoice's state history, in the same transaction.
     """
-    with Session(engine) as session:
-        lock_for_write(session)
+    with write_session(engine) as session:
         row = session.get(Invoice, snapshot.invoice_id, with_for_update=True)
         if row is not None and row.revision >= snapshot.revision:
             return False
@@ -64,5 +62,4 @@ def apply_snapshot(engine: Engine, snapshot: InvoiceSnapshot) -> bool:
                     changed_at=snapshot.updated_at,
                 )
             )
-        session.commit()
         return True

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, func, insert, update
 from sqlmodel import Session, col, select
 
-from db.engine import serialized_writes
+from db.engine import write_transaction
 from db.models import Invoice, InvoiceStatusChange, WebhookDelivery
 from paystack.events import WebhookEvent
 
@@ -88,7 +88,7 @@ def record_delivery(
         "relay_after": relay_after,
         "relay_attempts": 0,
     }
-    with serialized_writes(engine), engine.begin() as connection:
+    with write_transaction(engine) as connection:
         inserted = connection.execute(insert(WebhookDelivery).values(row))
         (delivery_id,) = inserted.inserted_primary_key or (None,)
         assert isinstance(delivery_id, int)
@@ -108,7 +108,7 @@ def finish_deliveries(
     by_outcome: dict[str, list[int]] = {}
     for delivery_id, outcome in outcomes:
         by_outcome.setdefault(outcome, []).append(delivery_id)
-    with serialized_writes(engine), engine.begin() as connection:
+    with write_transaction(engine) as connection:
         for outcome, ids in by_outcome.items():
             connection.execute(
                 update(WebhookDelivery)
@@ -131,8 +131,8 @@ def claim_queued_deliveries(
         ).all()
         claimed: list[int] = []
         for delivery_id, seen in due:
-            with serialized_writes(engine):
-                moved = session.exec(  # type: ignore[call-overload]
+            with write_transaction(engine) as connection:
+                moved = connection.execute(
                     update(WebhookDelivery)
                     .where(
                         col(WebhookDelivery.id) == delivery_id,
@@ -141,7 +141,6 @@ def claim_queued_deliveries(
                     )
                     .values(relay_after=now + lease)
                 )
-                session.commit()
             if moved.rowcount == 1:
                 claimed.append(delivery_id)
         if not claimed:
@@ -153,8 +152,8 @@ def claim_queued_deliveries(
 
 
 def retry_delivery_later(engine: Engine, delivery_id: int, at: datetime, detail: str) -> None:
-    with serialized_writes(engine), Session(engine) as session:
-        session.exec(  # type: ignore[call-overload]
+    with write_transaction(engine) as connection:
+        connection.execute(
             update(WebhookDelivery)
             .where(col(WebhookDelivery.id) == delivery_id, col(WebhookDelivery.outcome) == QUEUED)
             .values(
@@ -163,7 +162,6 @@ def retry_delivery_later(engine: Engine, delivery_id: int, at: datetime, detail:
                 detail=detail,
             )
         )
-        session.commit()
 
 
 def count_queued_deliveries(engine: Engine) -> int:

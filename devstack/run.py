@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from temporalio.envconfig import ClientConnectConfig
+
 from config import Settings, get_settings
 from devstack.processes import (
     Service,
@@ -21,6 +23,7 @@ from devstack.processes import (
     wait_for_http,
     wait_for_port,
 )
+from temporal_config import connect_config
 from workflows.types import search_attribute_kinds
 
 DATA_DIR = Path(".data")
@@ -30,18 +33,24 @@ def _port(value: str, default: int) -> int:
     return int(os.environ.get(value, default))
 
 
-def _temporal_host_port(settings: Settings) -> tuple[str, int]:
-    host, _, port = settings.temporal_address.rpartition(":")
+def _temporal_host_port(temporal: ClientConnectConfig) -> tuple[str, int]:
+    host, _, port = temporal["target_host"].rpartition(":")
     return host or "localhost", int(port)
 
 
-def _banner(settings: Settings, api_url: str, sandbox_url: str, ui_url: str | None) -> str:
+def _banner(
+    settings: Settings,
+    temporal: ClientConnectConfig,
+    api_url: str,
+    sandbox_url: str,
+    ui_url: str | None,
+) -> str:
     api_key = settings.payrecon_api_keys[0].get_secret_value()
     lines = [
         "",
         "payrecon is running",
         f"  API            {api_url}   (OpenAPI docs: {api_url}/docs)",
-        f"  Temporal       {settings.temporal_address}  namespace {settings.temporal_namespace}",
+        f"  Temporal       {temporal['target_host']}  namespace {temporal['namespace']}",
         f"  Temporal UI    {ui_url or 'not started (TEMPORAL_ADDRESS is not local)'}",
         f"  Sandbox        {sandbox_url}   (a local Paystack; webhooks -> {api_url})",
         f"  Database       {settings.database_url}",
@@ -62,13 +71,14 @@ def _banner(settings: Settings, api_url: str, sandbox_url: str, ui_url: str | No
 
 def main() -> int:
     settings = get_settings()
+    temporal = connect_config()
     DATA_DIR.mkdir(exist_ok=True)
     api_port = _port("PAYRECON_API_PORT", 8000)
     sandbox_port = _port("SANDBOX_PORT", 8100)
     ui_port = _port("TEMPORAL_UI_PORT", 8233)
     api_url = f"http://127.0.0.1:{api_port}"
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-    temporal_host, temporal_port = _temporal_host_port(settings)
+    temporal_host, temporal_port = _temporal_host_port(temporal)
     local_temporal = temporal_host in ("localhost", "127.0.0.1")
     sandbox_local = urlsplit(settings.paystack_base_url).hostname in ("localhost", "127.0.0.1")
 
@@ -115,7 +125,7 @@ def main() -> int:
         services += [worker.start(), api.start()]
         wait_for_http(f"{api_url}/healthz")
         ui_url = f"http://localhost:{ui_port}" if local_temporal else None
-        print(_banner(settings, api_url, sandbox_url, ui_url), flush=True)
+        print(_banner(settings, temporal, api_url, sandbox_url, ui_url), flush=True)
         while not stopping:
             for service in services:
                 if service.process is not None and service.process.poll() is not None:

@@ -54,6 +54,11 @@ class Stack:
     worker: WorkerControl
     data_dir: Path
 
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment of this stack's processes."""
+        return settings_env(self.settings, self.temporal.service_client.config.target_host)
+
 
 class WorkerControl:
     """The worker, in this process, so a test can take it away and bring it back."""
@@ -147,7 +152,6 @@ def settings(temporal_env: WorkflowEnvironment, data_dir: Path, ports: dict[str,
     return Settings(
         paystack_secret_key=SECRET_KEY,
         paystack_base_url=f"http://127.0.0.1:{ports['sandbox']}",
-        temporal_address=temporal_env.client.service_client.config.target_host,
         database_url=f"sqlite:///{data_dir / 'payrecon.db'}",
         payrecon_api_keys=API_KEY,
         payrecon_poll_schedule=POLL_SCHEDULE,
@@ -155,11 +159,11 @@ def settings(temporal_env: WorkflowEnvironment, data_dir: Path, ports: dict[str,
     )
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
+def settings_env(settings: Settings, temporal_address: str) -> dict[str, str]:
     return {
         "PAYSTACK_SECRET_KEY": settings.paystack_secret_key.get_secret_value(),
         "PAYSTACK_BASE_URL": settings.paystack_base_url,
-        "TEMPORAL_ADDRESS": settings.temporal_address,
+        "TEMPORAL_ADDRESS": temporal_address,
         "DATABASE_URL": settings.database_url,
         "PAYRECON_API_KEYS": API_KEY,
         "PAYRECON_POLL_SCHEDULE": POLL_SCHEDULE,
@@ -175,7 +179,7 @@ def another_api(stack: Stack, name: str, **env: str) -> Iterator[Stack]:
     api = Service(
         name,
         python_module("api"),
-        env={**settings_env(stack.settings), "PAYRECON_API_PORT": str(port), **env},
+        env={**stack.env, "PAYRECON_API_PORT": str(port), **env},
         log_path=stack.data_dir / f"{name}.log",
     ).start()
     try:
@@ -186,8 +190,10 @@ def another_api(stack: Stack, name: str, **env: str) -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="session")
-def processes(settings: Settings, data_dir: Path, ports: dict[str, int]) -> Iterator[None]:
-    env = settings_env(settings)
+def processes(
+    settings: Settings, temporal_env: WorkflowEnvironment, data_dir: Path, ports: dict[str, int]
+) -> Iterator[None]:
+    env = settings_env(settings, temporal_env.client.service_client.config.target_host)
     sandbox = Service(
         "sandbox",
         python_module("sandbox"),

@@ -11,7 +11,7 @@ from google.protobuf.duration_pb2 import Duration
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 
 from devstack.processes import free_port
-from tests.conftest import Stack, settings_env
+from tests.conftest import Stack
 from tests.helpers import (
     charge_success,
     create_invoice,
@@ -30,7 +30,7 @@ async def payrecon(stack: Stack, *args: str, **env: str) -> tuple[int, str]:
         "-m",
         "cli.main",
         *args,
-        env={**settings_env(stack.settings), "COLUMNS": "200", **env},
+        env={**stack.env, "COLUMNS": "200", **env},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )

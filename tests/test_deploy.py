@@ -16,13 +16,14 @@ from typer.testing import CliRunner
 from cli.main import app as cli_app
 from config import Settings
 from sandbox.settings import SandboxSettings
+from temporal_config import SDK_ENVIRONMENT_NAMES
 
 ROOT = Path(__file__).parent.parent
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
 OURS = ("temporal-setup", "api", "worker", "sandbox")
-# Read by `python -m api`, not by Settings.
-RUNNER_VARIABLES = {"PAYRECON_API_HOST", "PAYRECON_API_PORT"}
+# Read by `python -m api` and by the Temporal SDK, not by Settings.
+RUNNER_VARIABLES = {"PAYRECON_API_HOST", "PAYRECON_API_PORT"} | SDK_ENVIRONMENT_NAMES
 
 
 def setting_names(settings_class: type[Any]) -> set[str]:

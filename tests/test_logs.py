@@ -10,7 +10,7 @@ import uuid
 import httpx
 
 from devstack.processes import Service
-from tests.conftest import API_KEY, SECRET_KEY, Stack, another_api, settings_env
+from tests.conftest import API_KEY, SECRET_KEY, Stack, another_api
 from tests.helpers import INVOICE, charge_success, pay, post_webhook, wait_for_status
 
 TEST_CARD = "4084084084084081"
@@ -25,7 +25,7 @@ async def test_a_whole_run_logs_no_secret_key_api_key_card_or_authorization_code
     worker = Service(
         "worker-logscan",
         [sys.executable, "worker.py"],
-        env={**settings_env(stack.settings), **queues},
+        env={**stack.env, **queues},
         log_path=worker_log,
     ).start()
     try:

@@ -8,7 +8,7 @@ import uuid
 import httpx
 
 from devstack.processes import Service, free_port, wait_for_http
-from tests.conftest import Stack, settings_env
+from tests.conftest import Stack
 from tests.helpers import (
     charge_success,
     create_invoice,
@@ -59,7 +59,7 @@ async def test_worker_serves_temporal_sdk_metrics(stack: Stack) -> None:
         "worker-metrics",
         [sys.executable, "worker.py"],
         env={
-            **settings_env(stack.settings),
+            **stack.env,
             "PAYRECON_WORKER_METRICS_ADDRESS": address,
             "TEMPORAL_TASK_QUEUE": queue,
             "TEMPORAL_PAYSTACK_TASK_QUEUE": f"{queue}-paystack",

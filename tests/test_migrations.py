@@ -3,7 +3,11 @@ the indexes the API's queries need, and are safe to run from several processes a
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -69,3 +73,29 @@ def test_upgrade_from_0001_keeps_deliveries_and_queues_none(
             "SELECT outcome, relay_after, relay_attempts FROM webhook_deliveries"
         ).one()
     assert tuple(row) == ("signalled", None, 0)
+
+
+def alembic(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The `alembic` command as an operator runs it: from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "alembic", *args],
+        cwd=Path(__file__).parent.parent,
+        env={**os.environ, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_the_alembic_command_upgrades_and_finds_nothing_left_to_generate(
+    database_url: str,
+) -> None:
+    upgraded = alembic(database_url, "upgrade", "head")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "Running upgrade  -> 0001" in upgraded.stderr
+    checked = alembic(database_url, "check")
+    assert checked.returncode == 0, checked.stderr
+    assert "No new upgrade operations detected" in checked.stdout
+    current = alembic(database_url, "current")
+    assert "(head)" in current.stdout

@@ -1,16 +1,26 @@
-"""Alembic environment: the tables are the SQLModel models in db.models."""
+"""Alembic environment: the tables are the SQLModel models in db.models; the database is the
+one payrecon's settings name (DATABASE_URL) unless the caller gives a URL."""
 
 from __future__ import annotations
+
+from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
+from config import get_settings
 from db import models  # noqa: F401 - registers the tables
 from db.engine import make_engine
 
 config = context.config
 target_metadata = SQLModel.metadata
+if config.config_file_name is not None:  # the `alembic` command, reading alembic.ini
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+
+def database_url() -> str:
+    return config.get_main_option("sqlalchemy.url") or get_settings().database_url
 
 
 def run_migrations(connection: Connection) -> None:
@@ -30,14 +40,14 @@ def run_migrations_online() -> None:
     if connection is not None:
         run_migrations(connection)
         return
-    engine = make_engine(config.get_main_option("sqlalchemy.url") or "")
+    engine = make_engine(database_url())
     with engine.begin() as connection:
         run_migrations(connection)
     engine.dispose()
 
 
 if context.is_offline_mode():
-    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata)
+    context.configure(url=database_url(), target_metadata=target_metadata)
     with context.begin_transaction():
         context.run_migrations()
 else:
