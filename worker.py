@@ -45,13 +45,15 @@ def build_workers(
     executor: ThreadPoolExecutor,
 ) -> list[Worker]:
     paystack_activities = PaystackActivities(paystack, settings.paystack_callback_url)
+    database = DatabaseActivities(engine)
     invoices = Worker(
         client,
         task_queue=settings.temporal_task_queue,
         workflows=[InvoiceWorkflow],
         # Run as local activities of the invoice workflows (see workflows/invoice.py).
         activities=[
-            DatabaseActivities(engine).record_invoice,
+            database.record_invoice,
+            database.load_invoice,
             paystack_activities.initialize_transaction,
             paystack_activities.verify_transaction,
         ],

@@ -1,5 +1,5 @@
-"""Activities that write the database projection. Synchronous: they run in the worker's
-thread pool."""
+"""Activities that write the database projection, and read it back for a run that resumes
+an invoice. Synchronous: they run in the worker's thread pool."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import structlog
 from sqlalchemy import Engine
 from temporalio import activity
 
-from db.projection import apply_snapshot
+from db.projection import apply_snapshot, load_snapshot
 from domain.invoice import InvoiceSnapshot
 
 log = structlog.get_logger(__name__)
@@ -28,3 +28,8 @@ class DatabaseActivities:
             revision=snapshot.revision,
         )
         return written
+
+    @activity.defn(name="load_invoice")
+    def load_invoice(self, invoice_id: str) -> InvoiceSnapshot | None:
+        """The invoice as its workflow last recorded it: where a new run resumes."""
+        return load_snapshot(self._engine, invoice_id)

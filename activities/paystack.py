@@ -10,17 +10,11 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from domain.errors import ErrorType
 from domain.reconcile import Verification
 from paystack.client import PaymentLink, PaystackClient, PaystackError
 
 log = structlog.get_logger(__name__)
-
-# ApplicationError types the workflow and the API tell apart.
-PAYSTACK_REJECTED = "PaystackRejected"
-PAYSTACK_UNAVAILABLE = "PaystackUnavailable"
-DUPLICATE_REFERENCE = "DuplicateReference"
-# Paystack refused our secret key: a configuration fault on our side, not the caller's.
-PAYSTACK_UNAUTHORIZED = "PaystackUnauthorized"
 
 
 @dataclass
@@ -34,13 +28,13 @@ class InitializeInput:
 
 def _as_application_error(error: PaystackError) -> ApplicationError:
     if error.code == "duplicate_reference":
-        error_type = DUPLICATE_REFERENCE
+        error_type = ErrorType.DUPLICATE_REFERENCE
     elif error.status_code in (401, 403):
-        error_type = PAYSTACK_UNAUTHORIZED
+        error_type = ErrorType.PAYSTACK_UNAUTHORIZED
     elif error.retryable:
-        error_type = PAYSTACK_UNAVAILABLE
+        error_type = ErrorType.PAYSTACK_UNAVAILABLE
     else:
-        error_type = PAYSTACK_REJECTED
+        error_type = ErrorType.PAYSTACK_REJECTED
     return ApplicationError(
         error.message,
         {"status_code": error.status_code, "code": error.code},

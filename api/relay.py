@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -22,9 +21,8 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.metrics import WEBHOOK_RELAYS
-from api.schemas import PAYSTACK_REFERENCE_PATTERN
 from db import queries
-from domain.invoice import invoice_id_from_reference
+from domain.invoice import invoice_id_from_reference, is_invoice_reference
 from paystack.events import CHARGE_SUCCESS, MalformedWebhook, WebhookEvent, parse_webhook
 from workflows.invoice import InvoiceWorkflow
 from workflows.types import PaymentNotice, workflow_id_for
@@ -33,7 +31,6 @@ log = structlog.get_logger(__name__)
 
 SIGNAL_TIMEOUT = timedelta(seconds=10)
 MAX_RETRY_DELAY = 60.0
-_our_reference = re.compile(PAYSTACK_REFERENCE_PATTERN)
 
 
 class RelayOutcome(StrEnum):
@@ -54,7 +51,7 @@ def classify(engine: Engine, event: WebhookEvent) -> RelayOutcome:
     if event.event != CHARGE_SUCCESS:
         return RelayOutcome.IGNORED
     reference = event.reference
-    if reference is None or not _our_reference.match(reference):
+    if reference is None or not is_invoice_reference(reference):
         return RelayOutcome.UNKNOWN_REFERENCE
     # The invoice row is written before its payment link is handed out, so a payment for
     # one of our invoices always finds it.

@@ -22,18 +22,21 @@ from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError
 
 from api.relay import RelayOutcome, relay
 from config import Settings, get_settings
 from db import queries
 from db.engine import make_engine
-from domain.invoice import InvoiceStatus
+from db.projection import load_snapshot
+from domain.invoice import InvoiceSnapshot, InvoiceStatus
 from lifecycle import exit_process
 from paystack.events import MalformedWebhook, parse_webhook
 from temporal_config import connect
 from workflows.invoice import InvoiceWorkflow
-from workflows.types import SEARCH_ATTRIBUTES, workflow_id_for
+from workflows.starter import reach_invoice
+from workflows.types import SEARCH_ATTRIBUTES
 
 app = typer.Typer(
     help="Operate payrecon: invoices, webhook deliveries, the Temporal namespace.",
@@ -157,21 +160,28 @@ async def _describe(workflow_id: str) -> str:
 
 @invoices_app.command("reverify")
 def reverify(invoice_id: str) -> None:
-    """Signal the invoice's workflow to ask Paystack now, outside its poll schedule."""
+    """Ask Paystack now, outside the poll schedule, through the invoice's workflow: its open
+    run, or a new run resumed from its record if it has completed."""
+    settings = get_settings()
+    recorded = load_snapshot(_engine(settings), invoice_id)
+    if recorded is None:
+        _fail(f"no invoice {invoice_id}")
 
-    async def send() -> None:
+    async def send() -> InvoiceSnapshot:
         client = await connect()
-        handle = client.get_workflow_handle(workflow_id_for(invoice_id))
-        await handle.signal(InvoiceWorkflow.verify_now)
+        verified: InvoiceSnapshot = await reach_invoice(
+            client, settings, recorded, InvoiceWorkflow.verify
+        )
+        return verified
 
     try:
-        asyncio.run(send())
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            typer.echo(f"{invoice_id}: no running workflow (unknown or already closed)", err=True)
-            raise typer.Exit(1) from error
-        raise
-    typer.echo(f"{invoice_id}: verify requested")
+        invoice = asyncio.run(send())
+    except (RPCError, WorkflowUpdateFailedError) as error:
+        _fail(f"{invoice_id}: verify not done: {error}")
+    reason = f" ({invoice.review_reason.value})" if invoice.review_reason else ""
+    typer.echo(
+        f"{invoice_id}: verified; {invoice.status.value}{reason}, revision {invoice.revision}"
+    )
 
 
 @webhooks_app.command("redeliver")

@@ -1,37 +1,43 @@
-"""Applying invoice snapshots to the database: idempotent, and never backwards."""
+"""The invoice projection: the workflow's `InvoiceSnapshot` written to its `Invoice` row
+(idempotently, never backwards), and read back when a new run of the workflow resumes it.
+
+Both directions follow from the snapshot's fields; only the names that differ are listed.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from enum import Enum
+from typing import Any
+
+from pydantic import TypeAdapter
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from db.engine import write_session
 from db.models import Invoice, InvoiceStatusChange
 from domain.invoice import InvoiceSnapshot
 
+# Snapshot field -> row attribute, where they differ (`metadata` is SQLAlchemy's own name).
+ROW_NAMES = {"invoice_id": "id", "metadata": "invoice_metadata"}
+SNAPSHOT_FIELDS = tuple(field.name for field in dataclasses.fields(InvoiceSnapshot))
+_snapshot = TypeAdapter(InvoiceSnapshot)
 
-def _row_values(snapshot: InvoiceSnapshot) -> dict[str, object]:
-    return {
-        "workflow_id": snapshot.workflow_id,
-        "status": snapshot.status.value,
-        "customer_email": snapshot.customer_email,
-        "amount": snapshot.amount,
-        "currency": snapshot.currency,
-        "description": snapshot.description,
-        "invoice_metadata": snapshot.metadata,
-        "idempotency_key": snapshot.idempotency_key,
-        "fingerprint": snapshot.fingerprint,
-        "authorization_url": snapshot.authorization_url,
-        "access_code": snapshot.access_code,
-        "due_at": snapshot.due_at,
-        "created_at": snapshot.created_at,
-        "updated_at": snapshot.updated_at,
-        "paid_at": snapshot.paid_at,
-        "amount_paid": snapshot.amount_paid,
-        "paystack_transaction_id": snapshot.paystack_transaction_id,
-        "paystack_reference": snapshot.paystack_reference,
-        "review_reason": snapshot.review_reason.value if snapshot.review_reason else None,
-        "revision": snapshot.revision,
-    }
+
+def row_values(snapshot: InvoiceSnapshot) -> dict[str, Any]:
+    """The row's columns for a snapshot."""
+    values = {}
+    for name in SNAPSHOT_FIELDS:
+        value = getattr(snapshot, name)
+        values[ROW_NAMES.get(name, name)] = value.value if isinstance(value, Enum) else value
+    return values
+
+
+def snapshot_of(row: Invoice) -> InvoiceSnapshot:
+    """The snapshot a row records (types restored: statuses, reasons)."""
+    return _snapshot.validate_python(
+        {name: getattr(row, ROW_NAMES.get(name, name)) for name in SNAPSHOT_FIELDS}
+    )
 
 
 def apply_snapshot(engine: Engine, snapshot: InvoiceSnapshot) -> bool:
@@ -40,14 +46,14 @@ def apply_snapshot(engine: Engine, snapshot: InvoiceSnapshot) -> bool:
     Returns whether anything was written. A status change also appends to the
     invoice's state history, in the same transaction.
     """
+    values = row_values(snapshot)
     with write_session(engine) as session:
         row = session.get(Invoice, snapshot.invoice_id, with_for_update=True)
         if row is not None and row.revision >= snapshot.revision:
             return False
-        status_changed = row is None or row.status != snapshot.status.value
-        values = _row_values(snapshot)
+        status_changed = row is None or row.status != values["status"]
         if row is None:
-            row = Invoice(id=snapshot.invoice_id, **values)
+            row = Invoice(**values)
         else:
             for name, value in values.items():
                 setattr(row, name, value)
@@ -57,9 +63,15 @@ def apply_snapshot(engine: Engine, snapshot: InvoiceSnapshot) -> bool:
                 InvoiceStatusChange(
                     invoice_id=snapshot.invoice_id,
                     revision=snapshot.revision,
-                    status=snapshot.status.value,
+                    status=values["status"],
                     review_reason=values["review_reason"],
                     changed_at=snapshot.updated_at,
                 )
             )
         return True
+
+
+def load_snapshot(engine: Engine, invoice_id: str) -> InvoiceSnapshot | None:
+    with Session(engine) as session:
+        row = session.get(Invoice, invoice_id)
+        return snapshot_of(row) if row is not None else None

@@ -6,6 +6,7 @@ Plain dataclasses only: workflow code imports this module, so it must stay free 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -31,6 +32,16 @@ class ReviewReason(StrEnum):
     PAID_AFTER_CANCEL = "paid_after_cancel"
 
 
+# Invoice ids are Paystack references without '.', which marks a replacement reference.
+INVOICE_ID_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
+_OUR_REFERENCE = re.compile(r"^[A-Za-z0-9-]{1,64}(\.[0-9]{1,2})?$")
+
+
+def is_invoice_reference(reference: str) -> bool:
+    """Whether a Paystack reference has the shape of one of ours: `<id>` or `<id>.<n>`."""
+    return _OUR_REFERENCE.match(reference) is not None
+
+
 def paystack_reference_for(invoice_id: str, attempt: int) -> str:
     """The invoice id is its Paystack reference. Only when Paystack already holds that
     reference but its payment link was lost does the invoice move to `<id>.2`, `<id>.3`."""
@@ -41,9 +52,32 @@ def invoice_id_from_reference(reference: str) -> str:
     return reference.split(".", 1)[0]
 
 
-# Paystack's currencies and the smallest amount it accepts, in subunits.
-MINIMUM_AMOUNT: dict[str, int] = {"NGN": 5000, "GHS": 10, "ZAR": 100, "KES": 300, "USD": 200}
-SUPPORTED_CURRENCIES = tuple(MINIMUM_AMOUNT)
+class Currency(StrEnum):
+    """The currencies Paystack settles. Amounts are always in the subunit."""
+
+    NGN = "NGN"
+    GHS = "GHS"
+    ZAR = "ZAR"
+    KES = "KES"
+    USD = "USD"
+
+    @property
+    def subunit(self) -> str:
+        return _CURRENCY_RULES[self][1]
+
+    @property
+    def minimum_amount(self) -> int:
+        """The smallest amount Paystack accepts, in the subunit."""
+        return _CURRENCY_RULES[self][0]
+
+
+_CURRENCY_RULES: dict[Currency, tuple[int, str]] = {
+    Currency.NGN: (5000, "kobo"),
+    Currency.GHS: (10, "pesewas"),
+    Currency.ZAR: (100, "cents"),
+    Currency.KES: (300, "cents"),
+    Currency.USD: (200, "cents"),
+}
 
 
 @dataclass
@@ -88,3 +122,17 @@ class InvoiceSnapshot:
     paystack_transaction_id: int | None = None
     paystack_reference: str | None = None
     review_reason: ReviewReason | None = None
+
+    def request(self) -> InvoiceRequest:
+        """What was asked for, as the invoice records it."""
+        return InvoiceRequest(
+            invoice_id=self.invoice_id,
+            customer_email=self.customer_email,
+            amount=self.amount,
+            currency=self.currency,
+            due_at=self.due_at,
+            description=self.description,
+            metadata=self.metadata,
+            idempotency_key=self.idempotency_key,
+            fingerprint=self.fingerprint,
+        )

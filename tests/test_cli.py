@@ -22,6 +22,7 @@ from tests.helpers import (
     provider_calls,
     wait_for_status,
 )
+from workflows.invoice import InvoiceWorkflow
 
 
 async def payrecon(stack: Stack, *args: str, **env: str) -> tuple[int, str]:
@@ -68,11 +69,32 @@ async def test_reverify_asks_paystack_now(
 
     code, output = await payrecon(stack, "invoices", "reverify", invoice["id"])
     assert code == 0, output
+    assert f"{invoice['id']}: verified; pending, revision 1" in output
+    assert (await provider_calls(sandbox, invoice["id"]))["verify"] == before + 1
 
-    async def verified() -> None:
-        assert (await provider_calls(sandbox, invoice["id"]))["verify"] > before
+    code, missing = await payrecon(stack, "invoices", "reverify", "inv-000000000000000000000000")
+    assert code == 1 and "no invoice" in missing
 
-    await eventually(verified)
+
+async def test_reverify_reaches_a_completed_invoice(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    invoice = await create_invoice(api)
+    await pay(sandbox, invoice["id"])
+    await wait_for_status(api, invoice["id"], "paid")
+    handle = stack.temporal.get_workflow_handle_for(InvoiceWorkflow.run, f"invoice-{invoice['id']}")
+    paid = await handle.result()
+    before = (await provider_calls(sandbox, invoice["id"]))["verify"]
+
+    code, output = await payrecon(stack, "invoices", "reverify", invoice["id"])
+
+    assert code == 0, output
+    assert f"verified; paid, revision {paid.revision}" in output
+    assert (await provider_calls(sandbox, invoice["id"]))["verify"] == before + 1
+    # A second run answered, and completed: still one writer, and nothing moved.
+    runs = [run async for run in stack.temporal.list_workflows(f"WorkflowId = '{handle.id}'")]
+    assert len(runs) == 2
+    assert (await handle.result()).revision == paid.revision
 
 
 async def test_redeliver_a_stored_webhook(

@@ -9,6 +9,8 @@ import httpx
 
 from api.routers.invoices import invoice_id_for
 from db.models import WebhookDelivery
+from db.projection import load_snapshot
+from domain.invoice import InvoiceStatus, ReviewReason
 from tests.conftest import SECRET_KEY, Stack, another_api
 from tests.helpers import (
     INVOICE,
@@ -26,7 +28,9 @@ from tests.helpers import (
     verify_hangs,
     wait_for_status,
 )
-from workflows.invoice import MAX_NOTICES
+from workflows.invoice import MAX_NOTICES, InvoiceWorkflow
+from workflows.starter import reach_invoice
+from workflows.types import workflow_id_for
 
 
 async def test_paid_by_webhook(
@@ -221,6 +225,31 @@ async def test_payment_after_expiry_is_flagged_not_lost(
     assert review["review_reason"] == "paid_after_expiry"
     await check_history(stack, invoice["id"], "paid_after_expiry")
     assert status_changes(stack, invoice["id"]) == ["pending", "expired", "needs_review"]
+
+
+async def test_a_completed_invoice_is_reached_again_through_its_record(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    await set_webhooks(sandbox, False)
+    invoice = await create_invoice(api, due_in_seconds=1)
+    handle = stack.temporal.get_workflow_handle_for(
+        InvoiceWorkflow.run, workflow_id_for(invoice["id"])
+    )
+    async with asyncio.timeout(20):  # expired, then the 4 s late-payment window
+        expired = await handle.result()
+    assert expired.status is InvoiceStatus.EXPIRED
+    await pay(sandbox, invoice["id"])  # after the window: no run is watching
+
+    recorded = load_snapshot(stack.engine, invoice["id"])
+    assert recorded == expired
+    woken = await reach_invoice(stack.temporal, stack.settings, recorded, InvoiceWorkflow.verify)
+
+    assert woken.status is InvoiceStatus.NEEDS_REVIEW
+    assert woken.review_reason is ReviewReason.PAID_AFTER_EXPIRY
+    shown = (await api.get(f"/invoices/{invoice['id']}")).json()
+    assert shown["status"] == "needs_review" and shown["revision"] == expired.revision + 1
+    assert status_changes(stack, invoice["id"]) == ["pending", "expired", "needs_review"]
+    await check_history(stack, invoice["id"], "woken_after_completion")
 
 
 async def test_cancel_answers_202_once_accepted_while_paystack_is_slow(

@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from api.schemas import InvoiceOut
 from db.models import Invoice, InvoiceStatusChange
-from db.projection import apply_snapshot
+from db.projection import ROW_NAMES, SNAPSHOT_FIELDS, apply_snapshot, load_snapshot
 from domain.invoice import InvoiceSnapshot, InvoiceStatus, ReviewReason
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -76,3 +77,61 @@ def test_overlapping_retries_never_move_backwards(engine: Engine) -> None:
     assert (row.status, row.revision) == ("needs_review", 3)
     assert history[0] == "pending" and history[-1] == "needs_review"
     assert len(history) == len(set(history))
+
+
+def a_full_snapshot() -> InvoiceSnapshot:
+    """Every field set to a value other than its default."""
+    return snapshot(
+        7,
+        InvoiceStatus.NEEDS_REVIEW,
+        description="Order 1042",
+        metadata={"order_id": "1042", "nested": {"a": [1, 2]}},
+        idempotency_key="key-1042",
+        authorization_url="https://checkout.example/abc",
+        access_code="abc",
+        paid_at=NOW + timedelta(hours=1),
+        amount_paid=260000,
+        paystack_transaction_id=2**63 - 1,
+        paystack_reference="inv-projection.2",
+        review_reason=ReviewReason.AMOUNT_MISMATCH,
+    )
+
+
+def test_every_snapshot_field_has_a_column_and_every_column_a_field() -> None:
+    columns = {ROW_NAMES.get(name, name) for name in SNAPSHOT_FIELDS}
+    assert columns == set(Invoice.model_fields)
+    defaults = {
+        field.name
+        for field in dataclasses.fields(InvoiceSnapshot)
+        if getattr(a_full_snapshot(), field.name)
+        == getattr(snapshot(1, InvoiceStatus.PENDING), field.name)
+    }
+    # The example really sets every field (bar those that the helper fixes).
+    assert defaults <= {
+        "invoice_id",
+        "workflow_id",
+        "customer_email",
+        "amount",
+        "currency",
+        "due_at",
+        "created_at",
+        "fingerprint",
+    }
+
+
+def test_the_three_shapes_agree_through_the_database(engine: Engine) -> None:
+    full = a_full_snapshot()
+    assert apply_snapshot(engine, full)
+    assert load_snapshot(engine, full.invoice_id) == full
+    row, _ = stored(engine)
+    from_row, from_snapshot = InvoiceOut.model_validate(row), InvoiceOut.model_validate(full)
+    assert from_row == from_snapshot
+    shown = from_row.model_dump()
+    assert shown["id"] == full.invoice_id and shown["metadata"] == full.metadata
+    assert shown["revision"] == 7 and shown["review_reason"] == "amount_mismatch"
+    # Every public field is one of the snapshot's, by its own name or its alias.
+    snapshot_names = set(SNAPSHOT_FIELDS)
+    for name, field in InvoiceOut.model_fields.items():
+        aliases = set(getattr(field.validation_alias, "choices", [])) | {name}
+        assert aliases & snapshot_names, name
+    assert load_snapshot(engine, "inv-missing") is None

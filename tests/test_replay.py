@@ -33,6 +33,7 @@ WORKFLOW_PATHS = {
     "continued_as_new",
     "continue_as_new_handoff",
     "notice_verify_moved_to_queue",
+    "woken_after_completion",
 }
 
 EARLIER_VERSIONS = sorted(path for path in HISTORY_DIR.iterdir() if path.is_dir())

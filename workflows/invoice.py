@@ -10,7 +10,9 @@ Read `run` top to bottom; it follows the lifecycle in DESIGN.md:
                one last verify as the window closes
     done       once every handler has finished
 
-A run whose history grows long hands its state to a fresh run (continue-as-new).
+A run whose history grows long hands its state to a fresh run (continue-as-new). A run
+started on a completed invoice (woken by a request months later, see workflows/starter.py)
+resumes from the invoice's record, answers the request, and completes again.
 
 Only Paystack's verify decides: a webhook is a reason to verify, never proof of payment.
 """
@@ -28,14 +30,8 @@ from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities.database import DatabaseActivities
-    from activities.paystack import (
-        DUPLICATE_REFERENCE,
-        PAYSTACK_REJECTED,
-        PAYSTACK_UNAUTHORIZED,
-        PAYSTACK_UNAVAILABLE,
-        InitializeInput,
-        PaystackActivities,
-    )
+    from activities.paystack import InitializeInput, PaystackActivities
+    from domain.errors import ErrorType
     from domain.invoice import (
         InvoiceSnapshot,
         InvoiceStatus,
@@ -47,11 +43,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.types import (
         INVOICE_STATUS,
         CarriedState,
-        ErrorType,
         InvoiceWorkflowInput,
         OpenedInvoice,
         OpenInvoice,
         PaymentNotice,
+        search_attributes_of,
     )
 
 # The API caller waits for the payment link, so creation gives up after a bounded time.
@@ -59,14 +55,18 @@ INITIALIZE_DEADLINE = timedelta(seconds=25)
 INITIALIZE_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=500),
     maximum_interval=timedelta(seconds=4),
-    non_retryable_error_types=[PAYSTACK_REJECTED, PAYSTACK_UNAUTHORIZED, DUPLICATE_REFERENCE],
+    non_retryable_error_types=[
+        ErrorType.PAYSTACK_REJECTED,
+        ErrorType.PAYSTACK_UNAUTHORIZED,
+        ErrorType.DUPLICATE_REFERENCE,
+    ],
 )
 PAYSTACK_CALL_TIMEOUT = timedelta(seconds=15)
 # Verify retries until Paystack answers: an invoice never expires unverified.
 VERIFY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=60),
-    non_retryable_error_types=[PAYSTACK_REJECTED, PAYSTACK_UNAUTHORIZED],
+    non_retryable_error_types=[ErrorType.PAYSTACK_REJECTED, ErrorType.PAYSTACK_UNAUTHORIZED],
 )
 # A payment notice's verify runs as a local activity: the payer is waiting, and it saves
 # two trips through the server. If Paystack fails it twice (each call ends by the client's
@@ -74,9 +74,11 @@ VERIFY_RETRY = RetryPolicy(
 NOTICE_VERIFY_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=250),
     maximum_attempts=2,
-    non_retryable_error_types=[PAYSTACK_REJECTED, PAYSTACK_UNAUTHORIZED],
+    non_retryable_error_types=[ErrorType.PAYSTACK_REJECTED, ErrorType.PAYSTACK_UNAUTHORIZED],
 )
 LOCAL_NOTICE_VERIFY = "local-notice-verify"
+# A new run first looks for the invoice's record, and resumes from it if there is one.
+RESUME_FROM_RECORD = "resume-from-record"
 # How a failed local activity reaches the workflow: wrapped in ActivityError, or bare, and
 # when replayed from its marker a timeout arrives bare even if it came wrapped live.
 LOCAL_ACTIVITY_FAILURES = (ActivityError, ApplicationError, TemporalTimeoutError)
@@ -102,6 +104,9 @@ class InvoiceWorkflow:
         self._input = input
         self._invoice: InvoiceSnapshot | None = None
         self._recorded_revision = 0
+        # Whether this run created the invoice, or resumed it from its record.
+        self._created_here = False
+        self._resumed = False
         self._creation_error: tuple[str, str] | None = None
         self._payment_notified = False
         self._seen_notices: set[str] = set()
@@ -113,23 +118,52 @@ class InvoiceWorkflow:
 
     @workflow.run
     async def run(self, input: InvoiceWorkflowInput) -> InvoiceSnapshot:
-        invoice = self._invoice or await self._create()
+        invoice = self._invoice or await self._resume_from_record() or await self._create()
         await self._watch_until(invoice.due_at)
         if self._status is InvoiceStatus.PENDING:
             await self._close_unpaid(
                 InvoiceStatus.CANCELLED if self._cancel_requested else InvoiceStatus.EXPIRED
             )
         if self._status in LATE_PAYMENT_REASON:
-            closed_at = self._current.updated_at
-            await self._watch_until(closed_at + timedelta(seconds=input.late_payment_window))
-        if self._status in LATE_PAYMENT_REASON:
-            # A last look before letting go: a payment during the window is never missed,
-            # even when the worker was down as the window closed.
-            await self._check_payment()
+            window_closes = self._current.updated_at + timedelta(seconds=input.late_payment_window)
+            # A run resumed after the window closed only answers what woke it.
+            if not (self._resumed and workflow.now() >= window_closes):
+                await self._watch_until(window_closes)
+                if self._status in LATE_PAYMENT_REASON:
+                    # A last look before letting go: a payment during the window is never
+                    # missed, even when the worker was down as the window closed.
+                    await self._check_payment()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._current
 
-    # --- create -------------------------------------------------------------------
+    # --- create, or resume ---------------------------------------------------------
+
+    async def _resume_from_record(self) -> InvoiceSnapshot | None:
+        """The invoice as an earlier run left it, if there was one: this run was started
+        on a completed invoice, or after a run was terminated. Never a second Paystack
+        transaction for one invoice."""
+        if not workflow.patched(RESUME_FROM_RECORD):
+            return None
+        invoice_id = self._input.request.invoice_id
+        recorded = await workflow.execute_local_activity_method(
+            DatabaseActivities.load_invoice,
+            invoice_id,
+            start_to_close_timeout=RECORD_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+            summary="load the invoice's record",
+        )
+        if recorded is None:
+            if self._input.resume_only:
+                await self._give_up(ErrorType.INVOICE_NOT_FOUND, f"no invoice {invoice_id}")
+            return None
+        self._invoice = recorded
+        self._recorded_revision = recorded.revision
+        self._resumed = True
+        workflow.upsert_search_attributes(search_attributes_of(recorded, recorded.status))
+        workflow.logger.info(
+            "invoice %s resumed from its record at revision %d", invoice_id, recorded.revision
+        )
+        return recorded
 
     async def _create(self) -> InvoiceSnapshot:
         request = self._input.request
@@ -144,7 +178,8 @@ class InvoiceWorkflow:
                 # Paystack holds this reference already (an answer lost on the way back, or
                 # an earlier failed run): its link is unknowable, and no customer has it.
                 duplicate = (
-                    isinstance(cause, ApplicationError) and cause.type == DUPLICATE_REFERENCE
+                    isinstance(cause, ApplicationError)
+                    and cause.type == ErrorType.DUPLICATE_REFERENCE
                 )
                 if duplicate and attempt < MAX_PAYSTACK_REFERENCES:
                     attempt += 1
@@ -171,6 +206,7 @@ class InvoiceWorkflow:
             access_code=link.access_code,
             paystack_reference=link.reference,
         )
+        self._created_here = True
         self._next_poll_at = now + self._poll_interval()
         await self._record()
         return self._invoice
@@ -199,15 +235,18 @@ class InvoiceWorkflow:
     ) -> NoReturn:
         cause = _cause(error)
         if isinstance(cause, ApplicationError) and cause.type:
-            self._creation_error = (cause.type, cause.message)
-        else:
-            self._creation_error = (PAYSTACK_UNAVAILABLE, "Paystack did not answer in time")
+            await self._give_up(cause.type, cause.message)
+        await self._give_up(ErrorType.PAYSTACK_UNAVAILABLE, "Paystack did not answer in time")
+
+    async def _give_up(self, error_type: str, message: str) -> NoReturn:
+        """Ends a run that has no invoice: handlers answer with the reason first."""
+        self._creation_error = (error_type, message)
         await workflow.wait_condition(workflow.all_handlers_finished)
         raise ApplicationError(
-            f"invoice not created: {self._creation_error[1]}",
+            f"invoice not created: {message}",
             type=ErrorType.INVOICE_NOT_CREATED,
             non_retryable=True,
-        ) from error
+        )
 
     # --- watch --------------------------------------------------------------------
 
@@ -356,8 +395,8 @@ class InvoiceWorkflow:
         except LOCAL_ACTIVITY_FAILURES as error:
             cause = _cause(error)
             if isinstance(cause, ApplicationError) and cause.type in (
-                PAYSTACK_REJECTED,
-                PAYSTACK_UNAUTHORIZED,
+                ErrorType.PAYSTACK_REJECTED,
+                ErrorType.PAYSTACK_UNAUTHORIZED,
             ):
                 workflow.logger.warning("Paystack refused verify: %s", cause)
                 return None
@@ -397,20 +436,30 @@ class InvoiceWorkflow:
         await workflow.wait_condition(
             lambda: self._recorded_revision >= 1 or self._creation_error is not None
         )
-        if self._creation_error is not None:
-            error_type, message = self._creation_error
-            raise ApplicationError(message, type=error_type, non_retryable=True)
-        return OpenedInvoice(
-            invoice=self._current, created=request.request_id == self._input.request_id
-        )
+        self._raise_creation_error()
+        invoice = self._current
+        if request.fingerprint != invoice.fingerprint:  # a run resumed for another body
+            raise _idempotency_conflict()
+        created = self._created_here and request.request_id == self._input.request_id
+        return OpenedInvoice(invoice=invoice, created=created)
 
     @open_invoice.validator
     def _validate_open_invoice(self, request: OpenInvoice) -> None:
-        if request.fingerprint != self._input.request.fingerprint:
-            raise ApplicationError(
-                "this Idempotency-Key was already used with a different request body",
-                type=ErrorType.IDEMPOTENCY_CONFLICT,
-            )
+        known = self._invoice.fingerprint if self._invoice else self._input.request.fingerprint
+        if request.fingerprint != known:
+            raise _idempotency_conflict()
+
+    @workflow.update
+    async def verify(self) -> InvoiceSnapshot:
+        """Ask Paystack now, whatever the invoice's state, and answer the invoice as it
+        stands after that verify (the operator's `payrecon invoices reverify`)."""
+        await workflow.wait_condition(
+            lambda: self._invoice is not None or self._creation_error is not None
+        )
+        self._raise_creation_error()
+        await self._check_payment()
+        await workflow.wait_condition(lambda: self._recorded_revision >= self._current.revision)
+        return self._current
 
     @workflow.update
     async def cancel(self) -> InvoiceSnapshot:
@@ -449,7 +498,8 @@ class InvoiceWorkflow:
 
     @workflow.signal
     def verify_now(self) -> None:
-        """An operator's nudge (`payrecon invoices reverify`): ask Paystack now."""
+        """Ask Paystack now. Kept so that histories holding it replay; callers use the
+        `verify` update, which also reaches a completed invoice."""
         self._payment_notified = True
 
     @workflow.query
@@ -467,6 +517,18 @@ class InvoiceWorkflow:
     @property
     def _status(self) -> InvoiceStatus:
         return self._current.status
+
+    def _raise_creation_error(self) -> None:
+        if self._creation_error is not None:
+            error_type, message = self._creation_error
+            raise ApplicationError(message, type=error_type, non_retryable=True)
+
+
+def _idempotency_conflict() -> ApplicationError:
+    return ApplicationError(
+        "this Idempotency-Key was already used with a different request body",
+        type=ErrorType.IDEMPOTENCY_CONFLICT,
+    )
 
 
 def _cause(

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    SearchAttributeUpdate,
+    TypedSearchAttributes,
+)
 
 from domain.invoice import InvoiceRequest, InvoiceSnapshot, InvoiceStatus
 
@@ -31,16 +35,35 @@ def search_attribute_kinds() -> dict[str, str]:
     return {key.name: key.indexed_value_type.name.title() for key in SEARCH_ATTRIBUTES}
 
 
-def initial_search_attributes(request: InvoiceRequest) -> TypedSearchAttributes:
+def _search_attribute_values(
+    invoice: InvoiceRequest | InvoiceSnapshot, status: InvoiceStatus
+) -> list[tuple[SearchAttributeKey[Any], Any]]:
+    return [
+        (INVOICE_STATUS, status.value),
+        (CUSTOMER_EMAIL, invoice.customer_email),
+        (AMOUNT_MINOR, invoice.amount),
+        (CURRENCY, invoice.currency),
+        (DUE_AT, invoice.due_at),
+    ]
+
+
+def initial_search_attributes(
+    invoice: InvoiceRequest | InvoiceSnapshot, status: InvoiceStatus = InvoiceStatus.PENDING
+) -> TypedSearchAttributes:
+    """What a run starts with: a new invoice, or a recorded one woken in `status`."""
     return TypedSearchAttributes(
         [
-            SearchAttributePair(INVOICE_STATUS, InvoiceStatus.PENDING.value),
-            SearchAttributePair(CUSTOMER_EMAIL, request.customer_email),
-            SearchAttributePair(AMOUNT_MINOR, request.amount),
-            SearchAttributePair(CURRENCY, request.currency),
-            SearchAttributePair(DUE_AT, request.due_at),
+            SearchAttributePair(key, value)
+            for key, value in _search_attribute_values(invoice, status)
         ]
     )
+
+
+def search_attributes_of(
+    invoice: InvoiceSnapshot, status: InvoiceStatus
+) -> list[SearchAttributeUpdate]:
+    """The same as upserts, for a run that resumes an invoice from its record."""
+    return [key.value_set(value) for key, value in _search_attribute_values(invoice, status)]
 
 
 def workflow_id_for(invoice_id: str) -> str:
@@ -71,6 +94,8 @@ class InvoiceWorkflowInput:
     carried: CarriedState | None = None
     # Where Paystack activities run (rate-capped); None: the workflow's own queue.
     paystack_task_queue: str | None = None
+    # Started to reach a recorded invoice: with no record, fail rather than create one.
+    resume_only: bool = False
 
 
 @dataclass
@@ -101,12 +126,3 @@ class PaymentNotice:
     def dedupe_key(self) -> str:
         paid_at = self.paid_at.isoformat() if self.paid_at else ""
         return f"{self.transaction_id}:{self.amount}:{self.currency}:{paid_at}"
-
-
-class ErrorType(StrEnum):
-    """ApplicationError types raised by the workflow's handlers, mapped to HTTP by the API."""
-
-    IDEMPOTENCY_CONFLICT = "IdempotencyConflict"
-    INVOICE_NOT_CREATED = "InvoiceNotCreated"
-    INVOICE_FINAL = "InvoiceFinal"
-    INVOICE_NOT_READY = "InvoiceNotReady"

@@ -15,30 +15,20 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 from temporalio.client import (
     RPCTimeoutOrCancelledError,
-    WithStartWorkflowOperation,
     WorkflowUpdateFailedError,
     WorkflowUpdateStage,
 )
-from temporalio.common import (
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
-from activities.paystack import PAYSTACK_REJECTED, PAYSTACK_UNAUTHORIZED
 from api.deps import EngineDep, SettingsDep, TemporalDep, require_api_key
-from api.schemas import INVOICE_ID_PATTERN, CreateInvoice, ErrorBody, InvoiceOut, InvoicePage
+from api.errors import refused, temporal_call, unavailable
+from api.schemas import CreateInvoice, ErrorBody, InvoiceOut, InvoicePage
 from db import queries
-from domain.invoice import InvoiceRequest, InvoiceStatus
+from domain.invoice import INVOICE_ID_PATTERN, InvoiceRequest, InvoiceStatus
 from workflows.invoice import InvoiceWorkflow
-from workflows.types import (
-    ErrorType,
-    InvoiceWorkflowInput,
-    OpenInvoice,
-    initial_search_attributes,
-    workflow_id_for,
-)
+from workflows.starter import invoice_start
+from workflows.types import OpenInvoice, workflow_id_for
 
 log = structlog.get_logger(__name__)
 
@@ -57,38 +47,6 @@ def invoice_id_for(idempotency_key: str | None) -> str:
     if idempotency_key is None:
         return f"inv-{secrets.token_hex(12)}"
     return f"inv-{hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]}"
-
-
-def _temporal_unavailable(error: Exception) -> HTTPException:
-    log.warning("temporal.unavailable", error=str(error))
-    return HTTPException(
-        status.HTTP_503_SERVICE_UNAVAILABLE,
-        detail="the workflow service is unavailable; retry (with the same Idempotency-Key)",
-    )
-
-
-def _creation_failed(error: WorkflowUpdateFailedError) -> HTTPException:
-    cause = error.cause
-    if not isinstance(cause, ApplicationError):
-        return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="invoice not created")
-    if cause.type == ErrorType.IDEMPOTENCY_CONFLICT:
-        return HTTPException(status.HTTP_409_CONFLICT, detail=cause.message)
-    if cause.type == PAYSTACK_REJECTED:
-        return HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=f"Paystack refused the transaction: {cause.message}",
-        )
-    if cause.type == PAYSTACK_UNAUTHORIZED:
-        log.error("paystack.secret_key_refused")
-        return HTTPException(
-            status.HTTP_502_BAD_GATEWAY,
-            detail="Paystack refused payrecon's secret key; the operator must fix "
-            "PAYSTACK_SECRET_KEY",
-        )
-    return HTTPException(
-        status.HTTP_503_SERVICE_UNAVAILABLE,
-        detail=f"Paystack is unavailable ({cause.message}); retry with the same Idempotency-Key",
-    )
 
 
 @router.post(
@@ -133,44 +91,23 @@ async def create_invoice(
         idempotency_key=idempotency_key,
         fingerprint=fingerprint,
     )
-    start = WithStartWorkflowOperation(
-        InvoiceWorkflow.run,
-        InvoiceWorkflowInput(
-            request=request,
-            poll_schedule=settings.payrecon_poll_schedule,
-            late_payment_window=settings.payrecon_late_payment_window,
-            request_id=request_id,
-            paystack_task_queue=settings.temporal_paystack_task_queue,
-        ),
-        id=workflow_id_for(invoice_id),
-        task_queue=settings.temporal_task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        # A completed invoice is never started again; a failed creation may be retried.
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-        search_attributes=initial_search_attributes(request),
-        static_summary=f"{body.currency} {body.amount / 100:.2f} from {body.customer_email}",
-    )
+    start = invoice_start(settings, request, request_id=request_id)
     bound = log.bind(invoice_id=invoice_id, workflow_id=workflow_id_for(invoice_id))
+    deadline = asyncio.get_running_loop().time() + settings.payrecon_create_timeout_seconds
     try:
-        async with asyncio.timeout(settings.payrecon_create_timeout_seconds):
+        async with temporal_call(deadline):
             opened = await temporal.execute_update_with_start_workflow(
                 InvoiceWorkflow.open_invoice,
                 OpenInvoice(fingerprint=fingerprint, request_id=request_id),
                 start_workflow_operation=start,
             )
-    except WorkflowUpdateFailedError as error:
-        bound.info("invoice.create_refused", reason=str(error.cause))
-        raise _creation_failed(error) from error
     except WorkflowAlreadyStartedError:
         # The invoice's workflow has completed: answer from its record.
         return await _existing_invoice(engine, invoice_id, fingerprint, response)
-    except (TimeoutError, RPCTimeoutOrCancelledError, RPCError, RuntimeError) as error:
-        # RuntimeError: the lazy client's connect failed.
-        raise _temporal_unavailable(error) from error
     if not opened.created:
         response.status_code = status.HTTP_200_OK
     bound.info("invoice.opened", created=opened.created)
-    return InvoiceOut.from_snapshot(opened.invoice)
+    return InvoiceOut.model_validate(opened.invoice)
 
 
 async def _existing_invoice(
@@ -185,7 +122,7 @@ async def _existing_invoice(
             detail="this Idempotency-Key was already used with a different request body",
         )
     response.status_code = status.HTTP_200_OK
-    return InvoiceOut.from_row(row)
+    return InvoiceOut.model_validate(row)
 
 
 @router.get("", summary="List invoices, newest first")
@@ -199,7 +136,10 @@ def list_invoices(
         engine, status=status_filter.value if status_filter else None, limit=limit, offset=offset
     )
     return InvoicePage(
-        items=[InvoiceOut.from_row(row) for row in rows], total=total, limit=limit, offset=offset
+        items=[InvoiceOut.model_validate(row) for row in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
     )
 
 
@@ -212,7 +152,7 @@ def get_invoice(invoice_id: InvoiceId, engine: EngineDep) -> InvoiceOut:
     row = queries.get_invoice(engine, invoice_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no invoice {invoice_id}")
-    return InvoiceOut.from_row(row)
+    return InvoiceOut.model_validate(row)
 
 
 @router.post(
@@ -238,20 +178,11 @@ async def cancel_invoice(
         # Accepted means written to the workflow's history: from then on the cancel holds
         # whatever fails. Until then it may be lost (a server restart drops it), so a
         # timeout before acceptance is a 503 to retry, never a 202.
-        async with asyncio.timeout_at(deadline):
+        async with temporal_call(deadline):
             update = await handle.start_update(
                 InvoiceWorkflow.cancel, wait_for_stage=WorkflowUpdateStage.ACCEPTED
             )
-    except WorkflowUpdateFailedError as error:
-        message = error.cause.message if isinstance(error.cause, ApplicationError) else str(error)
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=message) from error
-    except (TimeoutError, RPCTimeoutOrCancelledError) as error:
-        raise _temporal_unavailable(error) from error
-    except RuntimeError as error:
-        raise _temporal_unavailable(error) from error
-    except RPCError as error:
-        if error.status != RPCStatusCode.NOT_FOUND:
-            raise _temporal_unavailable(error) from error
+    except RPCError as error:  # no open run: the invoice is final, or unknown
         row = await run_in_threadpool(queries.get_invoice, engine, invoice_id)
         if row is None:
             raise HTTPException(
@@ -264,14 +195,13 @@ async def cancel_invoice(
         async with asyncio.timeout_at(deadline):
             snapshot = await update.result()
     except WorkflowUpdateFailedError as error:
-        message = error.cause.message if isinstance(error.cause, ApplicationError) else str(error)
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=message) from error
+        raise refused(error) from error
     except (TimeoutError, RPCTimeoutOrCancelledError, RPCError) as error:
         # Accepted, and the workflow finishes it: the last verify is still under way.
         row = await run_in_threadpool(queries.get_invoice, engine, invoice_id)
         if row is None:  # accepted while its first record was being written
-            raise _temporal_unavailable(error) from error
+            raise unavailable(error) from error
         response.status_code = status.HTTP_202_ACCEPTED
-        return InvoiceOut.from_row(row)
+        return InvoiceOut.model_validate(row)
     log.info("invoice.cancel_answered", invoice_id=invoice_id, status=snapshot.status.value)
-    return InvoiceOut.from_snapshot(snapshot)
+    return InvoiceOut.model_validate(snapshot)
