@@ -11,6 +11,7 @@ COPY config.py log.py worker.py temporal_config.py lifecycle.py ./
 COPY workflows ./workflows
 COPY activities ./activities
 COPY api ./api
+COPY inbox ./inbox
 COPY cli ./cli
 COPY paystack ./paystack
 COPY sandbox ./sandbox

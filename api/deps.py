@@ -10,8 +10,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from temporalio.client import Client
 
-from api.relay import Relayer
 from config import Settings
+from inbox.relayer import Relayer
 
 
 def get_settings(request: Request) -> Settings:

@@ -13,11 +13,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from api.metrics import register_invoice_metrics
 from api.middleware import RequestContextMiddleware
-from api.relay import Relayer
 from api.routers import health, invoices, webhooks
 from config import Settings, get_settings
 from db.engine import checkpointing, make_engine
 from db.migrate import migrate
+from inbox.relayer import Relayer
 from lifecycle import freeze_startup_objects
 from log import configure_logging
 from temporal_config import connect

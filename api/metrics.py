@@ -11,20 +11,13 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
 from db import queries
+from inbox import store
 
 HTTP_REQUESTS = Counter(
     "payrecon_http_requests", "API requests by route and answer", ["method", "route", "status"]
 )
 HTTP_LATENCY = Histogram(
     "payrecon_http_request_duration_seconds", "Time to answer, by route", ["method", "route"]
-)
-WEBHOOK_DELIVERIES = Counter(
-    "payrecon_webhook_deliveries", "Signed Paystack deliveries by outcome", ["outcome"]
-)
-WEBHOOK_RELAYS = Counter(
-    "payrecon_webhook_relays",
-    "Attempts to signal a queued delivery to its workflow, by outcome",
-    ["outcome"],
 )
 
 
@@ -49,7 +42,7 @@ class InvoiceCollector(Collector):
             "payrecon_webhook_deliveries_queued",
             "Accepted deliveries not yet relayed to their workflows",
         )
-        queued.add_metric([], queries.count_queued_deliveries(self._engine))
+        queued.add_metric([], store.count_queued_deliveries(self._engine))
         yield transitions
         yield invoices
         yield queued

@@ -25,12 +25,14 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from api.relay import RelayOutcome, relay
 from config import Settings, get_settings
 from db import queries
 from db.engine import make_engine
 from db.projection import load_snapshot
 from domain.invoice import InvoiceSnapshot, InvoiceStatus
+from inbox import store
+from inbox.outcomes import Intake, Relay
+from inbox.relayer import redeliver
 from lifecycle import exit_process
 from paystack.events import MalformedWebhook, parse_webhook
 from temporal_config import connect
@@ -140,7 +142,7 @@ def show_invoice(invoice_id: str) -> None:
         [
             [str(d.id), d.event, d.outcome, _when(d.received_at)]
             for reference in sorted(references)
-            for d in queries.deliveries_for(engine, reference)
+            for d in store.deliveries_for(engine, reference)
         ],
         ["id", "event", "outcome", "received (UTC)"],
     )
@@ -185,36 +187,37 @@ def reverify(invoice_id: str) -> None:
 
 
 @webhooks_app.command("redeliver")
-def redeliver(delivery_id: int) -> None:
-    """Hand a stored, correctly signed delivery to its invoice again (recorded anew)."""
+def redeliver_delivery(delivery_id: int) -> None:
+    """Hand a stored, correctly signed delivery to its owner again (recorded anew)."""
     settings = get_settings()
     engine = _engine(settings)
-    stored = queries.get_delivery(engine, delivery_id)
+    stored = store.get_delivery(engine, delivery_id)
     if stored is None:
         _fail(f"no delivery {delivery_id}")
     body = stored.raw_body.encode()
     try:
         event = parse_webhook(body)
     except MalformedWebhook as error:
-        typer.echo(f"delivery {delivery_id} does not parse: {error}", err=True)
-        raise typer.Exit(1) from error
+        _fail(f"delivery {delivery_id} does not parse: {error}")
 
-    async def send() -> RelayOutcome:
+    async def send() -> Intake | Relay:
         client = await connect(lazy=True)
-        return await relay(client, engine, event)
+        return await redeliver(client, engine, event)
 
     # Queued and leased to this command; if Temporal does not take it, the API's relayers do.
-    lease = datetime.now(UTC) + timedelta(seconds=settings.payrecon_relay_lease_seconds)
-    new_id = queries.record_delivery(engine, event, body, queries.QUEUED, relay_after=lease)
-    outcome = asyncio.run(send())
     detail = f"redelivery of #{delivery_id}"
-    if outcome is RelayOutcome.TEMPORAL_UNAVAILABLE:
-        queries.retry_delivery_later(engine, new_id, datetime.now(UTC), detail)
+    lease = datetime.now(UTC) + timedelta(seconds=settings.payrecon_relay_lease_seconds)
+    new_id = store.record_delivery(
+        engine, event, body, Intake.QUEUED, relay_after=lease, detail=detail
+    )
+    outcome = asyncio.run(send())
+    if outcome is Relay.TEMPORAL_UNAVAILABLE:
+        store.retry_delivery_later(engine, new_id, datetime.now(UTC), detail)
         _fail(
             f"delivery {delivery_id} queued as #{new_id}: Temporal is unavailable, "
             "the API will relay it when Temporal answers"
         )
-    queries.set_delivery_outcome(engine, new_id, outcome.value, detail)
+    store.finish_deliveries(engine, [(new_id, outcome.value)], detail)
     typer.echo(f"delivery {delivery_id} redelivered as #{new_id}: {outcome.value}")
 
 

@@ -1,6 +1,6 @@
 """Database tables. The `invoices` table is a projection of the invoice workflows, written
-only by the `record_invoice` activity; `webhook_deliveries` is the audit log of every
-correctly signed Paystack delivery, and the outbox of those still to be relayed."""
+only by the `record_invoice` activity (db/projection.py); `webhook_deliveries` is the
+webhook inbox's audit log and outbox (inbox/store.py)."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ class WebhookDelivery(SQLModel, table=True):
     __table_args__ = (
         Index("ix_webhook_deliveries_received_at", "received_at"),
         Index("ix_webhook_deliveries_reference", "reference"),
-        Index("ix_webhook_deliveries_dedupe_key", "dedupe_key"),
+        Index("ix_webhook_deliveries_body_sha256", "body_sha256"),
         Index("ix_webhook_deliveries_outcome_relay_after", "outcome", "relay_after"),
     )
 
@@ -101,7 +101,8 @@ class WebhookDelivery(SQLModel, table=True):
     event: str
     reference: str | None = None
     transaction_id: int | None = Field(default=None, sa_column=Column(BigInteger))
-    dedupe_key: str
+    # Paystack's retries are byte-identical: a stored digest marks the next one a duplicate.
+    body_sha256: str = Field(max_length=64)
     raw_body: str = Field(sa_column=Column(Text, nullable=False))
     outcome: str
     detail: str | None = None

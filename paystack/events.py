@@ -28,13 +28,6 @@ class WebhookEvent:
     status: str | None
     paid_at: datetime | None
 
-    @property
-    def dedupe_key(self) -> str:
-        """Paystack sends no event id: event name, transaction and status identify a delivery."""
-        return ":".join(
-            [self.event, str(self.transaction_id or ""), self.reference or "", self.status or ""]
-        )
-
 
 def parse_webhook(body: bytes) -> WebhookEvent:
     try:

@@ -17,6 +17,7 @@ from temporalio.worker import Replayer
 
 from db import queries
 from db.models import WebhookDelivery
+from inbox import store
 from paystack.signature import SIGNATURE_HEADER, sign
 from tests.conftest import SECRET_KEY, Stack
 from workflows.invoice import InvoiceWorkflow
@@ -116,7 +117,7 @@ def status_changes(stack: Stack, invoice_id: str) -> list[str]:
 
 
 def deliveries(stack: Stack, reference: str) -> list[WebhookDelivery]:
-    return queries.deliveries_for(stack.engine, reference)
+    return store.deliveries_for(stack.engine, reference)
 
 
 def delivery_count(stack: Stack) -> int:

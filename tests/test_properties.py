@@ -91,7 +91,7 @@ def test_json_bodies_parse_or_are_refused_with_a_reason(payload: Any) -> None:
     assert event.reference is None or isinstance(event.reference, str)
     assert event.amount is None or (isinstance(event.amount, int) and event.amount >= 0)
     assert event.transaction_id is None or type(event.transaction_id) is int
-    assert isinstance(event.dedupe_key, str)
+    assert event.status is None or isinstance(event.status, str)
 
 
 @given(body=bodies)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +12,8 @@ from sqlalchemy import Engine
 from db import queries
 from db.projection import apply_snapshot
 from domain.invoice import InvoiceSnapshot, InvoiceStatus
+from inbox import store
+from inbox.outcomes import Intake, Relay
 from paystack.events import parse_webhook
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -60,20 +63,25 @@ def test_webhook_deliveries_are_kept_with_their_outcome(engine: Engine) -> None:
     body = b'{"event": "charge.success", "data": {"id": 4100000000, "reference": "inv-1"}}'
     event = parse_webhook(body)
 
-    delivery_id = queries.record_delivery(engine, event, body, "received")
-    queries.set_delivery_outcome(engine, delivery_id, "signalled", None)
+    assert not store.is_stored(engine, store.body_digest(body))
+    delivery_id = store.record_delivery(engine, event, body, Intake.QUEUED)
+    store.finish_deliveries(engine, [(delivery_id, Relay.SIGNALLED)])
 
-    [stored] = queries.deliveries_for(engine, "inv-1")
+    [stored] = store.deliveries_for(engine, "inv-1")
     assert stored.id == delivery_id and stored.outcome == "signalled"
     assert stored.raw_body == body.decode() and stored.transaction_id == 4100000000
-    assert queries.get_delivery(engine, delivery_id) is not None
+    assert stored.body_sha256 == hashlib.sha256(body).hexdigest()
+    assert store.is_stored(engine, stored.body_sha256)
+    # The same event in other bytes is another delivery: its owner judges it against Paystack.
+    assert not store.is_stored(engine, store.body_digest(body.replace(b": ", b":")))
+    assert store.get_delivery(engine, delivery_id) is not None
 
 
 def _queued(engine: Engine, reference: str, relay_after: datetime) -> int:
     body = f'{{"event": "charge.success", "data": {{"id": 1, "reference": "{reference}"}}}}'
     event = parse_webhook(body.encode())
-    return queries.record_delivery(
-        engine, event, body.encode(), queries.QUEUED, relay_after=relay_after
+    return store.record_delivery(
+        engine, event, body.encode(), Intake.QUEUED, relay_after=relay_after
     )
 
 
@@ -84,28 +92,28 @@ def test_a_queued_delivery_is_claimed_once_its_time_comes_and_by_one_relayer(
     due = _queued(engine, "inv-due", START)
     _queued(engine, "inv-leased", START + timedelta(minutes=5))
     relayed = _queued(engine, "inv-relayed", START)
-    queries.set_delivery_outcome(engine, relayed, "signalled", None)
+    store.finish_deliveries(engine, [(relayed, Relay.SIGNALLED)])
 
     now = START + timedelta(seconds=1)
-    [claimed] = queries.claim_queued_deliveries(engine, now=now, lease=lease, limit=10)
+    [claimed] = store.claim_queued_deliveries(engine, now=now, lease=lease, limit=10)
     assert claimed.id == due and claimed.relay_after == now + lease
     # A second relayer at the same moment finds it leased.
-    assert queries.claim_queued_deliveries(engine, now=now, lease=lease, limit=10) == []
-    assert queries.count_queued_deliveries(engine) == 2
+    assert store.claim_queued_deliveries(engine, now=now, lease=lease, limit=10) == []
+    assert store.count_queued_deliveries(engine) == 2
 
-    queries.retry_delivery_later(engine, due, now + timedelta(seconds=2), "temporal unavailable")
-    again = queries.claim_queued_deliveries(
+    store.retry_delivery_later(engine, due, now + timedelta(seconds=2), "temporal unavailable")
+    again = store.claim_queued_deliveries(
         engine, now=now + timedelta(seconds=2), lease=lease, limit=10
     )
     assert [(row.id, row.relay_attempts, row.detail) for row in again] == [
         (due, 1, "temporal unavailable")
     ]
 
-    queries.finish_deliveries(engine, [(due, "signalled")])
-    finished = queries.get_delivery(engine, due)
+    store.finish_deliveries(engine, [(due, "signalled")])
+    finished = store.get_delivery(engine, due)
     assert finished is not None
     assert (finished.outcome, finished.relay_after, finished.detail) == ("signalled", None, None)
-    assert queries.count_queued_deliveries(engine) == 1
+    assert store.count_queued_deliveries(engine) == 1
 
 
 def test_concurrent_relayers_never_claim_the_same_delivery(engine: Engine) -> None:
@@ -113,9 +121,7 @@ def test_concurrent_relayers_never_claim_the_same_delivery(engine: Engine) -> No
     now = START + timedelta(seconds=1)
 
     def claim(_: int) -> list[int]:
-        rows = queries.claim_queued_deliveries(
-            engine, now=now, lease=timedelta(seconds=30), limit=40
-        )
+        rows = store.claim_queued_deliveries(engine, now=now, lease=timedelta(seconds=30), limit=40)
         return [row.id for row in rows if row.id is not None]
 
     with ThreadPoolExecutor(max_workers=4) as pool:

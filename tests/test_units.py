@@ -61,7 +61,7 @@ class TestWebhookParsing:
         assert event.transaction_id == 302961
         assert event.amount == 10000
         assert event.paid_at == datetime(2016, 9, 30, 21, 10, 19, tzinfo=UTC)
-        assert event.dedupe_key == "charge.success:302961:qTPrJoy9Bx:success"
+        assert event.status == "success" and event.currency == "NGN"
 
     def test_refund_event_with_string_amount_and_transaction_reference(self) -> None:
         body = json.dumps(

@@ -15,10 +15,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.deps import EngineDep, RelayerDep, SettingsDep
-from api.metrics import WEBHOOK_DELIVERIES
-from api.relay import RelayOutcome, accept
 from api.schemas import ErrorBody, PaystackEvent, WebhookAck
 from config import Settings
+from inbox.intake import accept
+from inbox.metrics import WEBHOOK_DELIVERIES
+from inbox.outcomes import Intake, Relay
 from paystack.events import MalformedWebhook, parse_webhook
 from paystack.signature import SIGNATURE_HEADER, is_valid_signature
 
@@ -126,19 +127,19 @@ async def paystack_webhook(
 
     bound = log.bind(invoice_id=event.reference, paystack_event=event.event)
     # One trip to a thread for both the lookup and the insert: each trip waits for a core.
-    outcome, delivery_id = await run_in_threadpool(
+    decided, delivery_id = await run_in_threadpool(
         accept, engine, event, body, relayer.lease_until()
     )
-    WEBHOOK_DELIVERIES.labels(outcome=outcome.value).inc()
-    bound.info("webhook.received", outcome=outcome.value, delivery_id=delivery_id)
-    if outcome is not RelayOutcome.QUEUED:
-        return JSONResponse({"outcome": outcome.value})
+    WEBHOOK_DELIVERIES.labels(outcome=decided.value).inc()
+    bound.info("webhook.received", outcome=decided.value, delivery_id=delivery_id)
+    if decided is not Intake.QUEUED:
+        return JSONResponse({"outcome": decided.value})
     relayed = relayer.submit(delivery_id, event)
     if settings.payrecon_webhook_ack == "committed":
-        return JSONResponse({"outcome": outcome.value})
+        return JSONResponse({"outcome": decided.value})
     # Shielded: a caller who hangs up does not cancel the signal.
     signalled = await asyncio.shield(relayed)
-    if signalled is None or signalled is RelayOutcome.TEMPORAL_UNAVAILABLE:
-        unavailable = RelayOutcome.TEMPORAL_UNAVAILABLE.value
+    if signalled is None or signalled is Relay.TEMPORAL_UNAVAILABLE:
+        unavailable = Relay.TEMPORAL_UNAVAILABLE.value
         return JSONResponse({"outcome": unavailable}, status.HTTP_503_SERVICE_UNAVAILABLE)
     return JSONResponse({"outcome": signalled.value})

@@ -1,10 +1,10 @@
-"""Handing recorded Paystack events to their invoices' workflows.
+"""Handing queued deliveries to their owners' workflows.
 
-The webhook route answers Paystack once a delivery is committed to the database, queued;
-the `Relayer` in each API process then signals the workflow. Deliveries a process could
-not finish (Temporal down, a crash) stay queued, and any API process's relayer takes them
-up again. Signals are idempotent, since the workflow ignores a notice it already has, so
-a delivery relayed twice changes nothing twice.
+The webhook route answers Paystack once a delivery is committed, queued; the `Relayer` in
+each API process then signals the owner. Deliveries a process could not finish (Temporal
+down, a crash) stay queued, and any process's relayer takes them up again. Signals are
+idempotent (an owner ignores a notice it already has), so a delivery relayed twice
+changes nothing twice.
 """
 
 from __future__ import annotations
@@ -12,20 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
+from functools import partial
 
 import structlog
-from fastapi.concurrency import run_in_threadpool
+from anyio.to_thread import run_sync
 from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.metrics import WEBHOOK_RELAYS
-from db import queries
-from domain.invoice import invoice_id_from_reference, is_invoice_reference
-from paystack.events import CHARGE_SUCCESS, MalformedWebhook, WebhookEvent, parse_webhook
-from workflows.invoice import InvoiceWorkflow
-from workflows.types import PaymentNotice, workflow_id_for
+from inbox import store
+from inbox.intake import route_of
+from inbox.metrics import WEBHOOK_RELAYS
+from inbox.outcomes import Intake, Relay
+from inbox.routes import ROUTES
+from paystack.events import MalformedWebhook, WebhookEvent, parse_webhook
 
 log = structlog.get_logger(__name__)
 
@@ -33,76 +33,29 @@ SIGNAL_TIMEOUT = timedelta(seconds=10)
 MAX_RETRY_DELAY = 60.0
 
 
-class RelayOutcome(StrEnum):
-    # Committed, to be signalled after the answer.
-    QUEUED = queries.QUEUED
-    SIGNALLED = queries.SIGNALLED
-    WORKFLOW_CLOSED = "workflow_closed"
-    UNKNOWN_REFERENCE = "unknown_reference"
-    IGNORED = "ignored"
-    # The same body for the same invoice is already queued or signalled: Paystack's retry.
-    DUPLICATE = "duplicate"
-    # Not handed over; a queued delivery is tried again.
-    TEMPORAL_UNAVAILABLE = "temporal_unavailable"
-
-
-def classify(engine: Engine, event: WebhookEvent) -> RelayOutcome:
-    """What a delivery needs, decided from the database alone: nothing, or a signal."""
-    if event.event != CHARGE_SUCCESS:
-        return RelayOutcome.IGNORED
-    reference = event.reference
-    if reference is None or not is_invoice_reference(reference):
-        return RelayOutcome.UNKNOWN_REFERENCE
-    # The invoice row is written before its payment link is handed out, so a payment for
-    # one of our invoices always finds it.
-    if not queries.invoice_exists(engine, invoice_id_from_reference(reference)):
-        return RelayOutcome.UNKNOWN_REFERENCE
-    return RelayOutcome.QUEUED
-
-
-def accept(
-    engine: Engine, event: WebhookEvent, raw_body: bytes, lease_until: datetime
-) -> tuple[RelayOutcome, int]:
-    """Commits a delivery; one to be signalled is queued and leased to the caller."""
-    outcome = classify(engine, event)
-    if outcome is RelayOutcome.QUEUED and queries.has_relayed_copy(engine, event, raw_body):
-        outcome = RelayOutcome.DUPLICATE
-    relay_after = lease_until if outcome is RelayOutcome.QUEUED else None
-    delivery_id = queries.record_delivery(
-        engine, event, raw_body, outcome.value, relay_after=relay_after
-    )
-    return outcome, delivery_id
-
-
-async def signal(temporal: Client, event: WebhookEvent) -> RelayOutcome:
-    """Signals a known invoice's workflow with a charge.success."""
-    assert event.reference is not None
-    invoice_id = invoice_id_from_reference(event.reference)
-    notice = PaymentNotice(
-        reference=event.reference,
-        transaction_id=event.transaction_id,
-        amount=event.amount,
-        currency=event.currency,
-        paid_at=event.paid_at,
-    )
-    handle = temporal.get_workflow_handle(workflow_id_for(invoice_id))
+async def signal(temporal: Client, event: WebhookEvent) -> Relay:
+    """Signals a queued event's owner, by its route."""
+    route = ROUTES[event.event]
+    workflow_id = route.workflow_id(event)
+    assert workflow_id is not None, "queued events have an owner"
+    handle = temporal.get_workflow_handle(workflow_id)
     try:
-        await handle.signal(InvoiceWorkflow.payment_notified, notice, rpc_timeout=SIGNAL_TIMEOUT)
+        await handle.signal(route.signal, route.message(event), rpc_timeout=SIGNAL_TIMEOUT)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
-            return RelayOutcome.WORKFLOW_CLOSED
-        log.warning("webhook.signal_failed", invoice_id=invoice_id, error=str(error))
-        return RelayOutcome.TEMPORAL_UNAVAILABLE
+            return Relay.WORKFLOW_CLOSED
+        log.warning("webhook.signal_failed", workflow_id=workflow_id, error=str(error))
+        return Relay.TEMPORAL_UNAVAILABLE
     except Exception as error:  # the lazy client fails this way when Temporal is down
-        log.warning("webhook.signal_failed", invoice_id=invoice_id, error=str(error))
-        return RelayOutcome.TEMPORAL_UNAVAILABLE
-    return RelayOutcome.SIGNALLED
+        log.warning("webhook.signal_failed", workflow_id=workflow_id, error=str(error))
+        return Relay.TEMPORAL_UNAVAILABLE
+    return Relay.SIGNALLED
 
 
-async def relay(temporal: Client, engine: Engine, event: WebhookEvent) -> RelayOutcome:
-    """Classify and signal at once: the operator CLI's re-delivery."""
-    outcome = await run_in_threadpool(classify, engine, event)
-    return await signal(temporal, event) if outcome is RelayOutcome.QUEUED else outcome
+async def redeliver(temporal: Client, engine: Engine, event: WebhookEvent) -> Intake | Relay:
+    """An operator's redelivery of a stored body: routed and signalled again at once."""
+    routed = await run_sync(route_of, engine, event)
+    return await signal(temporal, event) if routed is Intake.QUEUED else routed
 
 
 def retry_delay(attempts: int) -> float:
@@ -127,7 +80,7 @@ class Relayer:
         self._lease = lease
         self._scan_interval = scan_interval
         self._slots = asyncio.Semaphore(concurrency)
-        self._in_flight: set[asyncio.Task[RelayOutcome | None]] = set()
+        self._in_flight: set[asyncio.Task[Relay | None]] = set()
         self._scanner: asyncio.Task[None] | None = None
         # Outcomes are written in batches: under load, one transaction for many deliveries.
         self._finished: list[tuple[int, str]] = []
@@ -141,7 +94,7 @@ class Relayer:
 
     def submit(
         self, delivery_id: int, event: WebhookEvent, attempts: int = 0
-    ) -> asyncio.Task[RelayOutcome | None]:
+    ) -> asyncio.Task[Relay | None]:
         """Relay a delivery this process holds the lease of. The task ends with the
         signal's outcome, or None if it failed before one (the lease then runs out)."""
         task = asyncio.create_task(self._relay_one(delivery_id, event, attempts))
@@ -161,20 +114,24 @@ class Relayer:
             await asyncio.wait([self._writer], timeout=grace)
 
     async def scan_once(self) -> int:
-        claimed = await run_in_threadpool(
-            queries.claim_queued_deliveries,
+        claim = partial(
+            store.claim_queued_deliveries,
             self._engine,
             now=datetime.now(UTC),
             lease=self._lease,
             limit=200,
         )
+        claimed = await run_sync(claim)
         for delivery in claimed:
             assert delivery.id is not None
             try:
                 event = parse_webhook(delivery.raw_body.encode())
             except MalformedWebhook as error:  # it parsed when accepted; never expected
-                await run_in_threadpool(
-                    queries.set_delivery_outcome, self._engine, delivery.id, "malformed", str(error)
+                await run_sync(
+                    store.finish_deliveries,
+                    self._engine,
+                    [(delivery.id, Relay.UNREADABLE.value)],
+                    str(error),
                 )
                 continue
             self.submit(delivery.id, event, delivery.relay_attempts)
@@ -190,16 +147,16 @@ class Relayer:
 
     async def _relay_one(
         self, delivery_id: int, event: WebhookEvent, attempts: int
-    ) -> RelayOutcome | None:
+    ) -> Relay | None:
         bound = log.bind(invoice_id=event.reference, delivery_id=delivery_id)
         try:
             async with self._slots:
                 outcome = await signal(self._temporal, event)
             WEBHOOK_RELAYS.labels(outcome=outcome.value).inc()
-            if outcome is RelayOutcome.TEMPORAL_UNAVAILABLE:
+            if outcome is Relay.TEMPORAL_UNAVAILABLE:
                 delay = retry_delay(attempts)
-                await run_in_threadpool(
-                    queries.retry_delivery_later,
+                await run_sync(
+                    store.retry_delivery_later,
                     self._engine,
                     delivery_id,
                     datetime.now(UTC) + timedelta(seconds=delay),
@@ -215,7 +172,7 @@ class Relayer:
             bound.exception("webhook.relay_failed")
             return None
 
-    def _finish(self, delivery_id: int, outcome: RelayOutcome) -> None:
+    def _finish(self, delivery_id: int, outcome: Relay) -> None:
         self._finished.append((delivery_id, outcome.value))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_outcomes(), name="relayer-write")
@@ -224,7 +181,7 @@ class Relayer:
         while self._finished:
             batch, self._finished = self._finished, []
             try:
-                await run_in_threadpool(queries.finish_deliveries, self._engine, batch)
+                await run_sync(store.finish_deliveries, self._engine, batch)
             except Exception:
                 # Still queued in the database: their leases run out and they are relayed
                 # again, which the workflows ignore.

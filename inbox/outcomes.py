@@ -1,0 +1,27 @@
+"""The inbox's words: what the intake decided about a delivery, and what the relay did
+with a queued one. A delivery's stored `outcome` is one of the two."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Intake(StrEnum):
+    # Committed, to be relayed to its owner right after the answer.
+    QUEUED = "queued"
+    # A byte-identical body is stored already: Paystack's retry, kept for the audit log.
+    DUPLICATE = "duplicate"
+    # A routed event whose owner is not one of ours.
+    UNKNOWN_REFERENCE = "unknown_reference"
+    # An event type payrecon does not act on (no route).
+    IGNORED = "ignored"
+
+
+class Relay(StrEnum):
+    SIGNALLED = "signalled"
+    # The owner's workflow has completed: the event is kept, and not acted on.
+    WORKFLOW_CLOSED = "workflow_closed"
+    # Not handed over; the delivery stays queued and is tried again.
+    TEMPORAL_UNAVAILABLE = "temporal_unavailable"
+    # A stored body that no longer parses (never expected: it parsed when it came).
+    UNREADABLE = "unreadable"

@@ -1,0 +1,145 @@
+"""The `webhook_deliveries` table: every correctly signed delivery (the audit log) and,
+while `queued`, the outbox of those still to be relayed to their owners."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, func, insert, update
+from sqlmodel import Session, col, select
+
+from db.engine import write_transaction
+from db.models import WebhookDelivery
+from inbox.outcomes import Intake
+from paystack.events import WebhookEvent
+
+
+def body_digest(raw_body: bytes) -> str:
+    """Paystack's retries are byte-identical: the SHA-256 of the body names a delivery."""
+    return hashlib.sha256(raw_body).hexdigest()
+
+
+def is_stored(engine: Engine, digest: str) -> bool:
+    query = select(WebhookDelivery.id).where(WebhookDelivery.body_sha256 == digest).limit(1)
+    with engine.connect() as connection:
+        return connection.execute(query).first() is not None
+
+
+def record_delivery(
+    engine: Engine,
+    event: WebhookEvent,
+    raw_body: bytes,
+    outcome: str,
+    *,
+    relay_after: datetime | None = None,
+    detail: str | None = None,
+) -> int:
+    # Core, not the ORM: this runs for every webhook, before Paystack gets its answer.
+    row = {
+        "received_at": datetime.now(UTC),
+        "event": event.event,
+        "reference": event.reference,
+        "transaction_id": event.transaction_id,
+        "body_sha256": body_digest(raw_body),
+        "raw_body": raw_body.decode("utf-8", errors="replace"),
+        "outcome": outcome,
+        "detail": detail,
+        "relay_after": relay_after,
+        "relay_attempts": 0,
+    }
+    with write_transaction(engine) as connection:
+        inserted = connection.execute(insert(WebhookDelivery).values(row))
+        (delivery_id,) = inserted.inserted_primary_key or (None,)
+        assert isinstance(delivery_id, int)
+        return delivery_id
+
+
+def finish_deliveries(
+    engine: Engine, outcomes: list[tuple[int, str]], detail: str | None = None
+) -> None:
+    """Final outcomes of relayed deliveries, in one transaction."""
+    by_outcome: dict[str, list[int]] = {}
+    for delivery_id, outcome in outcomes:
+        by_outcome.setdefault(outcome, []).append(delivery_id)
+    with write_transaction(engine) as connection:
+        for outcome, ids in by_outcome.items():
+            connection.execute(
+                update(WebhookDelivery)
+                .where(col(WebhookDelivery.id).in_(ids))
+                .values(outcome=outcome, detail=detail, relay_after=None)
+            )
+
+
+def claim_queued_deliveries(
+    engine: Engine, *, now: datetime, lease: timedelta, limit: int
+) -> list[WebhookDelivery]:
+    """Queued deliveries whose time has come, each leased to the caller alone: a row is
+    moved a lease ahead only if no one else moved it since it was read."""
+    with Session(engine) as session:
+        due = session.exec(
+            select(WebhookDelivery.id, WebhookDelivery.relay_after)
+            .where(
+                WebhookDelivery.outcome == Intake.QUEUED,
+                col(WebhookDelivery.relay_after) <= now,
+            )
+            .order_by(col(WebhookDelivery.relay_after))
+            .limit(limit)
+        ).all()
+        claimed: list[int] = []
+        for delivery_id, seen in due:
+            with write_transaction(engine) as connection:
+                moved = connection.execute(
+                    update(WebhookDelivery)
+                    .where(
+                        col(WebhookDelivery.id) == delivery_id,
+                        col(WebhookDelivery.outcome) == Intake.QUEUED,
+                        col(WebhookDelivery.relay_after) == seen,
+                    )
+                    .values(relay_after=now + lease)
+                )
+            if moved.rowcount == 1:
+                claimed.append(delivery_id)
+        if not claimed:
+            return []
+        rows = session.exec(
+            select(WebhookDelivery).where(col(WebhookDelivery.id).in_(claimed))
+        ).all()
+        return sorted(rows, key=lambda row: row.id or 0)
+
+
+def retry_delivery_later(engine: Engine, delivery_id: int, at: datetime, detail: str) -> None:
+    with write_transaction(engine) as connection:
+        connection.execute(
+            update(WebhookDelivery)
+            .where(
+                col(WebhookDelivery.id) == delivery_id,
+                col(WebhookDelivery.outcome) == Intake.QUEUED,
+            )
+            .values(
+                relay_after=at,
+                relay_attempts=WebhookDelivery.relay_attempts + 1,
+                detail=detail,
+            )
+        )
+
+
+def count_queued_deliveries(engine: Engine) -> int:
+    with Session(engine) as session:
+        query = select(func.count()).where(WebhookDelivery.outcome == Intake.QUEUED)
+        return session.exec(query).one()
+
+
+def deliveries_for(engine: Engine, reference: str) -> list[WebhookDelivery]:
+    with Session(engine) as session:
+        query = (
+            select(WebhookDelivery)
+            .where(WebhookDelivery.reference == reference)
+            .order_by(col(WebhookDelivery.id))
+        )
+        return list(session.exec(query))
+
+
+def get_delivery(engine: Engine, delivery_id: int) -> WebhookDelivery | None:
+    with Session(engine) as session:
+        return session.get(WebhookDelivery, delivery_id)
