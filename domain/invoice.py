@@ -6,6 +6,7 @@ Plain dataclasses only: workflow code imports this module, so it must stay free 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -123,16 +124,35 @@ class InvoiceSnapshot:
     paystack_reference: str | None = None
     review_reason: ReviewReason | None = None
 
+    @classmethod
+    def opened(
+        cls,
+        request: InvoiceRequest,
+        *,
+        workflow_id: str,
+        at: datetime,
+        authorization_url: str,
+        access_code: str,
+        paystack_reference: str,
+    ) -> InvoiceSnapshot:
+        """A new invoice, pending with its payment link: revision 1."""
+        return cls(
+            **_fields_of(request, InvoiceRequest),
+            workflow_id=workflow_id,
+            status=InvoiceStatus.PENDING,
+            created_at=at,
+            updated_at=at,
+            revision=1,
+            authorization_url=authorization_url,
+            access_code=access_code,
+            paystack_reference=paystack_reference,
+        )
+
     def request(self) -> InvoiceRequest:
         """What was asked for, as the invoice records it."""
-        return InvoiceRequest(
-            invoice_id=self.invoice_id,
-            customer_email=self.customer_email,
-            amount=self.amount,
-            currency=self.currency,
-            due_at=self.due_at,
-            description=self.description,
-            metadata=self.metadata,
-            idempotency_key=self.idempotency_key,
-            fingerprint=self.fingerprint,
-        )
+        return InvoiceRequest(**_fields_of(self, InvoiceRequest))
+
+
+def _fields_of(source: object, shape: type[Any]) -> dict[str, Any]:
+    """`source`'s values for the fields of the dataclass `shape`."""
+    return {field.name: getattr(source, field.name) for field in dataclasses.fields(shape)}

@@ -159,7 +159,7 @@ class InvoiceWorkflow:
         self._invoice = recorded
         self._recorded_revision = recorded.revision
         self._resumed = True
-        workflow.upsert_search_attributes(search_attributes_of(recorded, recorded.status))
+        workflow.upsert_search_attributes(search_attributes_of(recorded))
         workflow.logger.info(
             "invoice %s resumed from its record at revision %d", invoice_id, recorded.revision
         )
@@ -187,21 +187,10 @@ class InvoiceWorkflow:
                 await self._fail_creation(error)
 
         now = workflow.now()
-        self._invoice = InvoiceSnapshot(
-            invoice_id=request.invoice_id,
+        self._invoice = InvoiceSnapshot.opened(
+            request,
             workflow_id=workflow.info().workflow_id,
-            status=InvoiceStatus.PENDING,
-            customer_email=request.customer_email,
-            amount=request.amount,
-            currency=request.currency,
-            due_at=request.due_at,
-            created_at=now,
-            updated_at=now,
-            revision=1,
-            fingerprint=request.fingerprint,
-            description=request.description,
-            metadata=request.metadata,
-            idempotency_key=request.idempotency_key,
+            at=now,
             authorization_url=link.authorization_url,
             access_code=link.access_code,
             paystack_reference=link.reference,

@@ -59,11 +59,10 @@ def initial_search_attributes(
     )
 
 
-def search_attributes_of(
-    invoice: InvoiceSnapshot, status: InvoiceStatus
-) -> list[SearchAttributeUpdate]:
+def search_attributes_of(invoice: InvoiceSnapshot) -> list[SearchAttributeUpdate]:
     """The same as upserts, for a run that resumes an invoice from its record."""
-    return [key.value_set(value) for key, value in _search_attribute_values(invoice, status)]
+    values = _search_attribute_values(invoice, invoice.status)
+    return [key.value_set(value) for key, value in values]
 
 
 def workflow_id_for(invoice_id: str) -> str:
