@@ -11,7 +11,7 @@ from sqlmodel import SQLModel
 
 from config import get_settings
 from db import models  # noqa: F401 - registers the tables
-from db.engine import make_engine
+from db.engine import is_sqlite, make_engine
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -28,7 +28,7 @@ def run_migrations(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         # SQLite alters tables by copying them.
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=is_sqlite(connection),
         compare_type=True,
     )
     with context.begin_transaction():
