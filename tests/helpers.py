@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 from sqlmodel import Session, select
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.worker import Replayer
 
 from db import queries
@@ -138,6 +139,30 @@ async def eventually(check: Any, within: float = 10.0) -> None:
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.05)
+
+
+async def history_events(stack: Stack, invoice_id: str) -> list[HistoryEvent]:
+    """Every event of the invoice's current run and of the runs it continued from: a run may
+    continue as new at any moment (the test server suggests it at 100 events), and what came
+    before is in the earlier run's history."""
+    events: list[HistoryEvent] = []
+    run_id: str | None = None
+    while True:
+        handle = stack.temporal.get_workflow_handle(workflow_id_for(invoice_id), run_id=run_id)
+        run = [event async for event in handle.fetch_history_events()]
+        events = run + events
+        started = run[0].workflow_execution_started_event_attributes
+        if not started.continued_execution_run_id:
+            return events
+        run_id = started.continued_execution_run_id
+
+
+async def signals_received(stack: Stack, invoice_id: str) -> list[str]:
+    return [
+        event.workflow_execution_signaled_event_attributes.signal_name
+        for event in await history_events(stack, invoice_id)
+        if event.HasField("workflow_execution_signaled_event_attributes")
+    ]
 
 
 HISTORY_DIR = Path(__file__).parent / "histories"

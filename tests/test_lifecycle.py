@@ -20,6 +20,7 @@ from tests.helpers import (
     deliveries,
     delivery_count,
     eventually,
+    history_events,
     pay,
     post_webhook,
     provider_calls,
@@ -429,10 +430,9 @@ async def test_notice_verify_moves_to_the_queue_when_paystack_hangs(
         await wait_for_status(api, invoice["id"], "paid", within=45)
 
     assert (await provider_calls(sandbox, invoice["id"]))["verify"] == 3
-    handle = stack.temporal.get_workflow_handle(f"invoice-{invoice['id']}")
     queued = [
         event.activity_task_scheduled_event_attributes
-        async for event in handle.fetch_history_events()
+        for event in await history_events(stack, invoice["id"])
         if event.HasField("activity_task_scheduled_event_attributes")
     ]
     assert [(a.activity_type.name, a.task_queue.name) for a in queued] == [

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from temporalio.api.enums.v1 import EventType
 
 from devstack.processes import free_port
 from tests.conftest import API_KEY, Stack, another_api
@@ -19,6 +18,7 @@ from tests.helpers import (
     deliveries,
     eventually,
     post_webhook,
+    signals_received,
 )
 
 
@@ -58,15 +58,7 @@ async def test_webhook_is_accepted_then_relayed_when_temporal_answers(
         assert delivery.relay_after is None
 
     await eventually(relayed, within=15)
-    handle = stack.temporal.get_workflow_handle(f"invoice-{invoice['id']}")
-    signals = [
-        event
-        async for event in handle.fetch_history_events()
-        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
-    ]
-    assert [s.workflow_execution_signaled_event_attributes.signal_name for s in signals] == [
-        "payment_notified"
-    ]
+    assert await signals_received(stack, invoice["id"]) == ["payment_notified"]
 
 
 async def test_with_ack_after_signal_a_webhook_gets_503_and_is_still_relayed(

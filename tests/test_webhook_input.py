@@ -20,6 +20,7 @@ from tests.helpers import (
     pay,
     post_webhook,
     provider_calls,
+    signals_received,
     status_changes,
     wait_for_status,
 )
@@ -185,13 +186,7 @@ async def test_a_repeated_delivery_is_recorded_but_signalled_once(
         assert outcomes == ["signalled", "duplicate", "signalled"], outcomes
 
     await eventually(relayed)
-    handle = stack.temporal.get_workflow_handle(f"invoice-{invoice['id']}")
-    signals = [
-        event
-        async for event in handle.fetch_history_events()
-        if event.HasField("workflow_execution_signaled_event_attributes")
-    ]
-    assert len(signals) == 2
+    assert await signals_received(stack, invoice["id"]) == ["payment_notified"] * 2
 
 
 async def test_replayed_event_after_the_invoice_closed_changes_nothing(
