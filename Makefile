@@ -30,6 +30,7 @@ run: $(INSTALLED)
 test: $(INSTALLED) postgres
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 demo: $(INSTALLED)
@@ -63,6 +64,7 @@ histories: $(INSTALLED)
 lint: $(INSTALLED)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 format: $(INSTALLED)
 	$(PY) -m ruff check --fix .

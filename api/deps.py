@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -13,21 +13,23 @@ from temporalio.client import Client
 from config import Settings
 from inbox.relayer import Relayer
 
+# What the lifespan (api/main.py) put on the app's state: untyped there, typed here.
+
 
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    return cast(Settings, request.app.state.settings)
 
 
 def get_engine(request: Request) -> Engine:
-    return request.app.state.engine
+    return cast(Engine, request.app.state.engine)
 
 
 def get_temporal(request: Request) -> Client:
-    return request.app.state.temporal
+    return cast(Client, request.app.state.temporal)
 
 
 def get_relayer(request: Request) -> Relayer:
-    return request.app.state.relayer
+    return cast(Relayer, request.app.state.relayer)
 
 
 bearer = HTTPBearer(auto_error=False, description="An API key from PAYRECON_API_KEYS")

@@ -28,7 +28,8 @@ def connection() -> sqlite3.Connection:
     if not hasattr(_local, "connection"):
         _local.connection = sqlite3.connect(DATABASE, timeout=30)
         _local.connection.execute("PRAGMA journal_mode=WAL")
-    return _local.connection
+    opened: sqlite3.Connection = _local.connection
+    return opened
 
 
 def prepare(database: str, references: list[str]) -> None:

@@ -421,8 +421,8 @@ class Bench:
             PAYRECON_POLL_SCHEDULE=str(timer),
             PAYRECON_LATE_PAYMENT_WINDOW="0",
         )
-        worker_pid = self.stack.services["worker"].process.pid  # type: ignore[union-attr]
-        temporal_pid = self.stack.services["temporal"].process.pid  # type: ignore[union-attr]
+        worker_pid = self.stack.services["worker"].pid
+        temporal_pid = self.stack.services["temporal"].pid
         before = rss_mib(worker_pid), rss_mib(temporal_pid)
         async with self.api(url) as api:
             ids, _, wall = await self.create(api, count, 20, due_in_seconds=int(DAY))

@@ -72,6 +72,11 @@ class Service:
         )
         return self
 
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, f"{self.name} was never started"
+        return self.process.pid
+
     def stop(self, timeout: float = 10.0) -> None:
         process = self.process
         if process is None or process.poll() is not None:

@@ -88,6 +88,7 @@ def claim_queued_deliveries(
         ).all()
         claimed: list[int] = []
         for delivery_id, seen in due:
+            assert delivery_id is not None  # a primary key
             with write_transaction(engine) as connection:
                 moved = connection.execute(
                     update(WebhookDelivery)

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -150,12 +151,12 @@ def ports() -> dict[str, int]:
 @pytest.fixture(scope="session")
 def settings(temporal_env: WorkflowEnvironment, data_dir: Path, ports: dict[str, int]) -> Settings:
     return Settings(
-        paystack_secret_key=SECRET_KEY,
+        paystack_secret_key=SecretStr(SECRET_KEY),
         paystack_base_url=f"http://127.0.0.1:{ports['sandbox']}",
         database_url=f"sqlite:///{data_dir / 'payrecon.db'}",
-        payrecon_api_keys=API_KEY,
-        payrecon_poll_schedule=POLL_SCHEDULE,
-        payrecon_late_payment_window=LATE_PAYMENT_WINDOW,
+        payrecon_api_keys=[SecretStr(API_KEY)],
+        payrecon_poll_schedule=[float(seconds) for seconds in POLL_SCHEDULE.split(",")],
+        payrecon_late_payment_window=float(LATE_PAYMENT_WINDOW),
     )
 
 

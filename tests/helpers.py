@@ -24,7 +24,8 @@ from tests.conftest import SECRET_KEY, Stack
 from workflows.invoice import InvoiceWorkflow
 from workflows.types import workflow_id_for
 
-INVOICE = {"customer_email": "ada@example.com", "amount": 250000, "currency": "NGN"}
+AMOUNT = 250000
+INVOICE: dict[str, Any] = {"customer_email": "ada@example.com", "amount": AMOUNT, "currency": "NGN"}
 
 
 async def create_invoice(
@@ -33,7 +34,8 @@ async def create_invoice(
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
     response = await api.post("/invoices", json={**INVOICE, **fields}, headers=headers)
     assert response.status_code == 201, response.text
-    return response.json()
+    invoice: dict[str, Any] = response.json()
+    return invoice
 
 
 async def wait_for_status(
@@ -58,7 +60,8 @@ async def pay(
         f"/_sandbox/transactions/{reference}/pay", json={"outcome": outcome, **fields}
     )
     assert response.status_code == 200, response.text
-    return response.json()["data"]
+    transaction: dict[str, Any] = response.json()["data"]
+    return transaction
 
 
 async def set_webhooks(sandbox: httpx.AsyncClient, enabled: bool) -> None:
@@ -84,7 +87,8 @@ async def verify_hangs(
 async def provider_calls(sandbox: httpx.AsyncClient, reference: str) -> dict[str, int]:
     response = await sandbox.get(f"/_sandbox/transactions/{reference}")
     assert response.status_code == 200, response.text
-    return response.json()["calls"]
+    calls: dict[str, int] = response.json()["calls"]
+    return calls
 
 
 async def post_webhook(
@@ -193,8 +197,8 @@ async def check_history(
         # Forward only: no status twice, and nothing after paid or needs_review.
         assert len(history) == len(set(history)), history
         assert all(status not in ("paid", "needs_review") for status in history[:-1]), history
-    history = await handle.fetch_history()
-    await Replayer(workflows=[InvoiceWorkflow]).replay_workflow(history)
+    recorded = await handle.fetch_history()
+    await Replayer(workflows=[InvoiceWorkflow]).replay_workflow(recorded)
     if os.environ.get("PAYRECON_RECORD_HISTORIES") == "1":
         HISTORY_DIR.mkdir(exist_ok=True)
-        (HISTORY_DIR / f"{path_name}.json").write_text(history.to_json())
+        (HISTORY_DIR / f"{path_name}.json").write_text(recorded.to_json())

@@ -55,7 +55,9 @@ async def test_generated_requests_get_no_5xx_and_schema_conformant_answers(
     print(output[-3000:])
 
     assert process.returncode == 0, output[-8000:]
-    generated = int(re.search(r"(\d+) generated", output).group(1))  # type: ignore[union-attr]
+    counted = re.search(r"(\d+) generated", output)
+    assert counted is not None, output[-3000:]
+    generated = int(counted.group(1))
     assert generated >= MINIMUM_CASES, output[-3000:]
     # Signed bodies got past the signature check and were recorded.
     assert delivery_count(stack) > deliveries_before

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+from pydantic import SecretStr
 from temporalio import activity
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -122,7 +123,9 @@ async def books(env: WorkflowEnvironment) -> AsyncIterator[PaystackAndDatabase]:
 
 # The real defaults: polls from a minute to twelve hours, a 72 h late-payment window.
 SETTINGS = Settings(
-    temporal_task_queue=QUEUE, temporal_paystack_task_queue=QUEUE, payrecon_api_keys="k"
+    temporal_task_queue=QUEUE,
+    temporal_paystack_task_queue=QUEUE,
+    payrecon_api_keys=[SecretStr("k")],
 )
 
 

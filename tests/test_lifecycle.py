@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 
 import httpx
 
@@ -92,7 +93,7 @@ async def test_same_webhook_five_times_gives_one_transition(
     await check_history(stack, invoice["id"], "duplicate_webhooks")
 
 
-def _assert_len(items: list[object], expected: int) -> None:
+def _assert_len(items: Sequence[object], expected: int) -> None:
     assert len(items) == expected, items
 
 

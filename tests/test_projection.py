@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -18,7 +19,7 @@ from domain.invoice import InvoiceSnapshot, InvoiceStatus, ReviewReason
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
-def snapshot(revision: int, status: InvoiceStatus, **changes: object) -> InvoiceSnapshot:
+def snapshot(revision: int, status: InvoiceStatus, **changes: Any) -> InvoiceSnapshot:
     base = InvoiceSnapshot(
         invoice_id="inv-projection",
         workflow_id="invoice-inv-projection",
@@ -32,7 +33,7 @@ def snapshot(revision: int, status: InvoiceStatus, **changes: object) -> Invoice
         revision=revision,
         fingerprint="f",
     )
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(base, **changes)
 
 
 def stored(engine: Engine) -> tuple[Invoice, list[str]]:

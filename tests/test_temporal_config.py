@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from temporalio.service import TLSConfig
 from temporalio.testing import WorkflowEnvironment
 
@@ -120,7 +121,7 @@ async def test_paystack_activities_have_their_own_rate_capped_queue(
         temporal_task_queue="unit-invoices",
         temporal_paystack_task_queue="unit-paystack",
         paystack_max_calls_per_second=25,
-        payrecon_api_keys="k",
+        payrecon_api_keys=[SecretStr("k")],
     )
     engine = make_engine("sqlite://")
     paystack = make_paystack_client(settings)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from config import DEV_PAYSTACK_SECRET_KEY, Settings
 from domain.reconcile import Outcome, Verification, reconcile
@@ -105,7 +106,7 @@ class TestWebhookParsing:
 
 
 def _verified(**fields: object) -> Verification:
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "reference": "inv-1",
         "found": True,
         "status": "success",
@@ -114,7 +115,7 @@ def _verified(**fields: object) -> Verification:
         "currency": "NGN",
     }
     values.update(fields)
-    return Verification(**values)  # type: ignore[arg-type]
+    return Verification(**values)
 
 
 class TestReconcile:
@@ -152,23 +153,27 @@ class TestReconcile:
 
 class TestSettings:
     def test_comma_separated_lists(self) -> None:
-        settings = Settings(payrecon_poll_schedule="1, 2.5,30", payrecon_api_keys="a,b")
+        settings = Settings.model_validate(
+            {"payrecon_poll_schedule": "1, 2.5,30", "payrecon_api_keys": "a,b"}
+        )
         assert settings.payrecon_poll_schedule == [1.0, 2.5, 30.0]
         assert [key.get_secret_value() for key in settings.payrecon_api_keys] == ["a", "b"]
 
     @pytest.mark.parametrize("schedule", ["", "0", "5,-1", "x"])
     def test_bad_poll_schedule_refused(self, schedule: str) -> None:
         with pytest.raises(ValidationError):
-            Settings(payrecon_poll_schedule=schedule)
+            Settings.model_validate({"payrecon_poll_schedule": schedule})
 
     def test_dev_secret_refused_against_real_paystack(self) -> None:
         with pytest.raises(ValidationError, match="PAYSTACK_SECRET_KEY"):
             Settings(
                 paystack_base_url="https://api.paystack.co",
-                paystack_secret_key=DEV_PAYSTACK_SECRET_KEY,
+                paystack_secret_key=SecretStr(DEV_PAYSTACK_SECRET_KEY),
             )
 
     def test_secrets_hidden_in_repr(self) -> None:
-        settings = Settings(paystack_secret_key="sk_live_secret123", payrecon_api_keys="k1")
+        settings = Settings(
+            paystack_secret_key=SecretStr("sk_live_secret123"), payrecon_api_keys=[SecretStr("k1")]
+        )
         assert "sk_live_secret123" not in repr(settings)
         assert "k1" not in str(settings.payrecon_api_keys)

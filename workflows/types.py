@@ -59,7 +59,7 @@ def initial_search_attributes(
     )
 
 
-def search_attributes_of(invoice: InvoiceSnapshot) -> list[SearchAttributeUpdate]:
+def search_attributes_of(invoice: InvoiceSnapshot) -> list[SearchAttributeUpdate[Any]]:
     """The same as upserts, for a run that resumes an invoice from its record."""
     values = _search_attribute_values(invoice, invoice.status)
     return [key.value_set(value) for key, value in values]
