@@ -8,15 +8,28 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test demo histories fuzz chaos bench screenshot lint format install postgres clean
+.PHONY: run test demo histories fuzz chaos bench screenshot lint format install lock postgres clean
 
-$(INSTALLED): pyproject.toml
+LOCK := requirements-dev.lock
+LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links
+
+# Every dependency at the version and hashes the lock names; then payrecon itself, editable.
+$(INSTALLED): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r $(LOCK)
+	PYTHONWARNINGS="ignore:Editable installation" \
+		$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(INSTALLED)
 
 install: $(INSTALLED)
+
+# Pin every dependency anew, with hashes, after a change to pyproject.toml's:
+# requirements-dev.lock (make run, make test) and requirements.lock (the Dockerfile).
+lock: $(INSTALLED)
+	$(PY) -m piptools compile $(LOCK_FLAGS) --extra dev -o requirements-dev.lock pyproject.toml
+	$(PY) -m piptools compile $(LOCK_FLAGS) --constraint requirements-dev.lock \
+		-o requirements.lock pyproject.toml
 
 # Debian's Postgres server, for the database tests; installed once when absent.
 postgres:

