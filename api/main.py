@@ -9,6 +9,7 @@ from datetime import timedelta
 import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from api.metrics import register_invoice_metrics
@@ -55,7 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         REGISTRY.unregister(collector)
         engine.dispose()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from files a package ships, not from a CDN.
+    app = FastAPIOffline(
         title="payrecon",
         summary="Payment reconciliation for Paystack: one durable workflow per invoice.",
         version="0.1.0",
