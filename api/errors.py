@@ -8,7 +8,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import HTTPException, status
+from fastapi import HTTPException, Request, status
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from temporalio.client import RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -50,6 +53,20 @@ def refused(error: WorkflowUpdateFailedError) -> HTTPException:
         log.error("paystack.secret_key_refused")
     log.info("temporal.update_refused", error_type=cause.type, reason=cause.message)
     return HTTPException(code, detail=detail.format(message=cause.message))
+
+
+async def invalid_request(request: Request, error: Exception) -> Response:
+    """Unreadable JSON is a 400 (nothing to validate); values that fail validation, a 422
+    naming each field."""
+    assert isinstance(error, RequestValidationError)
+    for problem in error.errors():
+        if problem.get("type") == "json_invalid":
+            reason = problem.get("ctx", {}).get("error", "it does not parse")
+            return JSONResponse(
+                {"detail": f"the body is not valid JSON: {reason}"},
+                status_code=status.HTTP_400_BAD_REQUEST,
+            )
+    return await request_validation_exception_handler(request, error)
 
 
 def unavailable(error: BaseException) -> HTTPException:

@@ -8,10 +8,12 @@ from datetime import timedelta
 
 import structlog
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from api.errors import invalid_request
 from api.metrics import register_invoice_metrics
 from api.middleware import RequestContextMiddleware
 from api.routers import health, invoices, webhooks
@@ -69,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_exception_handler(RequestValidationError, invalid_request)
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, error: Exception) -> JSONResponse:

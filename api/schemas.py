@@ -14,6 +14,8 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -47,24 +49,36 @@ class CreateInvoice(BaseModel):
     )
 
     customer_email: EmailStr
+    currency: Currency
     amount: Annotated[
         int,
-        Field(strict=True, gt=0, le=MAX_AMOUNT, description="In the currency's subunit"),
+        Field(
+            strict=True,
+            gt=0,
+            le=MAX_AMOUNT,
+            description="In the currency's subunit: kobo (NGN), pesewas (GHS), cents (ZAR, "
+            "KES, USD); at least Paystack's minimum for the currency",
+        ),
     ]
-    currency: Currency
     description: Annotated[str | None, Field(max_length=500)] = None
     due_in_seconds: Annotated[int | None, Field(strict=True, ge=1, le=MAX_DUE_IN_SECONDS)] = None
     due_at: AwareDatetime | None = None
     metadata: dict[str, Any] | None = None
 
+    @field_validator("amount")
+    @classmethod
+    def _at_least_paystacks_minimum(cls, amount: int, info: ValidationInfo) -> int:
+        currency = info.data.get("currency")  # absent when the currency itself is invalid
+        if isinstance(currency, Currency) and amount < currency.minimum_amount:
+            major = currency.minimum_amount / 100
+            raise ValueError(
+                f"must be at least {currency.minimum_amount} {currency.subunit} "
+                f"({currency.value} {major:.2f}), Paystack's minimum"
+            )
+        return amount
+
     @model_validator(mode="after")
     def _check(self) -> CreateInvoice:
-        minimum = self.currency.minimum_amount
-        if self.amount < minimum:
-            raise ValueError(
-                f"amount must be at least {minimum} {self.currency.subunit} "
-                f"({self.currency.value} subunits)"
-            )
         if self.due_in_seconds is not None and self.due_at is not None:
             raise ValueError("give due_in_seconds or due_at, not both")
         if self.due_at is not None:
