@@ -20,6 +20,8 @@ def main() -> None:
         host=os.environ.get("PAYRECON_API_HOST", "127.0.0.1"),
         port=int(os.environ.get("PAYRECON_API_PORT", "8000")),
         proxy_headers=False,
+        # The API logs its own start, requests and stop (structlog); uvicorn only problems.
+        log_level="warning",
         access_log=False,
     )
 

@@ -6,8 +6,10 @@ sandbox sends its webhooks to the API. Every setting comes from the environment.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -69,6 +71,18 @@ def _banner(
     return "\n".join(lines)
 
 
+def _ports_in_use(ports: dict[str, int]) -> list[str]:
+    taken = []
+    for name, port in ports.items():
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                taken.append(f"{name} :{port}")
+    return taken
+
+
 def main() -> int:
     settings = get_settings()
     temporal = connect_config()
@@ -82,14 +96,31 @@ def main() -> int:
     local_temporal = temporal_host in ("localhost", "127.0.0.1")
     sandbox_local = urlsplit(settings.paystack_base_url).hostname in ("localhost", "127.0.0.1")
 
+    ports = {"API": api_port}
+    if local_temporal:
+        ports |= {"Temporal": temporal_port, "Temporal UI": ui_port}
+    if sandbox_local:
+        ports["sandbox"] = sandbox_port
+    if settings.payrecon_worker_metrics_address:
+        ports["worker metrics"] = int(settings.payrecon_worker_metrics_address.rpartition(":")[2])
+    if taken := _ports_in_use(ports):
+        print(
+            f"make run: in use already: {', '.join(taken)}. Is another `make run` still "
+            "running? Stop it, or choose other ports (see the README's Configuration).",
+            file=sys.stderr,
+        )
+        return 1
+
     services: list[Service] = []
     if local_temporal:
+        # Its own log: Temporal's warnings (pages of them as it stops) stay out of the way.
         services.append(
             Service(
                 "temporal",
                 temporal_dev_server(
                     DATA_DIR / "temporal.db", temporal_port, ui_port, search_attribute_kinds()
                 ),
+                log_path=DATA_DIR / "temporal.log",
             )
         )
     if sandbox_local:
@@ -123,20 +154,26 @@ def main() -> int:
         if sandbox_local:
             wait_for_http(f"{sandbox_url}/_sandbox/healthz")
         services += [worker.start(), api.start()]
-        wait_for_http(f"{api_url}/healthz")
+        wait_for_http(f"{api_url}/healthz", process=api.process)
         ui_url = f"http://localhost:{ui_port}" if local_temporal else None
-        print(_banner(settings, temporal, api_url, sandbox_url, ui_url), flush=True)
+        _say(_banner(settings, temporal, api_url, sandbox_url, ui_url))
         while not stopping:
             for service in services:
                 if service.process is not None and service.process.poll() is not None:
-                    print(f"{service.name} exited ({service.process.returncode}); stopping")
+                    _say(f"{service.name} exited ({service.process.returncode}); stopping")
                     stopping = True
             time.sleep(0.2)
     finally:
-        print("stopping…", flush=True)
+        # Stop first, then say so: the terminal may be gone (a closed pipe), the children not.
         for service in reversed(services):
             service.stop()
+        _say(f"stopped {', '.join(service.name for service in reversed(services))}")
     return 0
+
+
+def _say(text: str) -> None:
+    with contextlib.suppress(OSError):
+        print(text, flush=True)
 
 
 if __name__ == "__main__":

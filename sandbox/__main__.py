@@ -25,7 +25,14 @@ def main() -> None:
     )
     if settings.sandbox_faults != FaultConfig():
         logger.info("Fault injection on: %s", settings.sandbox_faults.model_dump_json())
-    uvicorn.run(create_app(settings), host=settings.sandbox_host, port=settings.sandbox_port)
+    # Its own lines say what it does; uvicorn's request lines would bury them.
+    uvicorn.run(
+        create_app(settings),
+        host=settings.sandbox_host,
+        port=settings.sandbox_port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 if __name__ == "__main__":
