@@ -66,13 +66,13 @@ screenshot: $(INSTALLED)
 # Schemathesis with the full budget: over 1,000 generated requests across every route.
 fuzz: $(INSTALLED)
 	PAYRECON_FUZZ_EXAMPLES=100 PAYRECON_FUZZ_MINIMUM_CASES=1000 \
-		$(PY) -m pytest tests/test_fuzz.py -s -p no:cacheprovider
+		$(PY) -m pytest tests/e2e/test_fuzz.py -s -p no:cacheprovider
 
-# Re-record the workflow histories that tests/test_replay.py replays.
+# Re-record the workflow histories that tests/workflows/test_replay.py replays.
 histories: $(INSTALLED)
 	rm -f tests/histories/*.json
-	PAYRECON_RECORD_HISTORIES=1 $(PY) -m pytest tests/test_lifecycle.py
-	$(PY) -m pytest tests/test_replay.py
+	PAYRECON_RECORD_HISTORIES=1 $(PY) -m pytest tests/e2e/test_lifecycle.py
+	$(PY) -m pytest tests/workflows/test_replay.py
 
 lint: $(INSTALLED)
 	$(PY) -m ruff check .

@@ -1,16 +1,11 @@
 """One real stack per test session: a Temporal dev server, the Paystack sandbox and the API
 as separate processes talking HTTP, a real SQLite file, and an in-process worker that a
-test can stop and start again."""
+test can stop and start again. The names tests share are in tests/stack.py."""
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -18,77 +13,24 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine
-from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from config import Settings
 from db.engine import make_engine
 from db.migrate import migrate
 from devstack.postgres import ThrowawayPostgres
-from devstack.processes import (
-    TEMPORAL_CLI,
-    Service,
-    free_port,
-    python_module,
-    wait_for_http,
+from devstack.processes import TEMPORAL_CLI, Service, free_port, python_module, wait_for_http
+from tests.stack import (
+    API_KEY,
+    CONTINUE_AS_NEW_AFTER_EVENTS,
+    LATE_PAYMENT_WINDOW,
+    POLL_SCHEDULE,
+    SECRET_KEY,
+    Stack,
+    WorkerControl,
+    settings_env,
 )
-from paystack.client import PaystackClient
-from worker import ACTIVITY_THREADS, build_workers, make_paystack_client
 from workflows.types import SEARCH_ATTRIBUTES
-
-SECRET_KEY = "sk_test_payrecon_tests_5d1f0c8e2a"
-API_KEY = "test-api-key-1"
-# Short timers: the first poll 2 s after creation, then every 4 s; late window 4 s.
-POLL_SCHEDULE = "2,4"
-LATE_PAYMENT_WINDOW = "4"
-CONTINUE_AS_NEW_AFTER_EVENTS = 100
-
-
-@dataclass
-class Stack:
-    api_url: str
-    sandbox_url: str
-    settings: Settings
-    engine: Engine
-    temporal: Client
-    worker: WorkerControl
-    data_dir: Path
-
-    @property
-    def env(self) -> dict[str, str]:
-        """The environment of this stack's processes."""
-        return settings_env(self.settings, self.temporal.service_client.config.target_host)
-
-
-class WorkerControl:
-    """The worker, in this process, so a test can take it away and bring it back."""
-
-    def __init__(self, client: Client, settings: Settings, engine: Engine) -> None:
-        self._client = client
-        self._settings = settings
-        self._engine = engine
-        self._executor = ThreadPoolExecutor(max_workers=ACTIVITY_THREADS)
-        self._paystack: PaystackClient | None = None
-        self._workers: list[Worker] = []
-        self._tasks: list[asyncio.Task[None]] = []
-
-    async def start(self) -> None:
-        self._paystack = make_paystack_client(self._settings)
-        self._workers = build_workers(
-            self._client, self._settings, self._engine, self._paystack, self._executor
-        )
-        self._tasks = [asyncio.create_task(worker.run()) for worker in self._workers]
-
-    async def stop(self) -> None:
-        await asyncio.gather(*(worker.shutdown() for worker in self._workers))
-        await asyncio.gather(*self._tasks)
-        if self._paystack is not None:
-            await self._paystack.aclose()
-        self._workers, self._tasks, self._paystack = [], [], None
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False)
 
 
 @pytest.fixture(scope="session")
@@ -158,36 +100,6 @@ def settings(temporal_env: WorkflowEnvironment, data_dir: Path, ports: dict[str,
         payrecon_poll_schedule=[float(seconds) for seconds in POLL_SCHEDULE.split(",")],
         payrecon_late_payment_window=float(LATE_PAYMENT_WINDOW),
     )
-
-
-def settings_env(settings: Settings, temporal_address: str) -> dict[str, str]:
-    return {
-        "PAYSTACK_SECRET_KEY": settings.paystack_secret_key.get_secret_value(),
-        "PAYSTACK_BASE_URL": settings.paystack_base_url,
-        "TEMPORAL_ADDRESS": temporal_address,
-        "DATABASE_URL": settings.database_url,
-        "PAYRECON_API_KEYS": API_KEY,
-        "PAYRECON_POLL_SCHEDULE": POLL_SCHEDULE,
-        "PAYRECON_LATE_PAYMENT_WINDOW": LATE_PAYMENT_WINDOW,
-        "PAYRECON_WORKER_METRICS_ADDRESS": "",
-    }
-
-
-@contextmanager
-def another_api(stack: Stack, name: str, **env: str) -> Iterator[Stack]:
-    """A second API process on the same database and Temporal, with other settings."""
-    port = free_port()
-    api = Service(
-        name,
-        python_module("api"),
-        env={**stack.env, "PAYRECON_API_PORT": str(port), **env},
-        log_path=stack.data_dir / f"{name}.log",
-    ).start()
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/healthz", process=api.process)
-        yield dataclasses.replace(stack, api_url=f"http://127.0.0.1:{port}")
-    finally:
-        api.stop()
 
 
 @pytest.fixture(scope="session")

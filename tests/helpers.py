@@ -20,7 +20,7 @@ from db import queries
 from db.models import WebhookDelivery
 from inbox import store
 from paystack.signature import SIGNATURE_HEADER, sign
-from tests.conftest import SECRET_KEY, Stack
+from tests.stack import SECRET_KEY, Stack
 from workflows.invoice import InvoiceWorkflow
 from workflows.types import workflow_id_for
 

@@ -1,9 +1,6 @@
-"""The Paystack sandbox and a webhook receiver served over real HTTP, for the sandbox tests.
-
-uvicorn servers on free local ports. The fixtures are module-scoped: each test
-module that imports them gets its own sandbox and receiver, and each test starts
-from POST /_sandbox/reset and an empty receiver.
-"""
+"""What the sandbox tests share: a server runner, a webhook receiver, and calls to the
+sandbox as Paystack's clients and its test controls make them. The fixtures that start
+them are in tests/sandbox/conftest.py."""
 
 from __future__ import annotations
 
@@ -18,13 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import pytest
 import uvicorn
 from fastapi import FastAPI, Request, Response
 from pydantic import SecretStr
 
 from paystack.signature import SIGNATURE_HEADER, is_valid_signature
-from sandbox.app import create_app
 from sandbox.fault_config import FaultConfig
 from sandbox.settings import SandboxSettings
 
@@ -139,54 +134,8 @@ class Receiver:
             self.reject_bad_signatures = False
 
 
-@pytest.fixture(scope="module", name="receiver")
-def receiver_fixture() -> Iterator[tuple[Receiver, str]]:
-    recorder = Receiver()
-    with serve(lambda _port: recorder.app) as url:
-        yield recorder, url + WEBHOOK_PATH
-
-
-@pytest.fixture(scope="module", name="sandbox_url")
-def sandbox_url_fixture(receiver: tuple[Receiver, str]) -> Iterator[str]:
-    _, webhook_url = receiver
-    with serve(
-        lambda port: create_app(sandbox_settings(port, sandbox_webhook_url=webhook_url))
-    ) as url:
-        yield url
-
-
-@pytest.fixture(scope="module", name="http")
-def http_fixture(sandbox_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sandbox_url, timeout=5) as client:
-        yield client
-
-
-@pytest.fixture(scope="module", name="api")
-def api_fixture(sandbox_url: str) -> Iterator[httpx.Client]:
-    """A client holding the secret key, like the payrecon Paystack client."""
-    headers = {"Authorization": f"Bearer {SECRET}"}
-    with httpx.Client(base_url=sandbox_url, headers=headers, timeout=5) as client:
-        yield client
-
-
-@pytest.fixture(name="hooks")
-def hooks_fixture(receiver: tuple[Receiver, str], http: httpx.Client) -> Receiver:
-    recorder, _ = receiver
-    http.post("/_sandbox/reset").raise_for_status()
-    recorder.clear()
-    return recorder
-
-
-@pytest.fixture(autouse=True, name="_clean")
-def clean_fixture(hooks: Receiver) -> None:
-    """Every test starts from an empty sandbox and receiver."""
-
-
-# Helpers
-
-
-def initialize(api: httpx.Client, amount: int | str = 50_000, **fields: Any) -> dict[str, Any]:
-    response = api.post(
+def initialize(paystack: httpx.Client, amount: int | str = 50_000, **fields: Any) -> dict[str, Any]:
+    response = paystack.post(
         "/transaction/initialize", json={"email": "ada@example.com", "amount": amount, **fields}
     )
     assert response.status_code == 200, response.text
@@ -198,8 +147,8 @@ def pay(http: httpx.Client, reference: str, **body: Any) -> httpx.Response:
     return http.post(f"/_sandbox/transactions/{reference}/pay", json={"outcome": "success", **body})
 
 
-def verify(api: httpx.Client, reference: str) -> dict[str, Any]:
-    response = api.get(f"/transaction/verify/{reference}")
+def verify(paystack: httpx.Client, reference: str) -> dict[str, Any]:
+    response = paystack.get(f"/transaction/verify/{reference}")
     assert response.status_code == 200, response.text
     data: dict[str, Any] = response.json()["data"]
     return data

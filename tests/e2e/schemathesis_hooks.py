@@ -1,4 +1,4 @@
-"""Schemathesis hooks (SCHEMATHESIS_HOOKS=tests.schemathesis_hooks): sign generated webhook
+"""Schemathesis hooks (SCHEMATHESIS_HOOKS=tests.e2e.schemathesis_hooks): sign generated webhook
 bodies, so the fuzzer reaches the parser and the relay, not just the signature check."""
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, Stack
 from tests.helpers import (
     create_invoice,
     deliveries,
@@ -29,8 +28,9 @@ from tests.helpers import (
     set_webhooks,
     wait_for_status,
 )
+from tests.stack import API_KEY, Stack
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 README = (ROOT / "README.md").read_text()
 MAKE_RUN_API, MAKE_RUN_SANDBOX, DEV_KEY = (
     "http://127.0.0.1:8000",

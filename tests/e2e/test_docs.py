@@ -8,7 +8,7 @@ import re
 import httpx
 import pytest
 
-from tests.conftest import Stack
+from tests.stack import Stack
 
 ASSET = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']|url:\s*['"]([^'"]+)['"]""")
 

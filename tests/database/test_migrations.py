@@ -81,7 +81,7 @@ def alembic(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     """The `alembic` command as an operator runs it: from the repository root."""
     return subprocess.run(
         [sys.executable, "-m", "alembic", *args],
-        cwd=Path(__file__).parent.parent,
+        cwd=Path(__file__).parents[2],
         env={**os.environ, "DATABASE_URL": database_url},
         capture_output=True,
         text=True,

@@ -8,8 +8,8 @@ import os
 import re
 
 from devstack.processes import BIN_DIR
-from tests.conftest import API_KEY, SECRET_KEY, Stack
 from tests.helpers import delivery_count
+from tests.stack import API_KEY, SECRET_KEY, Stack
 
 EXAMPLES_PER_OPERATION = int(os.environ.get("PAYRECON_FUZZ_EXAMPLES", "8"))
 MINIMUM_CASES = int(os.environ.get("PAYRECON_FUZZ_MINIMUM_CASES", "150"))
@@ -45,7 +45,7 @@ async def test_generated_requests_get_no_5xx_and_schema_conformant_answers(
         "--no-color",
         env={
             **os.environ,
-            "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks",
+            "SCHEMATHESIS_HOOKS": "tests.e2e.schemathesis_hooks",
             "PAYSTACK_SECRET_KEY": SECRET_KEY,
         },
         stdout=asyncio.subprocess.PIPE,

@@ -9,143 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from pydantic import SecretStr
-from temporalio import activity
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities.paystack import InitializeInput
-from config import Settings
-from devstack.processes import BIN_DIR
 from domain.errors import ErrorType
-from domain.invoice import InvoiceRequest, InvoiceSnapshot, InvoiceStatus, ReviewReason
-from domain.reconcile import Verification
-from paystack.client import PaymentLink
+from domain.invoice import InvoiceSnapshot, InvoiceStatus, ReviewReason
+from tests.workflows.support import AMOUNT, SETTINGS, PaystackAndDatabase, create
 from workflows.invoice import InvoiceWorkflow
-from workflows.starter import invoice_start, reach_invoice
-from workflows.types import SEARCH_ATTRIBUTES, OpenInvoice, PaymentNotice, workflow_id_for
-
-QUEUE = "lifetime"
-AMOUNT = 250_000
-
-
-class PaystackAndDatabase:
-    """Paystack's answers as the test sets them, and the invoice records as the projection
-    keeps them (a revision never goes backwards)."""
-
-    def __init__(self) -> None:
-        self.records: dict[str, InvoiceSnapshot] = {}
-        self.charges: dict[str, Verification] = {}
-        self.verifies: Counter[str] = Counter()
-
-    def pay(self, reference: str, amount: int = AMOUNT) -> None:
-        self.charges[reference] = Verification(
-            reference=reference,
-            found=True,
-            status="success",
-            amount=amount,
-            currency="NGN",
-            transaction_id=302961,
-        )
-
-    @activity.defn(name="record_invoice")
-    async def record_invoice(self, snapshot: InvoiceSnapshot) -> bool:
-        recorded = self.records.get(snapshot.invoice_id)
-        if recorded is not None and recorded.revision >= snapshot.revision:
-            return False
-        self.records[snapshot.invoice_id] = snapshot
-        return True
-
-    @activity.defn(name="load_invoice")
-    async def load_invoice(self, invoice_id: str) -> InvoiceSnapshot | None:
-        return self.records.get(invoice_id)
-
-    @activity.defn(name="initialize_transaction")
-    async def initialize_transaction(self, request: InitializeInput) -> PaymentLink:
-        return PaymentLink(
-            reference=request.reference,
-            authorization_url=f"https://checkout.example/{request.reference}",
-            access_code=request.reference,
-        )
-
-    @activity.defn(name="verify_transaction")
-    async def verify_transaction(self, reference: str) -> Verification:
-        self.verifies[reference] += 1
-        return self.charges.get(
-            reference, Verification(reference=reference, found=True, status="abandoned")
-        )
-
-
-@pytest.fixture(scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(BIN_DIR / "temporal-test-server")
-    )
-    # The test server knows no search attributes until they are added.
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={
-                key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
-                for key in SEARCH_ATTRIBUTES
-            },
-        )
-    )
-    yield env
-    await env.shutdown()
-
-
-@pytest.fixture
-async def books(env: WorkflowEnvironment) -> AsyncIterator[PaystackAndDatabase]:
-    books = PaystackAndDatabase()
-    async with Worker(
-        env.client,
-        task_queue=QUEUE,
-        workflows=[InvoiceWorkflow],
-        activities=[
-            books.record_invoice,
-            books.load_invoice,
-            books.initialize_transaction,
-            books.verify_transaction,
-        ],
-    ):
-        yield books
-
-
-# The real defaults: polls from a minute to twelve hours, a 72 h late-payment window.
-SETTINGS = Settings(
-    temporal_task_queue=QUEUE,
-    temporal_paystack_task_queue=QUEUE,
-    payrecon_api_keys=[SecretStr("k")],
-)
-
-
-async def create(env: WorkflowEnvironment, due_in: timedelta) -> InvoiceSnapshot:
-    invoice_id = f"inv-{uuid.uuid4().hex[:24]}"
-    request = InvoiceRequest(
-        invoice_id=invoice_id,
-        customer_email="ada@example.com",
-        amount=AMOUNT,
-        currency="NGN",
-        due_at=await env.get_current_time() + due_in,
-        fingerprint="body",
-    )
-    opened = await env.client.execute_update_with_start_workflow(
-        InvoiceWorkflow.open_invoice,
-        OpenInvoice(fingerprint="body", request_id="first"),
-        start_workflow_operation=invoice_start(SETTINGS, request, request_id="first"),
-    )
-    assert opened.created and opened.invoice.status is InvoiceStatus.PENDING
-    return opened.invoice
+from workflows.starter import reach_invoice
+from workflows.types import PaymentNotice, workflow_id_for
 
 
 async def test_a_paid_invoice_is_woken_after_180_days(

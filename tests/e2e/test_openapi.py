@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from paystack.signature import SIGNATURE_HEADER, sign
-from tests.conftest import API_KEY, SECRET_KEY, Stack
 from tests.helpers import INVOICE
+from tests.stack import API_KEY, SECRET_KEY, Stack
 
 UNREADABLE = b'{"customer_email": "ada@example.com", "amount": '
 

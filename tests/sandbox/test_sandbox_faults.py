@@ -1,4 +1,4 @@
-"""Fault injection in the Paystack sandbox, over real HTTP (see tests/sandbox_fixtures.py).
+"""Fault injection in the Paystack sandbox, over real HTTP (see tests/sandbox/conftest.py).
 
 Timings use small windows: retries run with time_factor 0.001 (3 minutes -> 0.18 s).
 """
@@ -22,19 +22,13 @@ from sandbox.fault_config import FaultConfig
 from sandbox.faults import FAULT_COUNTERS, Faults
 from sandbox.retry_schedule import HOUR, retry_offsets
 from sandbox.settings import SandboxSettings
-from tests.sandbox_fixtures import (  # noqa: F401 - fixtures are found by name
+from tests.sandbox.support import (
     SECRET,
     Receiver,
-    api_fixture,
-    clean_fixture,
     deliveries,
-    hooks_fixture,
-    http_fixture,
     initialize,
     pay,
-    receiver_fixture,
     sandbox_settings,
-    sandbox_url_fixture,
     serve,
     verify,
 )
@@ -54,8 +48,8 @@ def fault_stats(http: httpx.Client) -> dict[str, int]:
     return counters
 
 
-def paid(api: httpx.Client, http: httpx.Client, reference: str) -> None:
-    initialize(api, reference=reference)
+def paid(paystack: httpx.Client, http: httpx.Client, reference: str) -> None:
+    initialize(paystack, reference=reference)
     assert pay(http, reference).status_code == 200
 
 
@@ -139,17 +133,17 @@ def test_a_body_that_is_not_an_object_is_422(http: httpx.Client) -> None:
 
 
 def test_delete_turns_every_fault_off_and_keeps_counters(
-    api: httpx.Client, http: httpx.Client
+    paystack: httpx.Client, http: httpx.Client
 ) -> None:
     set_faults(http, seed=1, api={"verify": {"error_rate": 1, "error_statuses": [500]}})
-    assert api.get("/transaction/verify/any").status_code == 500
+    assert paystack.get("/transaction/verify/any").status_code == 500
 
     response = http.delete("/_sandbox/faults")
 
     assert response.status_code == 200
     assert response.json() == FaultConfig().model_dump(mode="json")
     assert http.get("/_sandbox/faults").json() == FaultConfig().model_dump(mode="json")
-    assert api.get("/transaction/verify/any").status_code == 404
+    assert paystack.get("/transaction/verify/any").status_code == 404
     assert fault_stats(http)["verify_error"] == 1
 
 
@@ -183,12 +177,12 @@ def test_faults_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_drop_with_a_count_loses_the_next_delivery_only(
-    api: httpx.Client, http: httpx.Client, hooks: Receiver
+    paystack: httpx.Client, http: httpx.Client, hooks: Receiver
 ) -> None:
     set_faults(http, webhooks={"drop": {"count": 1}})
 
-    paid(api, http, "drop-1")
-    paid(api, http, "drop-2")
+    paid(paystack, http, "drop-1")
+    paid(paystack, http, "drop-2")
 
     hooks.wait_for(1)
     wait_until_idle(http)
@@ -205,11 +199,11 @@ def test_drop_with_a_count_loses_the_next_delivery_only(
 
 
 def test_duplicate_sends_extra_copies(
-    api: httpx.Client, http: httpx.Client, hooks: Receiver
+    paystack: httpx.Client, http: httpx.Client, hooks: Receiver
 ) -> None:
     set_faults(http, webhooks={"duplicate": {"count": 2}, "duplicate_copies": 3})
 
-    paid(api, http, "dup-1")
+    paid(paystack, http, "dup-1")
 
     received = hooks.wait_for(4)
     assert len({r.body for r in received}) == 1
@@ -223,9 +217,11 @@ def test_duplicate_sends_extra_copies(
     assert fault_stats(http)["duplicated"] == 3
 
 
-def test_delay_waits_before_sending(api: httpx.Client, http: httpx.Client, hooks: Receiver) -> None:
+def test_delay_waits_before_sending(
+    paystack: httpx.Client, http: httpx.Client, hooks: Receiver
+) -> None:
     set_faults(http, webhooks={"delay": 1, "delay_ms": [300, 400]})
-    initialize(api, reference="slow-1")
+    initialize(paystack, reference="slow-1")
 
     started = time.monotonic()
     pay(http, "slow-1")
@@ -238,12 +234,12 @@ def test_delay_waits_before_sending(api: httpx.Client, http: httpx.Client, hooks
 
 
 def test_reorder_sends_after_the_next_delivery(
-    api: httpx.Client, http: httpx.Client, hooks: Receiver
+    paystack: httpx.Client, http: httpx.Client, hooks: Receiver
 ) -> None:
     set_faults(http, webhooks={"reorder": {"count": 1}})
 
-    paid(api, http, "first-1")
-    paid(api, http, "second-1")
+    paid(paystack, http, "first-1")
+    paid(paystack, http, "second-1")
 
     received = hooks.wait_for(2)
     assert [r.reference for r in received] == ["second-1", "first-1"]
@@ -253,10 +249,10 @@ def test_reorder_sends_after_the_next_delivery(
 
 
 def test_reorder_without_a_next_delivery_waits_for_the_hold_time(
-    api: httpx.Client, http: httpx.Client, hooks: Receiver
+    paystack: httpx.Client, http: httpx.Client, hooks: Receiver
 ) -> None:
     set_faults(http, webhooks={"reorder": 1, "reorder_hold_ms": 300})
-    initialize(api, reference="alone-1")
+    initialize(paystack, reference="alone-1")
 
     started = time.monotonic()
     pay(http, "alone-1")
@@ -266,12 +262,12 @@ def test_reorder_without_a_next_delivery_waits_for_the_hold_time(
 
 
 def test_bad_signature_is_rejected_and_the_retry_is_signed_correctly(
-    api: httpx.Client, http: httpx.Client, hooks: Receiver
+    paystack: httpx.Client, http: httpx.Client, hooks: Receiver
 ) -> None:
     hooks.reject_bad_signatures = True
     set_faults(http, webhooks={"bad_signature": {"count": 1}, "retry": FAST_RETRY})
 
-    paid(api, http, "badsig-1")
+    paid(paystack, http, "badsig-1")
 
     first, second = hooks.wait_for(2)
     assert not is_valid_signature(first.body, first.headers[SIGNATURE_HEADER], SECRET)
@@ -289,12 +285,12 @@ def test_bad_signature_is_rejected_and_the_retry_is_signed_correctly(
 
 
 def test_retries_on_the_scaled_schedule_until_200(
-    api: httpx.Client, http: httpx.Client, hooks: Receiver
+    paystack: httpx.Client, http: httpx.Client, hooks: Receiver
 ) -> None:
     hooks.answers.extend([500, 500])
     set_faults(http, webhooks={"retry": FAST_RETRY})
 
-    paid(api, http, "retry-1")
+    paid(paystack, http, "retry-1")
 
     received = hooks.wait_for(3)
     # 3 minutes x 0.001 between tries.
@@ -315,13 +311,13 @@ def test_retries_on_the_scaled_schedule_until_200(
 
 
 def test_retries_stop_at_the_horizon(
-    api: httpx.Client, http: httpx.Client, hooks: Receiver
+    paystack: httpx.Client, http: httpx.Client, hooks: Receiver
 ) -> None:
     # Test mode: hourly for 10 hours; 1 hour x 0.00002 = 72 ms.
     hooks.answers.extend([500] * 20)
     set_faults(http, webhooks={"retry": {"enabled": True, "time_factor": 0.00002, "mode": "test"}})
 
-    paid(api, http, "horizon-1")
+    paid(paystack, http, "horizon-1")
 
     hooks.wait_for(11)
     wait_until_idle(http)
@@ -332,12 +328,12 @@ def test_retries_stop_at_the_horizon(
 
 
 def test_retries_stop_when_faults_are_turned_off(
-    api: httpx.Client, http: httpx.Client, hooks: Receiver
+    paystack: httpx.Client, http: httpx.Client, hooks: Receiver
 ) -> None:
     hooks.answers.extend([500] * 5)
     set_faults(http, webhooks={"retry": FAST_RETRY})
 
-    paid(api, http, "stopped-1")
+    paid(paystack, http, "stopped-1")
     hooks.wait_for(1)
     http.delete("/_sandbox/faults")
 
@@ -345,10 +341,10 @@ def test_retries_stop_when_faults_are_turned_off(
     assert len(hooks.requests) == 1
 
 
-def test_no_retry_by_default(api: httpx.Client, http: httpx.Client, hooks: Receiver) -> None:
+def test_no_retry_by_default(paystack: httpx.Client, http: httpx.Client, hooks: Receiver) -> None:
     hooks.answers.append(500)
 
-    paid(api, http, "once-1")
+    paid(paystack, http, "once-1")
 
     hooks.wait_for(1)
     wait_until_idle(http)
@@ -357,12 +353,12 @@ def test_no_retry_by_default(api: httpx.Client, http: httpx.Client, hooks: Recei
 
 
 def test_reset_cancels_waiting_retries(
-    api: httpx.Client, http: httpx.Client, hooks: Receiver
+    paystack: httpx.Client, http: httpx.Client, hooks: Receiver
 ) -> None:
     hooks.answers.append(500)
     # Unscaled: the next try would be 3 minutes away.
     set_faults(http, webhooks={"retry": {"enabled": True}})
-    paid(api, http, "pending-1")
+    paid(paystack, http, "pending-1")
     hooks.wait_for(1)
     assert http.get("/_sandbox/stats").json()["webhooks_in_flight"] == 1
 
@@ -408,37 +404,37 @@ def test_shutdown_does_not_wait_for_pending_retries(receiver: tuple[Receiver, st
     ],
 )
 def test_verify_injected_errors_look_like_paystack(
-    api: httpx.Client, http: httpx.Client, status: int, message: str
+    paystack: httpx.Client, http: httpx.Client, status: int, message: str
 ) -> None:
-    initialize(api, reference="err-1")
+    initialize(paystack, reference="err-1")
     set_faults(http, api={"verify": {"error_rate": {"count": 1}, "error_statuses": [status]}})
 
-    response = api.get("/transaction/verify/err-1")
+    response = paystack.get("/transaction/verify/err-1")
 
     assert response.status_code == status
     assert response.json() == {"status": False, "message": message, "type": "api_error"}
-    assert verify(api, "err-1")["reference"] == "err-1"
+    assert verify(paystack, "err-1")["reference"] == "err-1"
     assert fault_stats(http)["verify_error"] == 1
 
 
 def test_initialize_error_before_commit_creates_nothing(
-    api: httpx.Client, http: httpx.Client
+    paystack: httpx.Client, http: httpx.Client
 ) -> None:
     set_faults(http, api={"initialize": {"error_rate": {"count": 1}, "error_statuses": [503]}})
     body = {"email": "ada@example.com", "amount": 50_000, "reference": "before-1"}
 
-    failed = api.post("/transaction/initialize", json=body)
+    failed = paystack.post("/transaction/initialize", json=body)
 
     assert failed.status_code == 503
     assert http.get("/_sandbox/stats").json()["transactions"] == 0
     # The client's retry with the same reference is the first creation.
-    assert api.post("/transaction/initialize", json=body).status_code == 200
+    assert paystack.post("/transaction/initialize", json=body).status_code == 200
     assert fault_stats(http)["initialize_error"] == 1
     assert fault_stats(http)["initialize_after_commit"] == 0
 
 
 def test_initialize_error_after_commit_loses_the_answer(
-    api: httpx.Client, http: httpx.Client
+    paystack: httpx.Client, http: httpx.Client
 ) -> None:
     set_faults(
         http,
@@ -448,11 +444,11 @@ def test_initialize_error_after_commit_loses_the_answer(
     )
     body = {"email": "ada@example.com", "amount": 50_000, "reference": "after-1"}
 
-    failed = api.post("/transaction/initialize", json=body)
+    failed = paystack.post("/transaction/initialize", json=body)
 
     assert failed.status_code == 500
-    assert verify(api, "after-1")["status"] == "abandoned"
-    retried = api.post("/transaction/initialize", json=body)
+    assert verify(paystack, "after-1")["status"] == "abandoned"
+    retried = paystack.post("/transaction/initialize", json=body)
     assert retried.status_code == 400
     assert retried.json()["message"] == "Duplicate Transaction Reference"
     assert retried.json()["code"] == "duplicate_reference"
@@ -471,13 +467,13 @@ def test_faults_apply_only_after_the_key_check(http: httpx.Client) -> None:
     assert set(fault_stats(http).values()) == {0}
 
 
-def test_latency_slows_every_answer(api: httpx.Client, http: httpx.Client) -> None:
+def test_latency_slows_every_answer(paystack: httpx.Client, http: httpx.Client) -> None:
     latency = {"latency_ms": [200, 250]}
     set_faults(http, api={"initialize": latency, "verify": latency})
 
     started = time.monotonic()
-    initialize(api, reference="lag-1")
-    verify(api, "lag-1")
+    initialize(paystack, reference="lag-1")
+    verify(paystack, "lag-1")
     elapsed = time.monotonic() - started
 
     assert 0.4 <= elapsed < 2
@@ -486,7 +482,7 @@ def test_latency_slows_every_answer(api: httpx.Client, http: httpx.Client) -> No
 
 
 def test_initialize_timeout_before_commit(
-    impatient: httpx.Client, api: httpx.Client, http: httpx.Client
+    impatient: httpx.Client, paystack: httpx.Client, http: httpx.Client
 ) -> None:
     set_faults(http, api={"initialize": {"timeout_rate": {"count": 1}, "timeout_seconds": 0.4}})
 
@@ -497,12 +493,12 @@ def test_initialize_timeout_before_commit(
         )
 
     time.sleep(0.5)  # past the sandbox's own timeout: still nothing was created
-    assert api.get("/transaction/verify/to-1").status_code == 404
+    assert paystack.get("/transaction/verify/to-1").status_code == 404
     assert fault_stats(http)["initialize_timeout"] == 1
 
 
 def test_initialize_timeout_after_commit(
-    impatient: httpx.Client, api: httpx.Client, http: httpx.Client
+    impatient: httpx.Client, paystack: httpx.Client, http: httpx.Client
 ) -> None:
     set_faults(
         http,
@@ -513,40 +509,42 @@ def test_initialize_timeout_after_commit(
     with pytest.raises(httpx.TimeoutException):
         impatient.post("/transaction/initialize", json=body)
 
-    assert verify(api, "to-2")["status"] == "abandoned"
+    assert verify(paystack, "to-2")["status"] == "abandoned"
     http.delete("/_sandbox/faults")
-    assert api.post("/transaction/initialize", json=body).json()["code"] == "duplicate_reference"
+    assert (
+        paystack.post("/transaction/initialize", json=body).json()["code"] == "duplicate_reference"
+    )
     assert fault_stats(http)["initialize_timeout"] == 1
     assert fault_stats(http)["initialize_after_commit"] == 1
 
 
 def test_verify_timeout_answers_504_late_to_a_patient_client(
-    impatient: httpx.Client, api: httpx.Client, http: httpx.Client
+    impatient: httpx.Client, paystack: httpx.Client, http: httpx.Client
 ) -> None:
-    initialize(api, reference="to-3")
+    initialize(paystack, reference="to-3")
     set_faults(http, api={"verify": {"timeout_rate": {"count": 2}, "timeout_seconds": 0.3}})
 
     with pytest.raises(httpx.TimeoutException):
         impatient.get("/transaction/verify/to-3")
     started = time.monotonic()
-    late = api.get("/transaction/verify/to-3")
+    late = paystack.get("/transaction/verify/to-3")
 
     assert time.monotonic() - started >= 0.29
     assert late.status_code == 504
     assert late.json() == {"status": False, "message": "Gateway Timeout", "type": "api_error"}
-    assert verify(api, "to-3")["reference"] == "to-3"
+    assert verify(paystack, "to-3")["reference"] == "to-3"
     assert fault_stats(http)["verify_timeout"] == 2
 
 
 # Repeatability, counters, reset
 
 
-def test_a_seed_repeats_the_same_faults(api: httpx.Client, http: httpx.Client) -> None:
-    initialize(api, reference="seeded-1")
+def test_a_seed_repeats_the_same_faults(paystack: httpx.Client, http: httpx.Client) -> None:
+    initialize(paystack, reference="seeded-1")
 
     def statuses(seed: int) -> list[int]:
         set_faults(http, seed=seed, api={"verify": {"error_rate": 0.5, "error_statuses": [500]}})
-        return [api.get("/transaction/verify/seeded-1").status_code for _ in range(16)]
+        return [paystack.get("/transaction/verify/seeded-1").status_code for _ in range(16)]
 
     first = statuses(42)
     assert set(first) == {200, 500}
@@ -579,16 +577,16 @@ def test_a_seed_repeats_webhook_plans() -> None:
 
 
 def test_stats_count_faults_by_kind_and_reset_clears_them(
-    api: httpx.Client, http: httpx.Client, hooks: Receiver
+    paystack: httpx.Client, http: httpx.Client, hooks: Receiver
 ) -> None:
     set_faults(
         http,
         webhooks={"drop": {"count": 1}, "duplicate": {"count": 1}, "duplicate_copies": 1},
         api={"verify": {"error_rate": {"count": 1}}},
     )
-    paid(api, http, "stats-1")
-    paid(api, http, "stats-2")
-    api.get("/transaction/verify/stats-1")
+    paid(paystack, http, "stats-1")
+    paid(paystack, http, "stats-2")
+    paystack.get("/transaction/verify/stats-1")
     hooks.wait_for(2)
 
     counters = fault_stats(http)
@@ -615,10 +613,10 @@ def test_retry_schedule_follows_paystack() -> None:
 
 
 def test_faults_limited_to_references_spare_every_other_call(
-    api: httpx.Client, http: httpx.Client
+    paystack: httpx.Client, http: httpx.Client
 ) -> None:
-    paid(api, http, "spared-1")
-    paid(api, http, "targeted-1")
+    paid(paystack, http, "spared-1")
+    paid(paystack, http, "targeted-1")
     set_faults(
         http,
         api={
@@ -630,7 +628,7 @@ def test_faults_limited_to_references_spare_every_other_call(
         },
     )
 
-    assert api.get("/transaction/verify/spared-1").status_code == 200
-    assert api.get("/transaction/verify/targeted-1").status_code == 503
-    assert api.get("/transaction/verify/targeted-1").status_code == 200
+    assert paystack.get("/transaction/verify/spared-1").status_code == 200
+    assert paystack.get("/transaction/verify/targeted-1").status_code == 503
+    assert paystack.get("/transaction/verify/targeted-1").status_code == 200
     assert fault_stats(http)["verify_error"] == 1

@@ -1,7 +1,7 @@
 """The Paystack sandbox over real HTTP: uvicorn servers on free local ports.
 
 One sandbox and one webhook receiver serve the whole module (see
-tests/sandbox_fixtures.py); each test starts from POST /_sandbox/reset and an
+tests/sandbox/conftest.py); each test starts from POST /_sandbox/reset and an
 empty receiver.
 """
 
@@ -18,19 +18,13 @@ from fastapi import FastAPI
 
 from paystack.signature import SIGNATURE_HEADER, is_valid_signature
 from sandbox.app import create_app
-from tests.sandbox_fixtures import (  # noqa: F401 - fixtures are found by name
+from tests.sandbox.support import (
     SECRET,
     Receiver,
-    api_fixture,
-    clean_fixture,
     deliveries,
-    hooks_fixture,
-    http_fixture,
     initialize,
     pay,
-    receiver_fixture,
     sandbox_settings,
-    sandbox_url_fixture,
     serve,
     verify,
 )
@@ -55,8 +49,8 @@ WEBHOOK_REQUIRED_KEYS = {
 # Initialize
 
 
-def test_initialize_answers_like_paystack(api: httpx.Client, sandbox_url: str) -> None:
-    response = api.post(
+def test_initialize_answers_like_paystack(paystack: httpx.Client, sandbox_url: str) -> None:
+    response = paystack.post(
         "/transaction/initialize",
         json={"email": "ada@example.com", "amount": 50_000, "reference": "inv-1.a=b"},
     )
@@ -72,21 +66,24 @@ def test_initialize_answers_like_paystack(api: httpx.Client, sandbox_url: str) -
     assert data["authorization_url"] == f"{sandbox_url}/checkout/{data['access_code']}"
 
 
-def test_initialize_generates_a_reference_when_none_is_sent(api: httpx.Client) -> None:
-    first = initialize(api)
-    second = initialize(api)
+def test_initialize_generates_a_reference_when_none_is_sent(paystack: httpx.Client) -> None:
+    first = initialize(paystack)
+    second = initialize(paystack)
 
     assert re.fullmatch(r"[A-Za-z0-9]+", first["reference"])
     assert first["reference"] != second["reference"]
-    assert verify(api, second["reference"])["id"] == verify(api, first["reference"])["id"] + 1
+    assert (
+        verify(paystack, second["reference"])["id"]
+        == verify(paystack, first["reference"])["id"] + 1
+    )
 
 
 def test_duplicate_reference_is_refused_and_creates_nothing(
-    api: httpx.Client, http: httpx.Client
+    paystack: httpx.Client, http: httpx.Client
 ) -> None:
-    initialize(api, reference="dup-1")
+    initialize(paystack, reference="dup-1")
 
-    response = api.post(
+    response = paystack.post(
         "/transaction/initialize",
         json={"email": "other@example.com", "amount": 90_000, "reference": "dup-1"},
     )
@@ -98,7 +95,7 @@ def test_duplicate_reference_is_refused_and_creates_nothing(
     assert body["code"] == "duplicate_reference"
     assert body["type"] == "validation_error"
     assert http.get("/_sandbox/stats").json()["transactions"] == 1
-    assert verify(api, "dup-1")["requested_amount"] == 50_000
+    assert verify(paystack, "dup-1")["requested_amount"] == 50_000
 
 
 @pytest.mark.parametrize(
@@ -147,7 +144,7 @@ def test_missing_or_wrong_key_is_401(
     ],
 )
 def test_invalid_initialize_is_a_400_validation_error(
-    api: httpx.Client, http: httpx.Client, fields: dict[str, Any], message: str, code: str
+    paystack: httpx.Client, http: httpx.Client, fields: dict[str, Any], message: str, code: str
 ) -> None:
     body = {
         k: v
@@ -155,7 +152,7 @@ def test_invalid_initialize_is_a_400_validation_error(
         if v is not None
     }
 
-    response = api.post("/transaction/initialize", json=body)
+    response = paystack.post("/transaction/initialize", json=body)
 
     assert response.status_code == 400
     assert response.json()["status"] is False
@@ -170,18 +167,18 @@ def test_invalid_initialize_is_a_400_validation_error(
     [("5000", None), (5000, "NGN"), (10, "GHS"), (200, "usd"), (300, "KES"), (100, "ZAR")],
 )
 def test_minimum_amounts_and_digit_strings_are_accepted(
-    api: httpx.Client, amount: int | str, currency: str | None
+    paystack: httpx.Client, amount: int | str, currency: str | None
 ) -> None:
     fields = {"currency": currency} if currency else {}
-    reference = initialize(api, amount=amount, **fields)["reference"]
+    reference = initialize(paystack, amount=amount, **fields)["reference"]
 
-    data = verify(api, reference)
+    data = verify(paystack, reference)
     assert data["requested_amount"] == int(amount)
     assert data["currency"] == (currency or "NGN").upper()
 
 
-def test_form_encoded_initialize(api: httpx.Client) -> None:
-    response = api.post(
+def test_form_encoded_initialize(paystack: httpx.Client) -> None:
+    response = paystack.post(
         "/transaction/initialize",
         data={
             "email": "Form@Example.com",
@@ -194,7 +191,7 @@ def test_form_encoded_initialize(api: httpx.Client) -> None:
     )
 
     assert response.status_code == 200, response.text
-    data = verify(api, "form-1")
+    data = verify(paystack, "form-1")
     assert data["requested_amount"] == 75_000
     assert data["currency"] == "GHS"
     assert data["metadata"] == {"invoice_id": "inv_9"}
@@ -204,10 +201,10 @@ def test_form_encoded_initialize(api: httpx.Client) -> None:
 # Verify
 
 
-def test_verify_unpaid_is_abandoned_in_paystack_shape(api: httpx.Client) -> None:
-    initialize(api, amount=50_000, reference="unpaid-1", metadata={"invoice_id": "inv_1"})
+def test_verify_unpaid_is_abandoned_in_paystack_shape(paystack: httpx.Client) -> None:
+    initialize(paystack, amount=50_000, reference="unpaid-1", metadata={"invoice_id": "inv_1"})
 
-    response = api.get("/transaction/verify/unpaid-1")
+    response = paystack.get("/transaction/verify/unpaid-1")
 
     assert response.status_code == 200
     body = response.json()
@@ -229,8 +226,8 @@ def test_verify_unpaid_is_abandoned_in_paystack_shape(api: httpx.Client) -> None
     assert data["customer"]["customer_code"].startswith("CUS_")
 
 
-def test_verify_unknown_reference_is_404(api: httpx.Client) -> None:
-    response = api.get("/transaction/verify/nope-404")
+def test_verify_unknown_reference_is_404(paystack: httpx.Client) -> None:
+    response = paystack.get("/transaction/verify/nope-404")
 
     assert response.status_code == 404
     assert response.json() == {
@@ -241,10 +238,16 @@ def test_verify_unknown_reference_is_404(api: httpx.Client) -> None:
     }
 
 
-def test_customer_is_stable_per_email(api: httpx.Client) -> None:
-    first = verify(api, initialize(api, email="same@example.com")["reference"])["customer"]
-    second = verify(api, initialize(api, email="same@example.com")["reference"])["customer"]
-    other = verify(api, initialize(api, email="other@example.com")["reference"])["customer"]
+def test_customer_is_stable_per_email(paystack: httpx.Client) -> None:
+    first = verify(paystack, initialize(paystack, email="same@example.com")["reference"])[
+        "customer"
+    ]
+    second = verify(paystack, initialize(paystack, email="same@example.com")["reference"])[
+        "customer"
+    ]
+    other = verify(paystack, initialize(paystack, email="other@example.com")["reference"])[
+        "customer"
+    ]
 
     assert (first["id"], first["customer_code"]) == (second["id"], second["customer_code"])
     assert other["id"] != first["id"]
@@ -254,15 +257,15 @@ def test_customer_is_stable_per_email(api: httpx.Client) -> None:
 
 
 def test_pay_success_then_verify_and_signed_webhook(
-    api: httpx.Client, http: httpx.Client, hooks: Receiver
+    paystack: httpx.Client, http: httpx.Client, hooks: Receiver
 ) -> None:
-    initialize(api, amount=50_000, reference="paid-1", metadata={"invoice_id": "inv_1"})
+    initialize(paystack, amount=50_000, reference="paid-1", metadata={"invoice_id": "inv_1"})
 
     response = pay(http, "paid-1")
 
     assert response.status_code == 200
     assert response.json()["message"] == "Transaction settled"
-    data = verify(api, "paid-1")
+    data = verify(paystack, "paid-1")
     assert data["status"] == "success"
     assert data["amount"] == data["requested_amount"] == 50_000
     assert data["gateway_response"] == "Successful"
@@ -298,13 +301,13 @@ def test_pay_success_then_verify_and_signed_webhook(
 
 
 def test_pay_a_different_amount_and_currency(
-    api: httpx.Client, http: httpx.Client, hooks: Receiver
+    paystack: httpx.Client, http: httpx.Client, hooks: Receiver
 ) -> None:
-    initialize(api, amount=50_000, reference="partial-1")
+    initialize(paystack, amount=50_000, reference="partial-1")
 
     assert pay(http, "partial-1", amount=30_000, currency="usd").status_code == 200
 
-    data = verify(api, "partial-1")
+    data = verify(paystack, "partial-1")
     assert (data["amount"], data["requested_amount"], data["currency"]) == (30_000, 50_000, "USD")
     (hook,) = hooks.wait_for(1)
     assert hook.json()["data"]["amount"] == 30_000
@@ -312,13 +315,13 @@ def test_pay_a_different_amount_and_currency(
 
 
 def test_failed_outcome_sends_no_webhook_and_can_be_retried(
-    api: httpx.Client, http: httpx.Client, hooks: Receiver
+    paystack: httpx.Client, http: httpx.Client, hooks: Receiver
 ) -> None:
-    initialize(api, reference="declined-1")
-    initialize(api, reference="sentinel-1")
+    initialize(paystack, reference="declined-1")
+    initialize(paystack, reference="sentinel-1")
 
     assert pay(http, "declined-1", outcome="failed").status_code == 200
-    data = verify(api, "declined-1")
+    data = verify(paystack, "declined-1")
     assert (data["status"], data["gateway_response"], data["paid_at"]) == (
         "failed",
         "Declined",
@@ -332,11 +335,11 @@ def test_failed_outcome_sends_no_webhook_and_can_be_retried(
 
     # The customer may try again after a decline.
     assert pay(http, "declined-1").status_code == 200
-    assert verify(api, "declined-1")["status"] == "success"
+    assert verify(paystack, "declined-1")["status"] == "success"
 
 
-def test_settling_twice_or_unknown_or_invalid(api: httpx.Client, http: httpx.Client) -> None:
-    initialize(api, reference="twice-1")
+def test_settling_twice_or_unknown_or_invalid(paystack: httpx.Client, http: httpx.Client) -> None:
+    initialize(paystack, reference="twice-1")
     assert pay(http, "twice-1").status_code == 200
 
     again = pay(http, "twice-1")
@@ -348,14 +351,14 @@ def test_settling_twice_or_unknown_or_invalid(api: httpx.Client, http: httpx.Cli
 
 
 def test_disabled_webhooks_send_nothing_until_resent(
-    api: httpx.Client, http: httpx.Client, hooks: Receiver, receiver: tuple[Receiver, str]
+    paystack: httpx.Client, http: httpx.Client, hooks: Receiver, receiver: tuple[Receiver, str]
 ) -> None:
     _, webhook_url = receiver
     config = http.post("/_sandbox/config", json={"webhooks_enabled": False}).json()
     assert config == {"webhooks_enabled": False, "webhook_url": webhook_url}
     assert http.get("/_sandbox/config").json() == config
-    initialize(api, reference="quiet-1")
-    initialize(api, reference="pending-1")
+    initialize(paystack, reference="quiet-1")
+    initialize(paystack, reference="pending-1")
 
     pay(http, "quiet-1")
     http.post("/_sandbox/config", json={"webhooks_enabled": True})
@@ -372,8 +375,8 @@ def test_disabled_webhooks_send_nothing_until_resent(
     assert len(deliveries(http, "quiet-1", 3)) == 3
 
 
-def test_resend_copies_are_bounded(api: httpx.Client, http: httpx.Client) -> None:
-    initialize(api, reference="bounded-1")
+def test_resend_copies_are_bounded(paystack: httpx.Client, http: httpx.Client) -> None:
+    initialize(paystack, reference="bounded-1")
     pay(http, "bounded-1")
 
     assert (
@@ -387,13 +390,13 @@ def test_resend_copies_are_bounded(api: httpx.Client, http: httpx.Client) -> Non
 
 
 def test_unreachable_webhook_url_is_logged_as_an_error(
-    api: httpx.Client, http: httpx.Client
+    paystack: httpx.Client, http: httpx.Client
 ) -> None:
     http.post(
         "/_sandbox/config",
         json={"webhooks_enabled": True, "webhook_url": "http://127.0.0.1:9/webhooks/paystack"},
     )
-    initialize(api, reference="lost-1")
+    initialize(paystack, reference="lost-1")
 
     pay(http, "lost-1")
 
@@ -407,13 +410,13 @@ def test_unreachable_webhook_url_is_logged_as_an_error(
 # List and fetch
 
 
-def test_list_is_newest_first_and_paginated(api: httpx.Client, http: httpx.Client) -> None:
+def test_list_is_newest_first_and_paginated(paystack: httpx.Client, http: httpx.Client) -> None:
     for n in range(5):
-        initialize(api, amount=10_000 + n, reference=f"list-{n}")
+        initialize(paystack, amount=10_000 + n, reference=f"list-{n}")
     pay(http, "list-1")
     pay(http, "list-3", amount=20_000)
 
-    page2 = api.get("/transaction", params={"perPage": 2, "page": 2}).json()
+    page2 = paystack.get("/transaction", params={"perPage": 2, "page": 2}).json()
 
     assert page2["status"] is True
     assert page2["message"] == "Transactions retrieved"
@@ -426,40 +429,45 @@ def test_list_is_newest_first_and_paginated(api: httpx.Client, http: httpx.Clien
         "page": 2,
         "pageCount": 3,
     }
-    default = api.get("/transaction").json()
+    default = paystack.get("/transaction").json()
     assert default["meta"]["perPage"] == 50
     assert [t["reference"] for t in default["data"]] == [f"list-{n}" for n in range(4, -1, -1)]
-    success = api.get("/transaction", params={"status": "success"}).json()
+    success = paystack.get("/transaction", params={"status": "success"}).json()
     assert {t["reference"] for t in success["data"]} == {"list-1", "list-3"}
-    by_amount = api.get("/transaction", params={"amount": 20_000}).json()
+    by_amount = paystack.get("/transaction", params={"amount": 20_000}).json()
     assert [t["reference"] for t in by_amount["data"]] == ["list-3"]
-    by_reference = api.get("/transaction", params={"reference": "list-4"}).json()
-    assert [t["id"] for t in by_reference["data"]] == [verify(api, "list-4")["id"]]
+    by_reference = paystack.get("/transaction", params={"reference": "list-4"}).json()
+    assert [t["id"] for t in by_reference["data"]] == [verify(paystack, "list-4")["id"]]
 
 
-def test_list_date_filters(api: httpx.Client) -> None:
-    initialize(api, reference="dated-1")
-    today = verify(api, "dated-1")["created_at"][:10]
+def test_list_date_filters(paystack: httpx.Client) -> None:
+    initialize(paystack, reference="dated-1")
+    today = verify(paystack, "dated-1")["created_at"][:10]
 
-    assert api.get("/transaction", params={"from": today, "to": today}).json()["meta"]["total"] == 1
-    assert api.get("/transaction", params={"to": "2000-01-01"}).json()["meta"]["total"] == 0
-    assert api.get("/transaction", params={"from": "2999-01-01T00:00:00Z"}).json()["data"] == []
-    assert api.get("/transaction", params={"from": "yesterday"}).status_code == 400
+    assert (
+        paystack.get("/transaction", params={"from": today, "to": today}).json()["meta"]["total"]
+        == 1
+    )
+    assert paystack.get("/transaction", params={"to": "2000-01-01"}).json()["meta"]["total"] == 0
+    assert (
+        paystack.get("/transaction", params={"from": "2999-01-01T00:00:00Z"}).json()["data"] == []
+    )
+    assert paystack.get("/transaction", params={"from": "yesterday"}).status_code == 400
 
 
-def test_fetch_by_id(api: httpx.Client, http: httpx.Client) -> None:
-    initialize(api, reference="fetch-1")
+def test_fetch_by_id(paystack: httpx.Client, http: httpx.Client) -> None:
+    initialize(paystack, reference="fetch-1")
     pay(http, "fetch-1")
-    transaction_id = verify(api, "fetch-1")["id"]
+    transaction_id = verify(paystack, "fetch-1")["id"]
 
-    response = api.get(f"/transaction/{transaction_id}")
+    response = paystack.get(f"/transaction/{transaction_id}")
 
     assert response.status_code == 200
     assert response.json()["message"] == "Transaction retrieved"
     assert response.json()["data"]["reference"] == "fetch-1"
     assert response.json()["data"]["status"] == "success"
     for missing in (str(transaction_id + 1000), "not-a-number"):
-        not_found = api.get(f"/transaction/{missing}")
+        not_found = paystack.get(f"/transaction/{missing}")
         assert not_found.status_code == 404
         assert not_found.json()["message"] == "Transaction not found"
         assert not_found.json()["status"] is False
@@ -468,17 +476,17 @@ def test_fetch_by_id(api: httpx.Client, http: httpx.Client) -> None:
 # Counters and inspection
 
 
-def test_call_counters(api: httpx.Client, http: httpx.Client) -> None:
-    initialize(api, reference="count-1")
-    api.post(
+def test_call_counters(paystack: httpx.Client, http: httpx.Client) -> None:
+    initialize(paystack, reference="count-1")
+    paystack.post(
         "/transaction/initialize",
         json={"email": "ada@example.com", "amount": 50_000, "reference": "count-1"},
     )
     for _ in range(3):
-        verify(api, "count-1")
-    api.get("/transaction/verify/count-unknown")
-    api.get("/transaction")
-    api.get("/transaction/1")
+        verify(paystack, "count-1")
+    paystack.get("/transaction/verify/count-unknown")
+    paystack.get("/transaction")
+    paystack.get("/transaction/1")
 
     inspected = http.get("/_sandbox/transactions/count-1").json()
     assert inspected["calls"] == {"initialize": 2, "verify": 3}
@@ -495,14 +503,14 @@ def test_call_counters(api: httpx.Client, http: httpx.Client) -> None:
     assert set(stats["faults"].values()) == {0}
 
 
-def test_healthz_and_reset(api: httpx.Client, http: httpx.Client) -> None:
-    initialize(api, reference="gone-1")
+def test_healthz_and_reset(paystack: httpx.Client, http: httpx.Client) -> None:
+    initialize(paystack, reference="gone-1")
     http.post("/_sandbox/config", json={"webhooks_enabled": False})
 
     assert http.get("/_sandbox/healthz").json() == {"status": "ok"}
     assert http.post("/_sandbox/reset").status_code == 200
 
-    assert api.get("/transaction/verify/gone-1").status_code == 404
+    assert paystack.get("/transaction/verify/gone-1").status_code == 404
     assert http.get("/_sandbox/config").json()["webhooks_enabled"] is True
     assert http.get("/_sandbox/stats").json()["calls"]["initialize"] == 0
 
@@ -511,10 +519,10 @@ def test_healthz_and_reset(api: httpx.Client, http: httpx.Client) -> None:
 
 
 def test_checkout_page_pay_redirects_to_callback(
-    api: httpx.Client, http: httpx.Client, hooks: Receiver
+    paystack: httpx.Client, http: httpx.Client, hooks: Receiver
 ) -> None:
     data = initialize(
-        api, amount=123_456, reference="page-1", callback_url="https://shop.example/done?o=1"
+        paystack, amount=123_456, reference="page-1", callback_url="https://shop.example/done?o=1"
     )
     code = data["access_code"]
 
@@ -530,19 +538,19 @@ def test_checkout_page_pay_redirects_to_callback(
     assert (
         paid.headers["location"] == "https://shop.example/done?o=1&trxref=page-1&reference=page-1"
     )
-    assert verify(api, "page-1")["status"] == "success"
+    assert verify(paystack, "page-1")["status"] == "success"
     hooks.wait_for(1)
     assert http.post(f"/checkout/{code}/pay").status_code == 409
 
 
-def test_checkout_decline_and_unknown_code(api: httpx.Client, http: httpx.Client) -> None:
-    code = initialize(api, amount=50_000, reference="page-2")["access_code"]
+def test_checkout_decline_and_unknown_code(paystack: httpx.Client, http: httpx.Client) -> None:
+    code = initialize(paystack, amount=50_000, reference="page-2")["access_code"]
 
     declined = http.post(f"/checkout/{code}/decline")
 
     assert declined.status_code == 200
     assert "declined" in declined.text.lower()
-    assert verify(api, "page-2")["status"] == "failed"
+    assert verify(paystack, "page-2")["status"] == "failed"
     assert http.get("/checkout/doesnotexist123").status_code == 404
     assert http.post("/checkout/doesnotexist123/pay").status_code == 404
 

@@ -9,7 +9,6 @@ import httpx
 import pytest
 
 from paystack.signature import SIGNATURE_HEADER, sign
-from tests.conftest import SECRET_KEY, Stack, another_api
 from tests.helpers import (
     INVOICE,
     charge_success,
@@ -24,6 +23,7 @@ from tests.helpers import (
     status_changes,
     wait_for_status,
 )
+from tests.stack import SECRET_KEY, Stack, another_api
 
 PAYSTACK_ADDRESS = "52.31.139.75"
 

@@ -8,7 +8,6 @@ import uuid
 import httpx
 
 from devstack.processes import Service, free_port, wait_for_http
-from tests.conftest import Stack
 from tests.helpers import (
     charge_success,
     create_invoice,
@@ -17,6 +16,7 @@ from tests.helpers import (
     post_webhook,
     wait_for_status,
 )
+from tests.stack import Stack
 
 
 async def test_api_metrics_count_requests_webhooks_and_transitions(

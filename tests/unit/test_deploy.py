@@ -18,7 +18,7 @@ from config import Settings
 from sandbox.settings import SandboxSettings
 from temporal_config import SDK_ENVIRONMENT_NAMES
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
 OURS = ("temporal-setup", "api", "worker", "sandbox")

@@ -10,7 +10,6 @@ import httpx
 import pytest
 
 from devstack.processes import free_port
-from tests.conftest import API_KEY, Stack, another_api
 from tests.helpers import (
     INVOICE,
     charge_success,
@@ -20,6 +19,7 @@ from tests.helpers import (
     post_webhook,
     signals_received,
 )
+from tests.stack import API_KEY, Stack, another_api
 
 
 @pytest.fixture(scope="module")

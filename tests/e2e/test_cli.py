@@ -11,7 +11,6 @@ from google.protobuf.duration_pb2 import Duration
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 
 from devstack.processes import free_port
-from tests.conftest import Stack
 from tests.helpers import (
     charge_success,
     create_invoice,
@@ -22,6 +21,7 @@ from tests.helpers import (
     provider_calls,
     wait_for_status,
 )
+from tests.stack import Stack
 from workflows.invoice import InvoiceWorkflow
 
 

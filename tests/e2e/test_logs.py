@@ -10,8 +10,8 @@ import uuid
 import httpx
 
 from devstack.processes import Service
-from tests.conftest import API_KEY, SECRET_KEY, Stack, another_api
 from tests.helpers import INVOICE, charge_success, pay, post_webhook, wait_for_status
+from tests.stack import API_KEY, SECRET_KEY, Stack, another_api
 
 TEST_CARD = "4084084084084081"
 

@@ -12,7 +12,6 @@ from api.routers.invoices import invoice_id_for
 from db.models import WebhookDelivery
 from db.projection import load_snapshot
 from domain.invoice import InvoiceStatus, ReviewReason
-from tests.conftest import SECRET_KEY, Stack, another_api
 from tests.helpers import (
     INVOICE,
     charge_success,
@@ -30,6 +29,7 @@ from tests.helpers import (
     verify_hangs,
     wait_for_status,
 )
+from tests.stack import SECRET_KEY, Stack, another_api
 from workflows.invoice import MAX_NOTICES, InvoiceWorkflow
 from workflows.starter import reach_invoice
 from workflows.types import workflow_id_for

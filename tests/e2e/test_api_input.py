@@ -9,8 +9,8 @@ import pytest
 from sqlmodel import Session, func, select
 
 from db.models import Invoice
-from tests.conftest import Stack
 from tests.helpers import INVOICE, create_invoice
+from tests.stack import Stack
 
 
 def invoice_count(stack: Stack) -> int:

@@ -1,0 +1,104 @@
+"""What the workflow tests share: Paystack and the database as test activities under the
+real activities' names, the real default settings, and a create as the API makes it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from datetime import timedelta
+
+from pydantic import SecretStr
+from temporalio import activity
+from temporalio.testing import WorkflowEnvironment
+
+from activities.paystack import InitializeInput
+from config import Settings
+from domain.invoice import InvoiceRequest, InvoiceSnapshot, InvoiceStatus
+from domain.reconcile import Verification
+from paystack.client import PaymentLink
+from workflows.invoice import InvoiceWorkflow
+from workflows.starter import invoice_start
+from workflows.types import OpenInvoice
+
+QUEUE = "lifetime"
+AMOUNT = 250_000
+
+
+class PaystackAndDatabase:
+    """Paystack's answers as the test sets them, and the invoice records as the projection
+    keeps them (a revision never goes backwards)."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, InvoiceSnapshot] = {}
+        self.charges: dict[str, Verification] = {}
+        self.verifies: Counter[str] = Counter()
+        self.held: asyncio.Event | None = None
+
+    def pay(self, reference: str, amount: int = AMOUNT) -> None:
+        self.charges[reference] = Verification(
+            reference=reference,
+            found=True,
+            status="success",
+            amount=amount,
+            currency="NGN",
+            transaction_id=302961,
+        )
+
+    @activity.defn(name="record_invoice")
+    async def record_invoice(self, snapshot: InvoiceSnapshot) -> bool:
+        recorded = self.records.get(snapshot.invoice_id)
+        if recorded is not None and recorded.revision >= snapshot.revision:
+            return False
+        self.records[snapshot.invoice_id] = snapshot
+        return True
+
+    @activity.defn(name="load_invoice")
+    async def load_invoice(self, invoice_id: str) -> InvoiceSnapshot | None:
+        return self.records.get(invoice_id)
+
+    @activity.defn(name="initialize_transaction")
+    async def initialize_transaction(self, request: InitializeInput) -> PaymentLink:
+        return PaymentLink(
+            reference=request.reference,
+            authorization_url=f"https://checkout.example/{request.reference}",
+            access_code=request.reference,
+        )
+
+    @activity.defn(name="verify_transaction")
+    async def verify_transaction(self, reference: str) -> Verification:
+        self.verifies[reference] += 1
+        if self.held is not None:  # Paystack is slow until the test lets it answer
+            await self.held.wait()
+        return self.charges.get(
+            reference, Verification(reference=reference, found=True, status="abandoned")
+        )
+
+
+# The real defaults: polls from a minute to twelve hours, a 72 h late-payment window.
+SETTINGS = Settings(
+    temporal_task_queue=QUEUE,
+    temporal_paystack_task_queue=QUEUE,
+    payrecon_api_keys=[SecretStr("k")],
+)
+
+
+async def create(
+    env: WorkflowEnvironment, due_in: timedelta, settings: Settings = SETTINGS
+) -> InvoiceSnapshot:
+    invoice_id = f"inv-{uuid.uuid4().hex[:24]}"
+    request = InvoiceRequest(
+        invoice_id=invoice_id,
+        customer_email="ada@example.com",
+        amount=AMOUNT,
+        currency="NGN",
+        due_at=await env.get_current_time() + due_in,
+        fingerprint="body",
+    )
+    opened = await env.client.execute_update_with_start_workflow(
+        InvoiceWorkflow.open_invoice,
+        OpenInvoice(fingerprint="body", request_id="first"),
+        start_workflow_operation=invoice_start(settings, request, request_id="first"),
+    )
+    assert opened.created and opened.invoice.status is InvoiceStatus.PENDING
+    return opened.invoice
