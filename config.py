@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     )
     payrecon_late_payment_window: float = Field(DEFAULT_LATE_PAYMENT_WINDOW, ge=0)
     payrecon_default_due_in: float = Field(86400.0, gt=0)
+    # A run continues as new when Temporal suggests it (at 4 Ki events), or after this many
+    # history events if set: a tighter bound on history size.
+    payrecon_continue_as_new_after_events: int | None = Field(None, ge=20)
     # How long POST /invoices waits for the workflow to produce the payment link.
     payrecon_create_timeout_seconds: float = Field(30.0, gt=0)
     payrecon_log_level: str = "INFO"

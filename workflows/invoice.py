@@ -328,7 +328,7 @@ class InvoiceWorkflow:
     async def _continue_as_new_if_suggested(self) -> None:
         """Hands the state to a fresh run once the history grows long; returns (and the
         watch goes on) if a cancel arrives while handlers finish."""
-        if not workflow.info().is_continue_as_new_suggested():
+        if not self._history_is_long():
             return
         await workflow.wait_condition(
             lambda: workflow.all_handlers_finished() or self._cancel_pending()
@@ -344,6 +344,11 @@ class InvoiceWorkflow:
             cancel_requested=self._cancel_requested,
         )
         workflow.continue_as_new(dataclasses.replace(self._input, carried=carried))
+
+    def _history_is_long(self) -> bool:
+        info, limit = workflow.info(), self._input.continue_as_new_after_events
+        suggested = info.is_continue_as_new_suggested()
+        return suggested or (limit is not None and info.get_current_history_length() >= limit)
 
     def _resume(self, carried: CarriedState) -> None:
         self._invoice = carried.invoice

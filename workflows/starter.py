@@ -49,6 +49,7 @@ def invoice_start(
             request_id=request_id,
             paystack_task_queue=settings.temporal_paystack_task_queue,
             resume_only=resume_only,
+            continue_as_new_after_events=settings.payrecon_continue_as_new_after_events,
         ),
         id=workflow_id_for(request.invoice_id),
         task_queue=settings.temporal_task_queue,

@@ -95,6 +95,8 @@ class InvoiceWorkflowInput:
     paystack_task_queue: str | None = None
     # Started to reach a recorded invoice: with no record, fail rather than create one.
     resume_only: bool = False
+    # Continue as new after this many history events, besides when Temporal suggests it.
+    continue_as_new_after_events: int | None = None
 
 
 @dataclass
