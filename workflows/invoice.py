@@ -1,6 +1,6 @@
 """The invoice state machine: one workflow per invoice.
 
-Read `run` top to bottom; it follows the lifecycle in DESIGN.md:
+Read `run` top to bottom; it follows the lifecycle in the README's "How it works":
 
     create     Paystack initialize -> payment link -> record `pending`
     watch      until the due date: verify on every new payment notice and every poll
@@ -24,7 +24,6 @@ from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
@@ -40,6 +39,19 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.reconcile import Outcome, Verification, reconcile
     from paystack.client import PaymentLink
+    from workflows.policies import (
+        INITIALIZE_DEADLINE,
+        INITIALIZE_RETRY,
+        LOCAL_ACTIVITY_FAILURES,
+        MAX_NOTICES,
+        MAX_PAYSTACK_REFERENCES,
+        MIN_TIMER,
+        NOTICE_VERIFY_RETRY,
+        PAYSTACK_CALL_TIMEOUT,
+        RECORD_RETRY,
+        RECORD_TIMEOUT,
+        VERIFY_RETRY,
+    )
     from workflows.types import (
         INVOICE_STATUS,
         CarriedState,
@@ -50,45 +62,9 @@ with workflow.unsafe.imports_passed_through():
         search_attributes_of,
     )
 
-# The API caller waits for the payment link, so creation gives up after a bounded time.
-INITIALIZE_DEADLINE = timedelta(seconds=25)
-INITIALIZE_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    maximum_interval=timedelta(seconds=4),
-    non_retryable_error_types=[
-        ErrorType.PAYSTACK_REJECTED,
-        ErrorType.PAYSTACK_UNAUTHORIZED,
-        ErrorType.DUPLICATE_REFERENCE,
-    ],
-)
-PAYSTACK_CALL_TIMEOUT = timedelta(seconds=15)
-# Verify retries until Paystack answers: an invoice never expires unverified.
-VERIFY_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=60),
-    non_retryable_error_types=[ErrorType.PAYSTACK_REJECTED, ErrorType.PAYSTACK_UNAUTHORIZED],
-)
-# A payment notice's verify runs as a local activity: the payer is waiting, and it saves
-# two trips through the server. If Paystack fails it twice (each call ends by the client's
-# own timeout), the capped queue's verify takes over and retries until Paystack answers.
-NOTICE_VERIFY_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=250),
-    maximum_attempts=2,
-    non_retryable_error_types=[ErrorType.PAYSTACK_REJECTED, ErrorType.PAYSTACK_UNAUTHORIZED],
-)
+# Versions of this workflow, for `workflow.patched` (histories of each still replay).
 LOCAL_NOTICE_VERIFY = "local-notice-verify"
-# A new run first looks for the invoice's record, and resumes from it if there is one.
 RESUME_FROM_RECORD = "resume-from-record"
-# How a failed local activity reaches the workflow: wrapped in ActivityError, or bare, and
-# when replayed from its marker a timeout arrives bare even if it came wrapped live.
-LOCAL_ACTIVITY_FAILURES = (ActivityError, ApplicationError, TemporalTimeoutError)
-RECORD_TIMEOUT = timedelta(seconds=30)
-RECORD_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
-MIN_TIMER = timedelta(milliseconds=1)
-# Paystack references tried when the first is already taken: `<id>`, `<id>.2`, `<id>.3`.
-MAX_PAYSTACK_REFERENCES = 3
-# Each distinct payment notice costs one verify; replays beyond this are left to the polls.
-MAX_NOTICES = 20
 
 LATE_PAYMENT_REASON = {
     InvoiceStatus.EXPIRED: ReviewReason.PAID_AFTER_EXPIRY,

@@ -30,7 +30,8 @@ from tests.helpers import (
     wait_for_status,
 )
 from tests.stack import SECRET_KEY, Stack, another_api
-from workflows.invoice import MAX_NOTICES, InvoiceWorkflow
+from workflows.invoice import InvoiceWorkflow
+from workflows.policies import MAX_NOTICES
 from workflows.starter import reach_invoice
 from workflows.types import workflow_id_for
 

@@ -1,0 +1,49 @@
+"""How the invoice workflow calls out: timeouts, retry policies and limits. Plain values:
+the workflow (workflows/invoice.py) imports them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as TemporalTimeoutError
+
+from domain.errors import ErrorType
+
+# The API caller waits for the payment link, so creation gives up after a bounded time.
+INITIALIZE_DEADLINE = timedelta(seconds=25)
+INITIALIZE_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    maximum_interval=timedelta(seconds=4),
+    non_retryable_error_types=[
+        ErrorType.PAYSTACK_REJECTED,
+        ErrorType.PAYSTACK_UNAUTHORIZED,
+        ErrorType.DUPLICATE_REFERENCE,
+    ],
+)
+PAYSTACK_CALL_TIMEOUT = timedelta(seconds=15)
+# Verify retries until Paystack answers: an invoice never expires unverified.
+VERIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=60),
+    non_retryable_error_types=[ErrorType.PAYSTACK_REJECTED, ErrorType.PAYSTACK_UNAUTHORIZED],
+)
+# A payment notice's verify runs as a local activity: the payer is waiting, and it saves
+# two trips through the server. If Paystack fails it twice (each call ends by the client's
+# own timeout), the capped queue's verify takes over and retries until Paystack answers.
+NOTICE_VERIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=250),
+    maximum_attempts=2,
+    non_retryable_error_types=[ErrorType.PAYSTACK_REJECTED, ErrorType.PAYSTACK_UNAUTHORIZED],
+)
+# How a failed local activity reaches the workflow: wrapped in ActivityError, or bare, and
+# when replayed from its marker a timeout arrives bare even if it came wrapped live.
+LOCAL_ACTIVITY_FAILURES = (ActivityError, ApplicationError, TemporalTimeoutError)
+RECORD_TIMEOUT = timedelta(seconds=30)
+RECORD_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+MIN_TIMER = timedelta(milliseconds=1)
+# Paystack references tried when the first is already taken: `<id>`, `<id>.2`, `<id>.3`.
+MAX_PAYSTACK_REFERENCES = 3
+# Each distinct payment notice costs one verify; replays beyond this are left to the polls.
+MAX_NOTICES = 20
