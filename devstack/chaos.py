@@ -29,6 +29,7 @@ import httpx
 
 from db import queries
 from db.engine import make_engine
+from devstack.progress import Phase, Progress
 from devstack.stack import LocalStack
 
 FATES = {"pay": 0.50, "pay_wrong_amount": 0.10, "pay_late": 0.10, "expire": 0.20, "cancel": 0.10}
@@ -213,7 +214,7 @@ async def wait_until_status(
 
 
 async def kill_and_restart(
-    stack: LocalStack, args: argparse.Namespace, rng: random.Random, window: float
+    stack: LocalStack, args: argparse.Namespace, rng: random.Random, window: float, phase: Phase
 ) -> Counter[str]:
     """Each process is SIGKILLed `args.kills` times at random moments, then started again."""
     moments = sorted(
@@ -229,6 +230,7 @@ async def kill_and_restart(
         await asyncio.sleep(rng.uniform(0.2, 1.5))
         await asyncio.to_thread(stack.start, name)
         restarts[name] += 1
+        phase.note(f"{name} SIGKILLed and started again ({sum(restarts.values())}/{len(moments)})")
     return restarts
 
 
@@ -251,10 +253,14 @@ def observe(stack: LocalStack, invoices: list[Invoice]) -> None:
         engine.dispose()
 
 
-async def settle(stack: LocalStack, invoices: list[Invoice], deadline: float) -> None:
+async def settle(stack: LocalStack, invoices: list[Invoice], deadline: float, phase: Phase) -> None:
     """Waits until every invoice shows what it should, or the time is up."""
+    settled = 0
     while time.monotonic() < deadline:
         await asyncio.to_thread(observe, stack, invoices)
+        now_right = sum(1 for i in invoices if i.invoice_id is not None and i.right)
+        phase.advance(now_right - settled)
+        settled = now_right
         if all(i.right for i in invoices if i.invoice_id is not None):
             return
         await asyncio.sleep(1.0)
@@ -327,7 +333,9 @@ async def run(args: argparse.Namespace) -> int:
     )
     started = time.monotonic()
     try:
-        await asyncio.to_thread(stack.start_all)
+        progress = Progress()
+        with progress.phase("starting the stack"):
+            await asyncio.to_thread(stack.start_all)
         names = list(FATES)
         invoices = [
             Invoice(
@@ -349,20 +357,33 @@ async def run(args: argparse.Namespace) -> int:
             httpx.AsyncClient(base_url=stack.sandbox_url, timeout=30) as sandbox,
         ):
             gate = asyncio.Semaphore(args.concurrency)
-            chaos = asyncio.create_task(kill_and_restart(stack, args, rng, active))
-            stories = [
-                invoice_story(i, api, sandbox, args, gate, random.Random(rng.random()), deadline)
-                for i in invoices
-            ]
-            results = await asyncio.gather(*stories, return_exceptions=True)
-            for invoice, result in zip(invoices, results, strict=True):
-                if isinstance(result, BaseException):
-                    invoice.notes.append(f"story failed: {result!r}")
-            restarts = await chaos
-            settle_by = time.monotonic() + args.late_window + args.due_seconds + 120
-            await settle(stack, invoices, settle_by)
-            await count_provider_calls(sandbox, invoices)
+
+            # Drawn first, in order, so a seed replays the same schedule.
+            seeds = [rng.random() for _ in invoices]
+
+            async def story(invoice: Invoice, seed: float, phase: Phase) -> None:
+                try:
+                    own = random.Random(seed)
+                    await invoice_story(invoice, api, sandbox, args, gate, own, deadline)
+                except Exception as failure:
+                    invoice.notes.append(f"story failed: {failure!r}")
+                finally:
+                    phase.advance()
+
+            with progress.phase("invoices: created, paid or not, kills", len(invoices)) as phase:
+                chaos = asyncio.create_task(kill_and_restart(stack, args, rng, active, phase))
+                await asyncio.gather(
+                    *(story(i, seed, phase) for i, seed in zip(invoices, seeds, strict=True))
+                )
+                restarts = await chaos
+            created = sum(1 for invoice in invoices if invoice.invoice_id is not None)
+            with progress.phase("waiting for every invoice's final state", created) as phase:
+                settle_by = time.monotonic() + args.late_window + args.due_seconds + 120
+                await settle(stack, invoices, settle_by, phase)
+            with progress.phase("counting Paystack calls"):
+                await count_provider_calls(sandbox, invoices)
             stats = (await sandbox.get("/_sandbox/stats")).json()
+        progress.close()
         rows, ok = verdict(invoices, stats.get("faults", {}), restarts, time.monotonic() - started)
         print_table(rows)
         print(f"logs and state: {directory}")

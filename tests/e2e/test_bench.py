@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -41,6 +42,12 @@ async def test_a_tiny_bench_reports_every_measurement(tmp_path: Path) -> None:
     ):
         assert label in output, output
     assert "20/20 sampled fired" in output
+    # It says what it is doing as it goes: phases, counts, elapsed seconds.
+    done = re.findall(
+        r"^\[\s*[\d.]+s\] (\d+) creates, \d+ at once: done \((\d+)/(\d+)\)$", output, re.M
+    )
+    assert done and all(count == made == total for count, made, total in done), output
+    assert re.search(r"^\[\s*[\d.]+s\] capacity…$", output, re.M), output
     [saved] = tmp_path.glob("bench-*.json")
     report = json.loads(saved.read_text())
     assert report["cpu_count"] >= 1 and "temporalio" in report["packages"]

@@ -37,4 +37,8 @@ async def test_small_chaos_run_keeps_every_invoice_right() -> None:
     for name in ("worker", "api", "temporal"):
         assert _row(output, f"restarts: {name}") == "1"
     assert int(_row(output, "fault: dropped")) > 0
+    # It says what it is doing as it goes, long before its table.
+    progress = re.findall(r"^\[\s*[\d.]+s\] (.*)$", output, re.MULTILINE)
+    assert "invoices: created, paid or not, kills: done (60/60)" in progress, output
+    assert sum("SIGKILLed and started again" in line for line in progress) == 3, output
     assert process.returncode == 0, output
