@@ -56,3 +56,11 @@ def hooks_fixture(receiver: tuple[Receiver, str], http: httpx.Client) -> Receive
 @pytest.fixture(autouse=True, name="_clean")
 def clean_fixture(hooks: Receiver) -> None:
     """Every test starts from an empty sandbox and receiver."""
+
+
+@pytest.fixture
+def impatient(sandbox_url: str) -> Iterator[httpx.Client]:
+    """A client with the key that gives up after 0.2 s."""
+    headers = {"Authorization": f"Bearer {SECRET}"}
+    with httpx.Client(base_url=sandbox_url, headers=headers, timeout=0.2) as client:
+        yield client

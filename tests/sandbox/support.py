@@ -164,3 +164,33 @@ def deliveries(http: httpx.Client, reference: str, count: int) -> list[dict[str,
         if len(log) >= count or time.monotonic() > deadline:
             return log
         time.sleep(0.02)
+
+
+# Faults
+
+FAST_RETRY = {"enabled": True, "time_factor": 0.001}
+
+
+def set_faults(http: httpx.Client, **changes: Any) -> dict[str, Any]:
+    response = http.post("/_sandbox/faults", json=changes)
+    assert response.status_code == 200, response.text
+    config: dict[str, Any] = response.json()
+    return config
+
+
+def fault_stats(http: httpx.Client) -> dict[str, int]:
+    counters: dict[str, int] = http.get("/_sandbox/stats").json()["faults"]
+    return counters
+
+
+def paid(paystack: httpx.Client, http: httpx.Client, reference: str) -> None:
+    initialize(paystack, reference=reference)
+    assert pay(http, reference).status_code == 200
+
+
+def wait_until_idle(http: httpx.Client, timeout: float = 5.0) -> None:
+    """Until no delivery is being sent, waiting, or due for a retry."""
+    deadline = time.monotonic() + timeout
+    while http.get("/_sandbox/stats").json()["webhooks_in_flight"]:
+        assert time.monotonic() < deadline, "deliveries still in flight"
+        time.sleep(0.02)
