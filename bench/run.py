@@ -32,7 +32,7 @@ from db import queries
 from db.engine import make_engine
 from devstack.processes import Service, free_port, python_module, wait_for_http
 from devstack.progress import Progress
-from devstack.stack import LocalStack
+from devstack.stack import Stack
 from lifecycle import exit_process
 
 RESULTS = Path(__file__).parent / "results"
@@ -46,12 +46,12 @@ class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.directory = Path(tempfile.mkdtemp(prefix="payrecon-bench-"))
-        self.stack = LocalStack(self.directory)
-        self.stack.build(
-            self.stack.env(
-                PAYRECON_POLL_SCHEDULE=",".join(str(s) for s in POLL_SCHEDULE),
-                PAYRECON_LATE_PAYMENT_WINDOW="0",
-            )
+        self.stack = Stack(
+            self.directory,
+            settings={
+                "PAYRECON_POLL_SCHEDULE": ",".join(str(s) for s in POLL_SCHEDULE),
+                "PAYRECON_LATE_PAYMENT_WINDOW": "0",
+            },
         )
         self.rows: list[Row] = []
         self.figures: dict[str, Any] = {}
@@ -386,7 +386,7 @@ class Bench:
         }
 
     async def timer_lateness(self, invoice_ids: list[str]) -> list[float]:
-        client = await Client.connect(f"127.0.0.1:{self.stack.ports['temporal']}")
+        client = await Client.connect(self.stack.temporal_address)
         lateness = []
         for invoice_id in invoice_ids:
             history = await client.get_workflow_handle(f"invoice-{invoice_id}").fetch_history()

@@ -30,7 +30,7 @@ import httpx
 from db import queries
 from db.engine import make_engine
 from devstack.progress import Phase, Progress
-from devstack.stack import LocalStack
+from devstack.stack import TOPOLOGIES, Stack, Topology
 
 FATES = {"pay": 0.50, "pay_wrong_amount": 0.10, "pay_late": 0.10, "expire": 0.20, "cancel": 0.10}
 Outcome = tuple[str, str | None]
@@ -110,12 +110,21 @@ class Invoice:
         return self.observed in self.expected
 
 
-def stack_env(stack: LocalStack, args: argparse.Namespace) -> dict[str, str]:
-    return stack.env(
-        PAYSTACK_TIMEOUT_SECONDS="2",
-        PAYRECON_POLL_SCHEDULE=args.poll_schedule,
-        PAYRECON_LATE_PAYMENT_WINDOW=str(args.late_window),
-        PAYRECON_CREATE_TIMEOUT_SECONDS="20",
+# The kinds of process killed: every one of each.
+KILLED = ("worker", "api", "temporal")
+
+
+def chaos_stack(args: argparse.Namespace) -> Stack:
+    return Stack(
+        Path(tempfile.mkdtemp(prefix="payrecon-chaos-")),
+        topology=Topology.named(args.topology),
+        settings={
+            "PAYSTACK_TIMEOUT_SECONDS": "2",
+            "PAYRECON_POLL_SCHEDULE": args.poll_schedule,
+            "PAYRECON_LATE_PAYMENT_WINDOW": str(args.late_window),
+            "PAYRECON_CREATE_TIMEOUT_SECONDS": "20",
+        },
+        sandbox_settings={"SANDBOX_FAULTS": json.dumps({**FAULTS, "seed": args.seed})},
     )
 
 
@@ -214,12 +223,14 @@ async def wait_until_status(
 
 
 async def kill_and_restart(
-    stack: LocalStack, args: argparse.Namespace, rng: random.Random, window: float, phase: Phase
+    stack: Stack, args: argparse.Namespace, rng: random.Random, window: float, phase: Phase
 ) -> Counter[str]:
-    """Each process is SIGKILLed `args.kills` times at random moments, then started again."""
+    """Each process (each API and each worker of the topology, and Temporal) is SIGKILLed
+    `args.kills` times at random moments, then started again."""
     moments = sorted(
         (rng.uniform(2.0, window), name)
-        for name in ("worker", "api", "temporal")
+        for kind in KILLED
+        for name in stack.named(kind)
         for _ in range(args.kills)
     )
     restarts: Counter[str] = Counter()
@@ -237,7 +248,7 @@ async def kill_and_restart(
 # --- the verdict ----------------------------------------------------------------------
 
 
-def observe(stack: LocalStack, invoices: list[Invoice]) -> None:
+def observe(stack: Stack, invoices: list[Invoice]) -> None:
     engine = make_engine(stack.database_url)
     try:
         for invoice in invoices:
@@ -253,7 +264,7 @@ def observe(stack: LocalStack, invoices: list[Invoice]) -> None:
         engine.dispose()
 
 
-async def settle(stack: LocalStack, invoices: list[Invoice], deadline: float, phase: Phase) -> None:
+async def settle(stack: Stack, invoices: list[Invoice], deadline: float, phase: Phase) -> None:
     """Waits until every invoice shows what it should, or the time is up."""
     settled = 0
     while time.monotonic() < deadline:
@@ -294,7 +305,7 @@ def verdict(
         ("invoices", f"{len(invoices)} ({len(created)} created)"),
         ("fates", ", ".join(f"{name} {count}" for name, count in sorted(fates.items()))),
         *[(f"fault: {name}", str(count)) for name, count in sorted(faults.items()) if count],
-        *[(f"restarts: {name}", str(restarts[name])) for name in ("worker", "api", "temporal")],
+        *[(f"restarts: {name}", str(count)) for name, count in sorted(restarts.items())],
         ("wrong final states", str(len(wrong))),
         ("double transitions", str(len(doubles))),
         ("payments not reflected", str(len(lost))),
@@ -325,12 +336,8 @@ def print_table(rows: list[tuple[str, str]]) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
-    directory = Path(tempfile.mkdtemp(prefix="payrecon-chaos-"))
-    stack = LocalStack(directory)
-    stack.build(
-        stack_env(stack, args),
-        sandbox_env={"SANDBOX_FAULTS": json.dumps({**FAULTS, "seed": args.seed})},
-    )
+    stack = chaos_stack(args)
+    directory = stack.directory
     started = time.monotonic()
     try:
         progress = Progress()
@@ -401,6 +408,12 @@ def main() -> int:
     parser.add_argument("--late-window", type=float, default=20.0)
     parser.add_argument("--poll-schedule", default="2,4,8")
     parser.add_argument("--seed", type=int, default=20261123)
+    parser.add_argument(
+        "--topology",
+        choices=sorted(TOPOLOGIES),
+        default="single",
+        help="production: Postgres, two API processes behind one address, two workers",
+    )
     # A SIGTERM unwinds like Ctrl-C, so the stack's processes are stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     return asyncio.run(run(parser.parse_args()))

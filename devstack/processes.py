@@ -100,7 +100,11 @@ def python_module(module: str, *args: str) -> list[str]:
 
 
 def temporal_dev_server(
-    db_file: Path, port: int, ui_port: int, search_attributes: Mapping[str, str]
+    db_file: Path,
+    port: int,
+    ui_port: int,
+    search_attributes: Mapping[str, str],
+    extra_args: Sequence[str] = (),
 ) -> list[str]:
     command = [
         str(TEMPORAL_CLI),
@@ -120,4 +124,4 @@ def temporal_dev_server(
     ]
     for name, kind in search_attributes.items():
         command += ["--search-attribute", f"{name}={kind}"]
-    return command
+    return command + list(extra_args)
