@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client
+from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_fixed
 
 from bench.load import ms, open_loop, percentile, rss_mib, signed_deliveries
 from bench.report import Row, report
@@ -34,6 +35,7 @@ from devstack.processes import Service, free_port, python_module, wait_for_http
 from devstack.progress import Progress
 from devstack.stack import Stack
 from lifecycle import exit_process
+from sandbox.controls import SandboxControls
 
 RESULTS = Path(__file__).parent / "results"
 DAY = 86400.0
@@ -63,6 +65,12 @@ class Bench:
         self.progress = Progress()
 
     # --- helpers -------------------------------------------------------------------
+
+    async def calls(self, sandbox: httpx.AsyncClient, reference: str) -> dict[str, int]:
+        transaction = await SandboxControls(sandbox).transaction(reference)
+        assert transaction is not None, reference
+        counts: dict[str, int] = transaction["calls"]
+        return counts
 
     def signed(self, references: list[str], count: int) -> list[bytes]:
         """Distinct deliveries: each call's ids follow the last call's."""
@@ -167,17 +175,14 @@ class Bench:
         async with self.api() as api, httpx.AsyncClient(base_url=self.stack.sandbox_url) as sb:
             for _ in range(self.args.paid_count):
                 invoice = (await self.create(api, 1, 1))[0][0]
-                paid = await sb.post(
-                    f"/_sandbox/transactions/{invoice}/pay", json={"outcome": "success"}
-                )
-                paid.raise_for_status()
+                await SandboxControls(sb).pay(invoice)
                 while (await api.get(f"/invoices/{invoice}")).json()["status"] != "paid":
                     await asyncio.sleep(0.002)
                 seen = datetime.now(UTC)
-                log = (await sb.get("/_sandbox/webhooks", params={"reference": invoice})).json()
+                log = await SandboxControls(sb).webhooks(invoice)
                 sent = datetime.fromisoformat(log[0]["attempted_at"].replace("Z", "+00:00"))
                 samples.append((seen - sent).total_seconds())
-                counts = (await sb.get(f"/_sandbox/transactions/{invoice}")).json()["calls"]
+                counts = await self.calls(sb, invoice)
                 calls.append(counts["initialize"] + counts["verify"])
         p50, p99 = percentile(samples, 50), percentile(samples, 99)
         self.rows.append(
@@ -301,24 +306,30 @@ class Bench:
             PAYRECON_LATE_PAYMENT_WINDOW="0",
         )
         async with self.api(url) as api, httpx.AsyncClient(base_url=self.stack.sandbox_url) as sb:
-            await sb.post("/_sandbox/config", json={"webhooks_enabled": False})
+            await SandboxControls(sb).set_webhooks(False)
             ids, _, _ = await self.create(
                 api, self.args.polling_count, 10, due_in_seconds=int(self.args.day_seconds)
             )
             engine = make_engine(self.stack.database_url)
-            deadline = time.monotonic() + self.args.day_seconds * 3 + 60
-            while time.monotonic() < deadline:
+
+            def all_expired() -> bool:
                 rows = [queries.get_invoice(engine, i) for i in ids]
-                if all(row is not None and row.status == "expired" for row in rows):
-                    break
-                await asyncio.sleep(1)
+                return all(row is not None and row.status == "expired" for row in rows)
+
+            # Until every one expired (or a generous bound): what follows counts their calls.
+            await AsyncRetrying(
+                stop=stop_after_delay(self.args.day_seconds * 3 + 60),
+                wait=wait_fixed(1),
+                retry=retry_if_result(lambda expired: not expired),
+                retry_error_callback=lambda _: False,
+            )(asyncio.to_thread, all_expired)
             engine.dispose()
             await asyncio.sleep(2)  # the last look after the (zero) late window
             calls = []
             for invoice in ids:
-                counts = (await sb.get(f"/_sandbox/transactions/{invoice}")).json()["calls"]
+                counts = await self.calls(sb, invoice)
                 calls.append(counts["initialize"] + counts["verify"])
-            await sb.post("/_sandbox/config", json={"webhooks_enabled": True})
+            await SandboxControls(sb).set_webhooks(True)
         self.rows.append(
             (
                 "provider calls / invoice, polling only, 24 h",
@@ -410,7 +421,7 @@ class Bench:
         async with httpx.AsyncClient(base_url=self.stack.sandbox_url) as sandbox:
             last, steady, deadline = -1, 0, time.monotonic() + limit
             while steady < 3 and time.monotonic() < deadline:
-                calls = (await sandbox.get("/_sandbox/stats")).json()["calls"]
+                calls = (await SandboxControls(sandbox).stats())["calls"]
                 total = calls["verify"] + calls["initialize"]
                 steady = steady + 1 if total == last else 0
                 last = total

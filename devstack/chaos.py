@@ -26,11 +26,21 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryError,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_delay,
+    wait_exponential,
+    wait_fixed,
+)
 
 from db import queries
 from db.engine import make_engine
 from devstack.progress import Phase, Progress
 from devstack.stack import TOPOLOGIES, Stack, Topology
+from sandbox.controls import SandboxControls
 
 FATES = {"pay": 0.50, "pay_wrong_amount": 0.10, "pay_late": 0.10, "expire": 0.20, "cancel": 0.10}
 Outcome = tuple[str, str | None]
@@ -134,19 +144,19 @@ def chaos_stack(args: argparse.Namespace) -> Stack:
 async def retrying(
     call: Any, *, until: float, retry_statuses: tuple[int, ...] = (502, 503, 504)
 ) -> httpx.Response:
-    """Calls again on connection errors and on answers that say 'try later'."""
-    delay = 0.2
-    while True:
-        try:
-            response: httpx.Response = await call()
-            if response.status_code not in retry_statuses:
-                return response
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > until:
-            raise TimeoutError("gave up retrying")
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 2.0)
+    """Calls again on connection errors and on answers that say 'try later', backing off
+    from 0.2 s to 2 s, until the monotonic time `until`."""
+    again = AsyncRetrying(
+        stop=stop_after_delay(max(0.0, until - time.monotonic())),
+        wait=wait_exponential(multiplier=0.2, max=2.0),
+        retry=retry_if_exception_type(httpx.TransportError)
+        | retry_if_result(lambda response: response.status_code in retry_statuses),
+    )
+    try:
+        response: httpx.Response = await again(call)
+    except RetryError as error:
+        raise TimeoutError("gave up retrying") from error
+    return response
 
 
 async def invoice_story(
@@ -198,25 +208,26 @@ async def invoice_story(
 
 async def pay(sandbox: httpx.AsyncClient, reference: str, amount: int) -> datetime:
     """Pays as a customer would; returns when Paystack recorded the payment."""
-    response = await sandbox.post(
-        f"/_sandbox/transactions/{reference}/pay", json={"outcome": "success", "amount": amount}
-    )
-    response.raise_for_status()
-    return datetime.fromisoformat(response.json()["data"]["paid_at"].replace("Z", "+00:00"))
+    paid = await SandboxControls(sandbox).pay(reference, amount=amount)
+    return datetime.fromisoformat(paid["paid_at"].replace("Z", "+00:00"))
 
 
 async def wait_until_status(
     api: httpx.AsyncClient, invoice_id: str, status: str, deadline: float
 ) -> None:
-    while time.monotonic() < deadline:
-        try:
-            response = await api.get(f"/invoices/{invoice_id}")
-            if response.status_code == 200 and response.json()["status"] == status:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.5)
-    raise TimeoutError(f"{invoice_id} never became {status}")
+    async def reached() -> bool:
+        response = await api.get(f"/invoices/{invoice_id}")
+        return response.status_code == 200 and response.json()["status"] == status
+
+    wait = AsyncRetrying(
+        stop=stop_after_delay(max(0.0, deadline - time.monotonic())),
+        wait=wait_fixed(0.5),
+        retry=retry_if_exception_type(httpx.TransportError) | retry_if_result(lambda ok: not ok),
+    )
+    try:
+        await wait(reached)
+    except RetryError as error:
+        raise TimeoutError(f"{invoice_id} never became {status}") from error
 
 
 # --- the chaos ------------------------------------------------------------------------
@@ -267,14 +278,22 @@ def observe(stack: Stack, invoices: list[Invoice]) -> None:
 async def settle(stack: Stack, invoices: list[Invoice], deadline: float, phase: Phase) -> None:
     """Waits until every invoice shows what it should, or the time is up."""
     settled = 0
-    while time.monotonic() < deadline:
+
+    async def count_settled() -> bool:
+        nonlocal settled
         await asyncio.to_thread(observe, stack, invoices)
         now_right = sum(1 for i in invoices if i.invoice_id is not None and i.right)
         phase.advance(now_right - settled)
         settled = now_right
-        if all(i.right for i in invoices if i.invoice_id is not None):
-            return
-        await asyncio.sleep(1.0)
+        return all(i.right for i in invoices if i.invoice_id is not None)
+
+    # The verdict judges whatever stands when the time is up.
+    await AsyncRetrying(
+        stop=stop_after_delay(max(0.0, deadline - time.monotonic())),
+        wait=wait_fixed(1.0),
+        retry=retry_if_result(lambda all_right: not all_right),
+        retry_error_callback=lambda _: False,
+    )(count_settled)
 
 
 async def count_provider_calls(sandbox: httpx.AsyncClient, invoices: list[Invoice]) -> None:
@@ -283,9 +302,9 @@ async def count_provider_calls(sandbox: httpx.AsyncClient, invoices: list[Invoic
             continue
         total = 0
         for reference in (invoice.invoice_id, f"{invoice.invoice_id}.2", f"{invoice.invoice_id}.3"):
-            response = await sandbox.get(f"/_sandbox/transactions/{reference}")
-            if response.status_code == 200:
-                calls = response.json()["calls"]
+            transaction = await SandboxControls(sandbox).transaction(reference)
+            if transaction is not None:
+                calls = transaction["calls"]
                 total += calls.get("initialize", 0) + calls.get("verify", 0)
         invoice.provider_calls = total
 
@@ -389,7 +408,7 @@ async def run(args: argparse.Namespace) -> int:
                 await settle(stack, invoices, settle_by, phase)
             with progress.phase("counting Paystack calls"):
                 await count_provider_calls(sandbox, invoices)
-            stats = (await sandbox.get("/_sandbox/stats")).json()
+            stats = await SandboxControls(sandbox).stats()
         progress.close()
         rows, ok = verdict(invoices, stats.get("faults", {}), restarts, time.monotonic() - started)
         print_table(rows)

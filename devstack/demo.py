@@ -7,10 +7,13 @@ import os
 import sys
 import time
 import uuid
+from typing import Any
 
 import httpx
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from config import get_settings
+from sandbox.controls import pay_path
 
 
 def main() -> int:
@@ -46,27 +49,35 @@ def main() -> int:
     say(f"created {invoice['id']}: {invoice['status']}, NGN {invoice['amount'] / 100:,.2f}")
     say(f"payment link: {invoice['authorization_url']}")
 
-    paid = sandbox.post(f"/_sandbox/transactions/{invoice['id']}/pay", json={"outcome": "success"})
+    paid = sandbox.post(pay_path(invoice["id"]), json={"outcome": "success"})
     paid.raise_for_status()
     say("the customer paid in the sandbox; Paystack sends charge.success")
 
-    last = invoice["status"]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        current = api.get(f"/invoices/{invoice['id']}").json()
-        if current["status"] != last:
-            say(f"status: {last} -> {current['status']}")
-            last = current["status"]
-        if current["status"] == "paid":
-            say(
-                f"paid {current['amount_paid'] / 100:,.2f} at {current['paid_at']}, "
-                f"Paystack transaction {current['paystack_transaction_id']}"
-            )
-            print(f"\nSee it in the Temporal UI: workflow invoice-{invoice['id']}")
-            return 0
-        time.sleep(0.05)
-    say(f"still {last} after 60 s")
-    return 1
+    seen = [invoice["status"]]
+
+    def current() -> dict[str, Any]:
+        now: dict[str, Any] = api.get(f"/invoices/{invoice['id']}").json()
+        if now["status"] != seen[-1]:
+            say(f"status: {seen[-1]} -> {now['status']}")
+            seen.append(now["status"])
+        return now
+
+    watch = Retrying(
+        stop=stop_after_delay(60),
+        wait=wait_fixed(0.05),
+        retry=retry_if_result(lambda now: now["status"] != "paid"),
+        retry_error_callback=lambda _: None,
+    )
+    paid_invoice = watch(current)
+    if paid_invoice is None:
+        say(f"still {seen[-1]} after 60 s")
+        return 1
+    say(
+        f"paid {paid_invoice['amount_paid'] / 100:,.2f} at {paid_invoice['paid_at']}, "
+        f"Paystack transaction {paid_invoice['paystack_transaction_id']}"
+    )
+    print(f"\nSee it in the Temporal UI: workflow invoice-{invoice['id']}")
+    return 0
 
 
 if __name__ == "__main__":

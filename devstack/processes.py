@@ -7,12 +7,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 BIN_DIR = Path(sys.executable).parent
 TEMPORAL_CLI = BIN_DIR / "temporal"
@@ -27,28 +27,39 @@ def free_port() -> int:
 def wait_for_http(
     url: str, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def answers() -> None:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"process for {url} exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+        if httpx.get(url, timeout=1.0).status_code >= 500:
+            raise ConnectionError(f"{url} answers 5xx")
+
+    _until_ready(answers, (httpx.TransportError, ConnectionError), timeout, f"{url} did not answer")
 
 
 def wait_for_port(host: str, port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=1.0):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"{host}:{port} did not open within {timeout:.0f} s")
+    def opens() -> None:
+        with socket.create_connection((host, port), timeout=1.0):
+            pass
+
+    _until_ready(opens, (OSError,), timeout, f"{host}:{port} did not open")
+
+
+def _until_ready(
+    check: Callable[[], None],
+    failures: tuple[type[BaseException], ...],
+    timeout: float,
+    what: str,
+) -> None:
+    try:
+        for attempt in Retrying(
+            stop=stop_after_delay(timeout),
+            wait=wait_fixed(0.1),
+            retry=retry_if_exception_type(failures),
+        ):
+            with attempt:
+                check()
+    except RetryError as error:
+        raise TimeoutError(f"{what} within {timeout:.0f} s") from error.last_attempt.exception()
 
 
 @dataclass

@@ -18,15 +18,8 @@ from urllib.parse import urlsplit
 from temporalio.envconfig import ClientConnectConfig
 
 from config import Settings, get_settings
-from devstack.processes import (
-    Service,
-    python_module,
-    temporal_dev_server,
-    wait_for_http,
-    wait_for_port,
-)
+from devstack.stack import Ports, Stack
 from temporal_config import connect_config
-from workflows.types import search_attribute_kinds
 
 DATA_DIR = Path(".data")
 
@@ -86,57 +79,51 @@ def _ports_in_use(ports: dict[str, int]) -> list[str]:
 def main() -> int:
     settings = get_settings()
     temporal = connect_config()
-    DATA_DIR.mkdir(exist_ok=True)
-    api_port = _port("PAYRECON_API_PORT", 8000)
-    sandbox_port = _port("SANDBOX_PORT", 8100)
-    ui_port = _port("TEMPORAL_UI_PORT", 8233)
-    api_url = f"http://127.0.0.1:{api_port}"
-    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
     temporal_host, temporal_port = _temporal_host_port(temporal)
     local_temporal = temporal_host in ("localhost", "127.0.0.1")
     sandbox_local = urlsplit(settings.paystack_base_url).hostname in ("localhost", "127.0.0.1")
-
-    ports = {"API": api_port}
+    ports = Ports(
+        temporal=temporal_port,
+        ui=_port("TEMPORAL_UI_PORT", 8233),
+        api=_port("PAYRECON_API_PORT", 8000),
+        sandbox=_port("SANDBOX_PORT", 8100),
+    )
+    stack = Stack(
+        DATA_DIR,
+        ports=ports,
+        secret_key=settings.paystack_secret_key.get_secret_value(),
+        api_key=",".join(key.get_secret_value() for key in settings.payrecon_api_keys),
+        # Everything else is the developer's own settings, as every process reads them.
+        settings={
+            "TEMPORAL_ADDRESS": temporal["target_host"],
+            "PAYSTACK_BASE_URL": settings.paystack_base_url,
+            "DATABASE_URL": settings.database_url,
+            "PAYRECON_LOG_LEVEL": settings.payrecon_log_level,
+            "PAYRECON_WORKER_METRICS_ADDRESS": settings.payrecon_worker_metrics_address,
+        },
+        sandbox_settings={"SANDBOX_STATE_FILE": str(DATA_DIR / "sandbox.json")},
+        # Temporal's own log goes to .data/temporal.log: its pages of warnings as it stops.
+        on_terminal=frozenset({"sandbox", "worker", "api"}),
+        without=frozenset(
+            name
+            for name, local in (("temporal", local_temporal), ("sandbox", sandbox_local))
+            if not local
+        ),
+    )
+    wanted = {"API": ports.api}
     if local_temporal:
-        ports |= {"Temporal": temporal_port, "Temporal UI": ui_port}
+        wanted |= {"Temporal": ports.temporal, "Temporal UI": ports.ui}
     if sandbox_local:
-        ports["sandbox"] = sandbox_port
+        wanted["sandbox"] = ports.sandbox
     if settings.payrecon_worker_metrics_address:
-        ports["worker metrics"] = int(settings.payrecon_worker_metrics_address.rpartition(":")[2])
-    if taken := _ports_in_use(ports):
+        wanted["worker metrics"] = int(settings.payrecon_worker_metrics_address.rpartition(":")[2])
+    if taken := _ports_in_use(wanted):
         print(
             f"make run: in use already: {', '.join(taken)}. Is another `make run` still "
             "running? Stop it, or choose other ports (see the README's Configuration).",
             file=sys.stderr,
         )
         return 1
-
-    services: list[Service] = []
-    if local_temporal:
-        # Its own log: Temporal's warnings (pages of them as it stops) stay out of the way.
-        services.append(
-            Service(
-                "temporal",
-                temporal_dev_server(
-                    DATA_DIR / "temporal.db", temporal_port, ui_port, search_attribute_kinds()
-                ),
-                log_path=DATA_DIR / "temporal.log",
-            )
-        )
-    if sandbox_local:
-        services.append(
-            Service(
-                "sandbox",
-                python_module("sandbox"),
-                env={
-                    "SANDBOX_PORT": str(sandbox_port),
-                    "SANDBOX_WEBHOOK_URL": f"{api_url}/webhooks/paystack",
-                    "SANDBOX_STATE_FILE": str(DATA_DIR / "sandbox.json"),
-                },
-            )
-        )
-    worker = Service("worker", python_module("worker"))
-    api = Service("api", python_module("api"), env={"PAYRECON_API_PORT": str(api_port)})
 
     stopping = False
 
@@ -147,27 +134,19 @@ def main() -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
-        for service in services:
-            service.start()
-        if local_temporal:
-            wait_for_port("127.0.0.1", temporal_port, timeout=60)
-        if sandbox_local:
-            wait_for_http(f"{sandbox_url}/_sandbox/healthz")
-        services += [worker.start(), api.start()]
-        wait_for_http(f"{api_url}/healthz", process=api.process)
-        ui_url = f"http://localhost:{ui_port}" if local_temporal else None
-        _say(_banner(settings, temporal, api_url, sandbox_url, ui_url))
+        stack.start_all()
+        ui_url = f"http://localhost:{ports.ui}" if local_temporal else None
+        _say(_banner(settings, temporal, stack.api_url, stack.sandbox_url, ui_url))
         while not stopping:
-            for service in services:
+            for service in stack.services.values():
                 if service.process is not None and service.process.poll() is not None:
                     _say(f"{service.name} exited ({service.process.returncode}); stopping")
                     stopping = True
             time.sleep(0.2)
     finally:
         # Stop first, then say so: the terminal may be gone (a closed pipe), the children not.
-        for service in reversed(services):
-            service.stop()
-        _say(f"stopped {', '.join(service.name for service in reversed(services))}")
+        stack.stop_all()
+        _say(f"stopped {', '.join(reversed(stack.services))}")
     return 0
 
 

@@ -15,6 +15,7 @@ from urllib.parse import quote
 import httpx
 
 from config import get_settings
+from sandbox.controls import pay_path
 
 API_URL = "http://127.0.0.1:8000"
 SANDBOX_URL = "http://127.0.0.1:8100"
@@ -35,7 +36,7 @@ def make_invoices() -> None:
         paid = amount if n % 3 else amount - 50000  # every third one short-paid: needs review
         if n % 4 != 3:  # and some left pending
             sandbox.post(
-                f"/_sandbox/transactions/{invoice['id']}/pay",
+                pay_path(invoice["id"]),
                 json={"outcome": "success", "amount": paid},
             ).raise_for_status()
     time.sleep(2)

@@ -13,13 +13,14 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine
-from temporalio.testing import WorkflowEnvironment
+from temporalio.client import Client
 
 from config import Settings
 from db.engine import make_engine
 from db.migrate import migrate
 from devstack.postgres import ThrowawayPostgres
-from devstack.processes import TEMPORAL_CLI, Service, free_port, python_module, wait_for_http
+from devstack.stack import Stack as Processes
+from sandbox.controls import SandboxControls
 from tests.stack import (
     API_KEY,
     CONTINUE_AS_NEW_AFTER_EVENTS,
@@ -28,9 +29,7 @@ from tests.stack import (
     SECRET_KEY,
     Stack,
     WorkerControl,
-    settings_env,
 )
-from workflows.types import SEARCH_ATTRIBUTES
 
 
 @pytest.fixture(scope="session")
@@ -71,31 +70,43 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(TEMPORAL_CLI),
-        search_attributes=list(SEARCH_ATTRIBUTES),
+def processes(data_dir: Path) -> Iterator[Processes]:
+    """The stack as `make run` starts it (devstack/stack.py), but for the worker, which runs
+    in the test process so tests can stop and start it."""
+    processes = Processes(
+        data_dir,
+        secret_key=SECRET_KEY,
+        api_key=API_KEY,
+        settings={
+            "PAYRECON_POLL_SCHEDULE": POLL_SCHEDULE,
+            "PAYRECON_LATE_PAYMENT_WINDOW": LATE_PAYMENT_WINDOW,
+        },
         # Suggest continue-as-new early, so the tests reach it (the default is 4 Ki events).
-        dev_server_extra_args=[
+        temporal_args=[
             "--dynamic-config-value",
             f"limit.historyCount.suggestContinueAsNew={CONTINUE_AS_NEW_AFTER_EVENTS}",
         ],
+        without=frozenset({"worker"}),
     )
-    yield env
-    await env.shutdown()
+    try:
+        processes.start_all()
+        yield processes
+    finally:
+        processes.stop_all()
 
 
 @pytest.fixture(scope="session")
-def ports() -> dict[str, int]:
-    return {"api": free_port(), "sandbox": free_port()}
+async def temporal(processes: Processes) -> Client:
+    return await Client.connect(processes.temporal_address)
 
 
 @pytest.fixture(scope="session")
-def settings(temporal_env: WorkflowEnvironment, data_dir: Path, ports: dict[str, int]) -> Settings:
+def settings(processes: Processes) -> Settings:
+    """The in-process worker's settings: the same as the stack's processes have."""
     return Settings(
         paystack_secret_key=SecretStr(SECRET_KEY),
-        paystack_base_url=f"http://127.0.0.1:{ports['sandbox']}",
-        database_url=f"sqlite:///{data_dir / 'payrecon.db'}",
+        paystack_base_url=processes.sandbox_url,
+        database_url=processes.database_url,
         payrecon_api_keys=[SecretStr(API_KEY)],
         payrecon_poll_schedule=[float(seconds) for seconds in POLL_SCHEDULE.split(",")],
         payrecon_late_payment_window=float(LATE_PAYMENT_WINDOW),
@@ -103,55 +114,19 @@ def settings(temporal_env: WorkflowEnvironment, data_dir: Path, ports: dict[str,
 
 
 @pytest.fixture(scope="session")
-def processes(
-    settings: Settings, temporal_env: WorkflowEnvironment, data_dir: Path, ports: dict[str, int]
-) -> Iterator[None]:
-    env = settings_env(settings, temporal_env.client.service_client.config.target_host)
-    sandbox = Service(
-        "sandbox",
-        python_module("sandbox"),
-        env={
-            **env,
-            "SANDBOX_PORT": str(ports["sandbox"]),
-            "SANDBOX_WEBHOOK_URL": f"http://127.0.0.1:{ports['api']}/webhooks/paystack",
-        },
-        log_path=data_dir / "sandbox.log",
-    ).start()
-    api = Service(
-        "api",
-        python_module("api"),
-        env={**env, "PAYRECON_API_PORT": str(ports["api"])},
-        log_path=data_dir / "api.log",
-    ).start()
-    try:
-        wait_for_http(
-            f"http://127.0.0.1:{ports['sandbox']}/_sandbox/healthz", process=sandbox.process
-        )
-        wait_for_http(f"http://127.0.0.1:{ports['api']}/healthz", process=api.process)
-        yield
-    finally:
-        api.stop()
-        sandbox.stop()
-
-
-@pytest.fixture(scope="session")
 async def stack(
-    processes: None,
-    temporal_env: WorkflowEnvironment,
-    settings: Settings,
-    data_dir: Path,
-    ports: dict[str, int],
+    processes: Processes, temporal: Client, settings: Settings, data_dir: Path
 ) -> AsyncIterator[Stack]:
     engine = make_engine(settings.database_url)
     migrate(engine)
-    worker = WorkerControl(temporal_env.client, settings, engine)
+    worker = WorkerControl(temporal, settings, engine)
     await worker.start()
     yield Stack(
-        api_url=f"http://127.0.0.1:{ports['api']}",
-        sandbox_url=f"http://127.0.0.1:{ports['sandbox']}",
+        api_url=processes.api_url,
+        sandbox_url=processes.sandbox_url,
         settings=settings,
         engine=engine,
-        temporal=temporal_env.client,
+        temporal=temporal,
         worker=worker,
         data_dir=data_dir,
     )
@@ -171,6 +146,6 @@ async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def sandbox(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=stack.sandbox_url, timeout=30) as client:
-        await client.post("/_sandbox/config", json={"webhooks_enabled": True})
+        await SandboxControls(client).set_webhooks(True)
         yield client
-        await client.post("/_sandbox/config", json={"webhooks_enabled": True})
+        await SandboxControls(client).set_webhooks(True)

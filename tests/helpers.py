@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,11 +14,13 @@ import httpx
 from sqlmodel import Session, select
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.worker import Replayer
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from db import queries
 from db.models import WebhookDelivery
 from inbox import store
 from paystack.signature import SIGNATURE_HEADER, sign
+from sandbox.controls import SandboxControls
 from tests.stack import SECRET_KEY, Stack
 from workflows.invoice import InvoiceWorkflow
 from workflows.types import workflow_id_for
@@ -41,32 +42,27 @@ async def create_invoice(
 async def wait_for_status(
     api: httpx.AsyncClient, invoice_id: str, status: str, within: float = 20.0
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + within
     invoice: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+
+    async def reached() -> None:
         response = await api.get(f"/invoices/{invoice_id}")
         assert response.status_code == 200, response.text
-        invoice = response.json()
-        if invoice["status"] == status:
-            return invoice
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{invoice_id} stayed {invoice.get('status')}, expected {status}")
+        invoice.update(response.json())
+        assert invoice["status"] == status, f"{invoice_id} is {invoice['status']}, not {status}"
+
+    await eventually(reached, within)
+    return invoice
 
 
 async def pay(
     sandbox: httpx.AsyncClient, reference: str, outcome: str = "success", **fields: Any
 ) -> dict[str, Any]:
-    response = await sandbox.post(
-        f"/_sandbox/transactions/{reference}/pay", json={"outcome": outcome, **fields}
-    )
-    assert response.status_code == 200, response.text
-    transaction: dict[str, Any] = response.json()["data"]
+    transaction: dict[str, Any] = await SandboxControls(sandbox).pay(reference, outcome, **fields)
     return transaction
 
 
 async def set_webhooks(sandbox: httpx.AsyncClient, enabled: bool) -> None:
-    response = await sandbox.post("/_sandbox/config", json={"webhooks_enabled": enabled})
-    assert response.status_code == 200, response.text
+    await SandboxControls(sandbox).set_webhooks(enabled)
 
 
 @asynccontextmanager
@@ -76,18 +72,18 @@ async def verify_hangs(
     """Paystack's verify for `reference` alone hangs `times` times (past the client's
     timeout); every fault is cleared on the way out."""
     hang = {"timeout_rate": {"count": times}, "timeout_seconds": 30, "only_references": [reference]}
-    response = await sandbox.post("/_sandbox/faults", json={"api": {"verify": hang}})
-    assert response.status_code == 200, response.text
+    controls = SandboxControls(sandbox)
+    await controls.set_faults(api={"verify": hang})
     try:
         yield
     finally:
-        await sandbox.delete("/_sandbox/faults")
+        await controls.clear_faults()
 
 
 async def provider_calls(sandbox: httpx.AsyncClient, reference: str) -> dict[str, int]:
-    response = await sandbox.get(f"/_sandbox/transactions/{reference}")
-    assert response.status_code == 200, response.text
-    calls: dict[str, int] = response.json()["calls"]
+    transaction = await SandboxControls(sandbox).transaction(reference)
+    assert transaction is not None, reference
+    calls: dict[str, int] = transaction["calls"]
     return calls
 
 
@@ -131,18 +127,18 @@ def delivery_count(stack: Stack) -> int:
 
 
 async def eventually(check: Any, within: float = 10.0) -> None:
-    """Retries an assertion until it holds or the time is up."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
+    """Retries an assertion (a function, or a coroutine function) until it holds or the
+    time is up; then its last failure is raised."""
+    async for attempt in AsyncRetrying(
+        stop=stop_after_delay(within),
+        wait=wait_fixed(0.05),
+        retry=retry_if_exception_type(AssertionError),
+        reraise=True,
+    ):
+        with attempt:
             result = check()
             if asyncio.iscoroutine(result):
                 await result
-            return
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.05)
 
 
 async def history_events(stack: Stack, invoice_id: str) -> list[HistoryEvent]:

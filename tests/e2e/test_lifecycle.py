@@ -12,6 +12,7 @@ from api.routers.invoices import invoice_id_for
 from db.models import WebhookDelivery
 from db.projection import load_snapshot
 from domain.invoice import InvoiceStatus, ReviewReason
+from sandbox.controls import SandboxControls
 from tests.helpers import (
     INVOICE,
     charge_success,
@@ -80,10 +81,7 @@ async def test_same_webhook_five_times_gives_one_transition(
     await pay(sandbox, invoice["id"])
     await set_webhooks(sandbox, True)
 
-    response = await sandbox.post(
-        f"/_sandbox/transactions/{invoice['id']}/webhook", json={"copies": 5}
-    )
-    assert response.status_code == 200, response.text
+    await SandboxControls(sandbox).resend_webhook(invoice["id"], copies=5)
     await wait_for_status(api, invoice["id"], "paid")
     await eventually(lambda: _assert_len(deliveries(stack, invoice["id"]), 5))
 

@@ -10,6 +10,7 @@ import uuid
 import httpx
 
 from devstack.processes import Service
+from sandbox.controls import SandboxControls
 from tests.helpers import INVOICE, charge_success, pay, post_webhook, wait_for_status
 from tests.stack import API_KEY, SECRET_KEY, Stack, another_api
 
@@ -47,7 +48,8 @@ async def test_a_whole_run_logs_no_secret_key_api_key_card_or_authorization_code
     finally:
         worker.stop()
 
-    transaction = (await sandbox.get(f"/_sandbox/transactions/{invoice['id']}")).json()
+    transaction = await SandboxControls(sandbox).transaction(invoice["id"])
+    assert transaction is not None
     authorization_code = transaction["transaction"]["authorization"]["authorization_code"]
     logs = {
         "api": api_log,

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from sandbox.app import create_app
+from sandbox.controls import RESET
 from tests.sandbox.support import SECRET, WEBHOOK_PATH, Receiver, sandbox_settings, serve
 
 
@@ -48,7 +49,7 @@ def paystack_fixture(sandbox_url: str) -> Iterator[httpx.Client]:
 @pytest.fixture(name="hooks")
 def hooks_fixture(receiver: tuple[Receiver, str], http: httpx.Client) -> Receiver:
     recorder, _ = receiver
-    http.post("/_sandbox/reset").raise_for_status()
+    http.post(RESET).raise_for_status()
     recorder.clear()
     return recorder
 

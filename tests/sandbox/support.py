@@ -18,8 +18,16 @@ import httpx
 import uvicorn
 from fastapi import FastAPI, Request, Response
 from pydantic import SecretStr
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_delay,
+    wait_fixed,
+)
 
 from paystack.signature import SIGNATURE_HEADER, is_valid_signature
+from sandbox.controls import FAULTS, STATS, WEBHOOKS, pay_path
 from sandbox.fault_config import FaultConfig
 from sandbox.settings import SandboxSettings
 
@@ -144,7 +152,7 @@ def initialize(paystack: httpx.Client, amount: int | str = 50_000, **fields: Any
 
 
 def pay(http: httpx.Client, reference: str, **body: Any) -> httpx.Response:
-    return http.post(f"/_sandbox/transactions/{reference}/pay", json={"outcome": "success", **body})
+    return http.post(pay_path(reference), json={"outcome": "success", **body})
 
 
 def verify(paystack: httpx.Client, reference: str) -> dict[str, Any]:
@@ -156,14 +164,17 @@ def verify(paystack: httpx.Client, reference: str) -> dict[str, Any]:
 
 def deliveries(http: httpx.Client, reference: str, count: int) -> list[dict[str, Any]]:
     """The sandbox's delivery log once `count` attempts are recorded."""
-    deadline = time.monotonic() + 5
-    while True:
-        log: list[dict[str, Any]] = http.get(
-            "/_sandbox/webhooks", params={"reference": reference}
-        ).json()
-        if len(log) >= count or time.monotonic() > deadline:
-            return log
-        time.sleep(0.02)
+    fetch = Retrying(
+        stop=stop_after_delay(5),
+        wait=wait_fixed(0.02),
+        retry=retry_if_result(lambda log: len(log) < count),
+        # Short of `count` when the time is up: the log as it stands, for the test to judge.
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome else [],
+    )
+    log: list[dict[str, Any]] = fetch(
+        lambda: http.get(WEBHOOKS, params={"reference": reference}).json()
+    )
+    return log
 
 
 # Faults
@@ -172,14 +183,14 @@ FAST_RETRY = {"enabled": True, "time_factor": 0.001}
 
 
 def set_faults(http: httpx.Client, **changes: Any) -> dict[str, Any]:
-    response = http.post("/_sandbox/faults", json=changes)
+    response = http.post(FAULTS, json=changes)
     assert response.status_code == 200, response.text
     config: dict[str, Any] = response.json()
     return config
 
 
 def fault_stats(http: httpx.Client) -> dict[str, int]:
-    counters: dict[str, int] = http.get("/_sandbox/stats").json()["faults"]
+    counters: dict[str, int] = http.get(STATS).json()["faults"]
     return counters
 
 
@@ -190,7 +201,11 @@ def paid(paystack: httpx.Client, http: httpx.Client, reference: str) -> None:
 
 def wait_until_idle(http: httpx.Client, timeout: float = 5.0) -> None:
     """Until no delivery is being sent, waiting, or due for a retry."""
-    deadline = time.monotonic() + timeout
-    while http.get("/_sandbox/stats").json()["webhooks_in_flight"]:
-        assert time.monotonic() < deadline, "deliveries still in flight"
-        time.sleep(0.02)
+    for attempt in Retrying(
+        stop=stop_after_delay(timeout),
+        wait=wait_fixed(0.02),
+        retry=retry_if_exception_type(AssertionError),
+        reraise=True,
+    ):
+        with attempt:
+            assert not http.get(STATS).json()["webhooks_in_flight"], "deliveries still in flight"

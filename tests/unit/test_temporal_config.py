@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
+from temporalio.client import Client
 from temporalio.service import TLSConfig
-from temporalio.testing import WorkflowEnvironment
 
 from config import Settings
 from db.engine import make_engine
@@ -114,7 +114,7 @@ def test_client_certificate_without_its_key_is_refused(tmp_path: Path) -> None:
 
 
 async def test_paystack_activities_have_their_own_rate_capped_queue(
-    temporal_env: WorkflowEnvironment,
+    temporal: Client,
 ) -> None:
     # Queues of its own: the session's worker already polls the default ones.
     settings = Settings(
@@ -126,9 +126,7 @@ async def test_paystack_activities_have_their_own_rate_capped_queue(
     engine = make_engine("sqlite://")
     paystack = make_paystack_client(settings)
     with ThreadPoolExecutor(ACTIVITY_THREADS) as executor:
-        invoices, paystack_calls = build_workers(
-            temporal_env.client, settings, engine, paystack, executor
-        )
+        invoices, paystack_calls = build_workers(temporal, settings, engine, paystack, executor)
     await paystack.aclose()
     assert invoices.task_queue == "unit-invoices"
     assert paystack_calls.task_queue == "unit-paystack"

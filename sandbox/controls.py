@@ -1,0 +1,76 @@
+"""The sandbox's test controls (`/_sandbox/...`), as the tests, `make demo`, the screenshot,
+chaos and the bench use them: the one place their routes are written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+def pay_path(reference: str) -> str:
+    return f"/_sandbox/transactions/{reference}/pay"
+
+
+def transaction_path(reference: str) -> str:
+    return f"/_sandbox/transactions/{reference}"
+
+
+CONFIG, FAULTS, STATS, WEBHOOKS, RESET = (
+    "/_sandbox/config",
+    "/_sandbox/faults",
+    "/_sandbox/stats",
+    "/_sandbox/webhooks",
+    "/_sandbox/reset",
+)
+
+
+class SandboxControls:
+    """The controls over an async HTTP client whose base URL is the sandbox."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def pay(self, reference: str, outcome: str = "success", **fields: Any) -> Any:
+        """The customer pays (or fails to): Paystack records it and sends its webhook."""
+        response = await self.http.post(pay_path(reference), json={"outcome": outcome, **fields})
+        response.raise_for_status()
+        return response.json()["data"]
+
+    async def transaction(self, reference: str) -> dict[str, Any] | None:
+        """What the sandbox holds for a reference (with its call counters), if anything."""
+        response = await self.http.get(transaction_path(reference))
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        found: dict[str, Any] = response.json()
+        return found
+
+    async def resend_webhook(self, reference: str, copies: int = 1) -> None:
+        response = await self.http.post(
+            f"{transaction_path(reference)}/webhook", json={"copies": copies}
+        )
+        response.raise_for_status()
+
+    async def set_webhooks(self, enabled: bool) -> None:
+        response = await self.http.post(CONFIG, json={"webhooks_enabled": enabled})
+        response.raise_for_status()
+
+    async def set_faults(self, **faults: Any) -> dict[str, Any]:
+        response = await self.http.post(FAULTS, json=faults)
+        response.raise_for_status()
+        merged: dict[str, Any] = response.json()
+        return merged
+
+    async def clear_faults(self) -> None:
+        (await self.http.delete(FAULTS)).raise_for_status()
+
+    async def stats(self) -> dict[str, Any]:
+        stats: dict[str, Any] = (await self.http.get(STATS)).json()
+        return stats
+
+    async def webhooks(self, reference: str) -> list[dict[str, Any]]:
+        log: list[dict[str, Any]] = (
+            await self.http.get(WEBHOOKS, params={"reference": reference})
+        ).json()
+        return log
