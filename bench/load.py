@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from paystack.signature import SIGNATURE_HEADER, sign
+from sandbox.controls import SandboxControls
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -94,3 +95,11 @@ async def open_loop(
     finally:
         gc.enable()
     return latencies, failures, percentile(lags, 99)
+
+
+async def provider_calls(sandbox: httpx.AsyncClient, reference: str) -> dict[str, int]:
+    """How often payrecon called Paystack for a reference, as the sandbox counted."""
+    transaction = await SandboxControls(sandbox).transaction(reference)
+    assert transaction is not None, reference
+    counts: dict[str, int] = transaction["calls"]
+    return counts

@@ -27,7 +27,7 @@ import httpx
 from temporalio.client import Client
 from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_fixed
 
-from bench.load import ms, open_loop, percentile, rss_mib, signed_deliveries
+from bench.load import ms, open_loop, percentile, provider_calls, rss_mib, signed_deliveries
 from bench.report import Row, report
 from db import queries
 from db.engine import make_engine
@@ -65,12 +65,6 @@ class Bench:
         self.progress = Progress()
 
     # --- helpers -------------------------------------------------------------------
-
-    async def calls(self, sandbox: httpx.AsyncClient, reference: str) -> dict[str, int]:
-        transaction = await SandboxControls(sandbox).transaction(reference)
-        assert transaction is not None, reference
-        counts: dict[str, int] = transaction["calls"]
-        return counts
 
     def signed(self, references: list[str], count: int) -> list[bytes]:
         """Distinct deliveries: each call's ids follow the last call's."""
@@ -182,7 +176,7 @@ class Bench:
                 log = await SandboxControls(sb).webhooks(invoice)
                 sent = datetime.fromisoformat(log[0]["attempted_at"].replace("Z", "+00:00"))
                 samples.append((seen - sent).total_seconds())
-                counts = await self.calls(sb, invoice)
+                counts = await provider_calls(sb, invoice)
                 calls.append(counts["initialize"] + counts["verify"])
         p50, p99 = percentile(samples, 50), percentile(samples, 99)
         self.rows.append(
@@ -327,7 +321,7 @@ class Bench:
             await asyncio.sleep(2)  # the last look after the (zero) late window
             calls = []
             for invoice in ids:
-                counts = await self.calls(sb, invoice)
+                counts = await provider_calls(sb, invoice)
                 calls.append(counts["initialize"] + counts["verify"])
             await SandboxControls(sb).set_webhooks(True)
         self.rows.append(

@@ -152,8 +152,13 @@ async def retrying(
         retry=retry_if_exception_type(httpx.TransportError)
         | retry_if_result(lambda response: response.status_code in retry_statuses),
     )
+
+    async def attempt() -> httpx.Response:  # `call` may be a lambda returning a coroutine
+        answer: httpx.Response = await call()
+        return answer
+
     try:
-        response: httpx.Response = await again(call)
+        response: httpx.Response = await again(attempt)
     except RetryError as error:
         raise TimeoutError("gave up retrying") from error
     return response

@@ -5,7 +5,6 @@ checkout page, and state that survives a restart. Each test starts from an empty
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import httpx
@@ -15,6 +14,8 @@ from paystack.signature import SIGNATURE_HEADER, is_valid_signature
 from sandbox.app import create_app
 from tests.sandbox.support import (
     SECRET,
+    TIMESTAMP,
+    WEBHOOK_REQUIRED_KEYS,
     Receiver,
     deliveries,
     initialize,
@@ -23,23 +24,6 @@ from tests.sandbox.support import (
     serve,
     verify,
 )
-
-TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
-
-# Key for key, the `data` of Paystack's documented verify sample.
-VERIFY_KEYS = [
-    "id", "domain", "status", "reference", "receipt_number", "amount", "message",
-    "gateway_response", "paid_at", "created_at", "channel", "currency", "ip_address",
-    "metadata", "log", "fees", "fees_split", "authorization", "customer", "plan", "split",
-    "order_id", "paidAt", "createdAt", "requested_amount", "pos_transaction_data", "source",
-    "fees_breakdown", "connect", "transaction_date", "plan_object", "subaccount",
-]  # fmt: skip
-WEBHOOK_REQUIRED_KEYS = {
-    "id", "domain", "status", "reference", "amount", "message", "gateway_response", "paid_at",
-    "created_at", "channel", "currency", "ip_address", "metadata", "log", "fees", "customer",
-    "authorization", "plan", "requested_amount",
-}  # fmt: skip
-
 
 # Paying, and the webhook that follows
 

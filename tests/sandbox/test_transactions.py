@@ -13,27 +13,12 @@ import pytest
 
 from tests.sandbox.support import (
     SECRET,
+    TIMESTAMP,
+    VERIFY_KEYS,
     initialize,
     pay,
     verify,
 )
-
-TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
-
-# Key for key, the `data` of Paystack's documented verify sample.
-VERIFY_KEYS = [
-    "id", "domain", "status", "reference", "receipt_number", "amount", "message",
-    "gateway_response", "paid_at", "created_at", "channel", "currency", "ip_address",
-    "metadata", "log", "fees", "fees_split", "authorization", "customer", "plan", "split",
-    "order_id", "paidAt", "createdAt", "requested_amount", "pos_transaction_data", "source",
-    "fees_breakdown", "connect", "transaction_date", "plan_object", "subaccount",
-]  # fmt: skip
-WEBHOOK_REQUIRED_KEYS = {
-    "id", "domain", "status", "reference", "amount", "message", "gateway_response", "paid_at",
-    "created_at", "channel", "currency", "ip_address", "metadata", "log", "fees", "customer",
-    "authorization", "plan", "requested_amount",
-}  # fmt: skip
-
 
 # Initialize
 

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from pydantic import SecretStr
 from temporalio import activity
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.paystack import InitializeInput
@@ -19,7 +20,7 @@ from domain.reconcile import Verification
 from paystack.client import PaymentLink
 from workflows.invoice import InvoiceWorkflow
 from workflows.starter import invoice_start
-from workflows.types import OpenInvoice
+from workflows.types import OpenInvoice, workflow_id_for
 
 QUEUE = "lifetime"
 AMOUNT = 250_000
@@ -102,3 +103,12 @@ async def create(
     )
     assert opened.created and opened.invoice.status is InvoiceStatus.PENDING
     return opened.invoice
+
+
+def workflow_of(
+    env: WorkflowEnvironment, invoice: InvoiceSnapshot
+) -> WorkflowHandle[InvoiceWorkflow, InvoiceSnapshot]:
+    """The invoice's workflow, whichever run is the latest."""
+    return env.client.get_workflow_handle_for(
+        InvoiceWorkflow.run, workflow_id_for(invoice.invoice_id)
+    )

@@ -18,19 +18,17 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.errors import ErrorType
 from domain.invoice import InvoiceSnapshot, InvoiceStatus, ReviewReason
-from tests.workflows.support import AMOUNT, SETTINGS, PaystackAndDatabase, create
+from tests.workflows.support import AMOUNT, SETTINGS, PaystackAndDatabase, create, workflow_of
 from workflows.invoice import InvoiceWorkflow
 from workflows.starter import reach_invoice
-from workflows.types import PaymentNotice, workflow_id_for
+from workflows.types import PaymentNotice
 
 
 async def test_a_paid_invoice_is_woken_after_180_days(
     env: WorkflowEnvironment, books: PaystackAndDatabase
 ) -> None:
     invoice = await create(env, due_in=timedelta(hours=24))
-    handle = env.client.get_workflow_handle_for(
-        InvoiceWorkflow.run, workflow_id_for(invoice.invoice_id)
-    )
+    handle = workflow_of(env, invoice)
     books.pay(invoice.invoice_id)
     await handle.signal(
         InvoiceWorkflow.payment_notified, PaymentNotice(invoice.invoice_id, transaction_id=302961)
@@ -61,9 +59,7 @@ async def test_a_payment_after_the_late_window_is_found_when_woken(
     env: WorkflowEnvironment, books: PaystackAndDatabase
 ) -> None:
     invoice = await create(env, due_in=timedelta(hours=24))
-    handle = env.client.get_workflow_handle_for(
-        InvoiceWorkflow.run, workflow_id_for(invoice.invoice_id)
-    )
+    handle = workflow_of(env, invoice)
     # Due in 24 h, then 72 h watching for a late payment: the workflow completes expired.
     await env.sleep(timedelta(hours=24 + 72, minutes=1))
     expired = await handle.result()
@@ -86,9 +82,7 @@ async def test_two_requests_at_once_share_one_writer(
 ) -> None:
     invoice = await create(env, due_in=timedelta(hours=1))
     await env.sleep(timedelta(hours=1 + 72, minutes=1))
-    handle = env.client.get_workflow_handle_for(
-        InvoiceWorkflow.run, workflow_id_for(invoice.invoice_id)
-    )
+    handle = workflow_of(env, invoice)
     expired = await handle.result()
     books.pay(invoice.invoice_id)
 

@@ -25,9 +25,8 @@ from temporalio.testing import WorkflowEnvironment
 from config import Settings
 from domain.errors import ErrorType
 from domain.invoice import InvoiceStatus
-from tests.workflows.support import QUEUE, PaystackAndDatabase, create
+from tests.workflows.support import QUEUE, PaystackAndDatabase, create, workflow_of
 from workflows.invoice import InvoiceWorkflow
-from workflows.types import workflow_id_for
 
 POLLS_IN_THE_FIRST_DAY = 7
 POLLS_IN_THE_LATE_WINDOW = 6
@@ -37,9 +36,7 @@ async def test_a_day_of_polls_then_expiry_then_the_late_window(
     env: WorkflowEnvironment, books: PaystackAndDatabase
 ) -> None:
     invoice = await create(env, due_in=timedelta(hours=24))
-    handle = env.client.get_workflow_handle_for(
-        InvoiceWorkflow.run, workflow_id_for(invoice.invoice_id)
-    )
+    handle = workflow_of(env, invoice)
 
     await env.sleep(timedelta(hours=23, minutes=59))
     assert books.verifies[invoice.invoice_id] == POLLS_IN_THE_FIRST_DAY
@@ -71,9 +68,7 @@ async def test_continue_as_new_carries_the_schedule_and_the_invoice(
         payrecon_continue_as_new_after_events=40,
     )
     invoice = await create(env, due_in=timedelta(hours=24), settings=settings)
-    handle = env.client.get_workflow_handle_for(
-        InvoiceWorkflow.run, workflow_id_for(invoice.invoice_id)
-    )
+    handle = workflow_of(env, invoice)
     first_run = (await handle.describe()).run_id
 
     await env.sleep(timedelta(hours=24 + 72, minutes=1))
@@ -94,9 +89,7 @@ async def test_a_cancel_waits_for_its_last_verify_and_answers_what_paystack_says
     env: WorkflowEnvironment, books: PaystackAndDatabase
 ) -> None:
     invoice = await create(env, due_in=timedelta(hours=24))
-    handle = env.client.get_workflow_handle_for(
-        InvoiceWorkflow.run, workflow_id_for(invoice.invoice_id)
-    )
+    handle = workflow_of(env, invoice)
     books.held = asyncio.Event()  # Paystack is slow to answer the cancel's last verify
     update = await handle.start_update(
         InvoiceWorkflow.cancel, wait_for_stage=WorkflowUpdateStage.ACCEPTED
@@ -114,9 +107,7 @@ async def test_a_cancel_during_the_due_dates_last_verify_is_refused_as_expired(
     env: WorkflowEnvironment, books: PaystackAndDatabase
 ) -> None:
     invoice = await create(env, due_in=timedelta(seconds=30))
-    handle = env.client.get_workflow_handle_for(
-        InvoiceWorkflow.run, workflow_id_for(invoice.invoice_id)
-    )
+    handle = workflow_of(env, invoice)
     books.held = asyncio.Event()
     await env.sleep(timedelta(seconds=31))  # the due date's last verify is under way
     assert books.verifies[invoice.invoice_id] == 1
