@@ -76,14 +76,19 @@ class Settings(BaseSettings):
     payrecon_webhook_allowed_ips: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
         default_factory=list
     )
-    # Behind a proxy: the header it writes the client address into (e.g. X-Forwarded-For).
-    # Its last entry is used, the one our own proxy appended.
+    # Behind proxies: the header they write the client address into (e.g. X-Forwarded-For),
+    # believed only from these proxies' addresses (CIDRs); the right-most address in it that
+    # is not one of them is the client (api/forwarded.py).
     payrecon_trusted_proxy_header: str | None = None
+    payrecon_trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=list
+    )
 
     @field_validator(
         "payrecon_api_keys",
         "payrecon_poll_schedule",
         "payrecon_webhook_allowed_ips",
+        "payrecon_trusted_proxies",
         mode="before",
     )
     @classmethod

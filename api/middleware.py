@@ -14,6 +14,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 REQUEST_ID_HEADER = "x-request-id"
+# The method label comes from the client: anything else is one label, not one per word sent.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class RequestContextMiddleware:
@@ -43,6 +45,6 @@ class RequestContextMiddleware:
         finally:
             route = scope.get("route")
             path = route.path if isinstance(route, APIRoute) else "unmatched"
-            method = scope["method"]
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
             HTTP_LATENCY.labels(method, path).observe(time.perf_counter() - started)
             HTTP_REQUESTS.labels(method, path, str(status)).inc()

@@ -7,7 +7,6 @@ Temporal does not take it)."""
 from __future__ import annotations
 
 import asyncio
-from ipaddress import ip_address
 
 import structlog
 from fastapi import APIRouter, HTTPException, Request, status
@@ -15,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.deps import EngineDep, RelayerDep, SettingsDep
+from api.forwarded import client_address, is_within
 from api.schemas import ErrorBody, PaystackEvent, WebhookAck
 from config import Settings
 from inbox.intake import accept
@@ -43,22 +43,15 @@ async def _read_body(request: Request) -> bytes:
 
 
 def _client_address(request: Request, settings: Settings) -> str | None:
+    peer = request.client.host if request.client else None
     header = settings.payrecon_trusted_proxy_header
-    if header and (forwarded := request.headers.get(header)):
-        # The last entry is the one our own proxy appended; earlier ones are the caller's word.
-        return forwarded.split(",")[-1].strip()
-    return request.client.host if request.client else None
+    forwarded = request.headers.getlist(header) if header else []
+    return client_address(peer, forwarded, settings.payrecon_trusted_proxies)
 
 
 def _allowed(address: str | None, settings: Settings) -> bool:
     networks = settings.payrecon_webhook_allowed_ips
-    if not networks:
-        return True
-    try:
-        ip = ip_address(address or "")
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
+    return not networks or (address is not None and is_within(address, networks))
 
 
 def _is_json(request: Request) -> bool:

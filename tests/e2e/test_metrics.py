@@ -39,6 +39,21 @@ async def test_api_metrics_count_requests_webhooks_and_transitions(
     assert "payrecon_webhook_deliveries_queued " in text
 
 
+async def test_a_method_the_client_chooses_is_one_label_not_one_per_method(
+    api: httpx.AsyncClient,
+) -> None:
+    # Methods HTTP parsers know but payrecon never serves: each would have been a label.
+    chosen = ["PROPFIND", "LOCK", "PURGE", "MKCOL"]
+    for method in chosen:
+        await api.request(method, "/healthz")
+
+    text = (await api.get("/metrics")).text
+
+    labels = [line for line in text.splitlines() if line.startswith("payrecon_http_requests")]
+    assert not any(f'method="{method}"' in line for method in chosen for line in labels)
+    assert any('method="OTHER"' in line for line in labels), labels
+
+
 async def test_every_answer_carries_a_request_id(api: httpx.AsyncClient) -> None:
     given = await api.get("/healthz", headers={"x-request-id": "trace-42"})
     made = await api.get("/invoices/inv-000000000000000000000000")

@@ -218,6 +218,7 @@ def api_behind_proxy(stack: Stack) -> Iterator[Stack]:
         "api-allowlist",
         PAYRECON_WEBHOOK_ALLOWED_IPS=f"{PAYSTACK_ADDRESS},52.49.173.169,52.214.14.220",
         PAYRECON_TRUSTED_PROXY_HEADER="X-Forwarded-For",
+        PAYRECON_TRUSTED_PROXIES="127.0.0.0/8",  # the test client is our proxy here
     ) as api:
         yield api
 
@@ -245,6 +246,44 @@ async def test_source_allowlist_behind_a_trusted_proxy(
 
     assert response.status_code == expected, response.text
     assert delivery_count(api_behind_proxy) == before + (1 if expected == 200 else 0)
+
+
+async def test_a_second_header_line_cannot_smuggle_an_allowed_address(
+    api_behind_proxy: Stack,
+) -> None:
+    # The caller writes an allowed address on a line of its own; our proxy appends the real
+    # one on another. Reading only the first line would let the caller in.
+    body = json.dumps({"event": "made.up", "data": {}}).encode()
+    headers = [
+        ("content-type", "application/json"),
+        (SIGNATURE_HEADER, sign(body, SECRET_KEY)),
+        ("X-Forwarded-For", PAYSTACK_ADDRESS),
+        ("X-Forwarded-For", "10.9.9.9"),
+    ]
+    async with httpx.AsyncClient(base_url=api_behind_proxy.api_url) as client:
+        response = await client.post("/webhooks/paystack", content=body, headers=headers)
+    assert response.status_code == 403, response.text
+
+
+async def test_a_forwarded_header_from_a_peer_that_is_no_proxy_of_ours_is_ignored(
+    stack: Stack,
+) -> None:
+    with another_api(
+        stack,
+        "api-allowlist-untrusted-peer",
+        PAYRECON_WEBHOOK_ALLOWED_IPS=PAYSTACK_ADDRESS,
+        PAYRECON_TRUSTED_PROXY_HEADER="X-Forwarded-For",
+        PAYRECON_TRUSTED_PROXIES="10.0.0.0/8",  # our proxies; the test client is not one
+    ) as direct:
+        body = json.dumps({"event": "made.up", "data": {}}).encode()
+        headers = {
+            "content-type": "application/json",
+            SIGNATURE_HEADER: sign(body, SECRET_KEY),
+            "X-Forwarded-For": PAYSTACK_ADDRESS,
+        }
+        async with httpx.AsyncClient(base_url=direct.api_url) as client:
+            response = await client.post("/webhooks/paystack", content=body, headers=headers)
+    assert response.status_code == 403, response.text
 
 
 async def test_without_a_trusted_proxy_forwarded_headers_are_ignored(stack: Stack) -> None:

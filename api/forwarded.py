@@ -1,0 +1,35 @@
+"""Who sent a request, when payrecon stands behind proxies.
+
+A forwarded-for header is only the word of whoever wrote it. It is believed only when the
+peer is one of our trusted proxies, and then only as far back as the chain stays inside
+them: every header line is read, and the answer is the right-most address that is not a
+trusted proxy (the one our own proxies saw). Anything else gets the peer's address.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from ipaddress import IPv4Network, IPv6Network, ip_address
+
+Network = IPv4Network | IPv6Network
+
+
+def is_within(address: str, networks: Sequence[Network]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def client_address(
+    peer: str | None, forwarded_lines: Sequence[str], trusted: Sequence[Network]
+) -> str | None:
+    if peer is None or not is_within(peer, trusted):
+        return peer
+    chain = [hop.strip() for line in forwarded_lines for hop in line.split(",") if hop.strip()]
+    for hop in reversed(chain):
+        if not is_within(hop, trusted):
+            return hop
+    # Every hop is one of ours: the request began inside.
+    return chain[0] if chain else peer
