@@ -4,6 +4,8 @@
 
 PYTHON ?= python3
 VENV := .venv
+# Every target here runs payrecon on this machine, with its dev keys: development mode.
+export PAYRECON_DEVELOPMENT_MODE ?= true
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -16,7 +17,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 # The sandbox's dev key: printed by `make run`, useless against real Paystack.
 DEV_PAYSTACK_SECRET_KEY = "sk_test_payrecon_sandbox_0000000000000000"  # noqa: S105
 DEV_API_KEY = "dev-api-key-change-me"
-PAYSTACK_LIVE_URL = "https://api.paystack.co"
+PAYSTACK_LIVE_HOST = "api.paystack.co"
+MIN_API_KEY_LENGTH = 32
 
 # 1 m, 5 m, 15 m, 1 h, 3 h, 6 h, 12 h; the last interval repeats.
 DEFAULT_POLL_SCHEDULE = (60.0, 300.0, 900.0, 3600.0, 10800.0, 21600.0, 43200.0)
@@ -49,6 +51,9 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///.data/payrecon.db"
 
+    # Local development only (make run, the tests): the published dev keys and short API
+    # keys are accepted. Outside it, payrecon refuses to start with them.
+    payrecon_development_mode: bool = False
     payrecon_api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=lambda: [SecretStr(DEV_API_KEY)]
     )
@@ -111,13 +116,43 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_dev_secrets_against_paystack(self) -> Settings:
-        if self.paystack_base_url.rstrip("/") == PAYSTACK_LIVE_URL:
+        # However the address is written: a trailing :443 or slash, upper case, spaces.
+        host = urlsplit(self.paystack_base_url.strip()).hostname or ""
+        if host.lower() == PAYSTACK_LIVE_HOST:
             if self.paystack_secret_key.get_secret_value() == DEV_PAYSTACK_SECRET_KEY:
                 raise ValueError(
                     "PAYSTACK_SECRET_KEY must be set to a real key for api.paystack.co"
                 )
             if any(key.get_secret_value() == DEV_API_KEY for key in self.payrecon_api_keys):
                 raise ValueError("PAYRECON_API_KEYS must not contain the dev key in production")
+        return self
+
+    @model_validator(mode="after")
+    def _no_weak_secrets_outside_development(self) -> Settings:
+        if self.payrecon_development_mode:
+            return self
+        secret = self.paystack_secret_key.get_secret_value()
+        problems = []
+        if secret == DEV_PAYSTACK_SECRET_KEY:
+            problems.append("PAYSTACK_SECRET_KEY is the sandbox's published dev key")
+        scheme = urlsplit(self.paystack_base_url.strip()).scheme.lower()
+        if secret.startswith("sk_live_") and scheme != "https":
+            problems.append("a live PAYSTACK_SECRET_KEY is only sent over https")
+        for key in self.payrecon_api_keys:
+            value = key.get_secret_value()
+            if value == DEV_API_KEY:
+                problems.append("PAYRECON_API_KEYS holds the published dev key")
+            elif len(value) < MIN_API_KEY_LENGTH:
+                problems.append(
+                    f"PAYRECON_API_KEYS: every key needs {MIN_API_KEY_LENGTH} characters or "
+                    f"more (one has {len(value)})"
+                )
+        if problems:
+            raise ValueError(
+                "refusing to start with unsafe secrets: "
+                + "; ".join(problems)
+                + ". Set real ones, or PAYRECON_DEVELOPMENT_MODE=true on a developer's machine"
+            )
         return self
 
 

@@ -4,12 +4,14 @@ to status codes, and Temporal's many ways of being out of reach mapped to a 503.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from fastapi import HTTPException, Request, status
-from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from temporalio.client import RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
@@ -66,7 +68,21 @@ async def invalid_request(request: Request, error: Exception) -> Response:
                 {"detail": f"the body is not valid JSON: {reason}"},
                 status_code=status.HTTP_400_BAD_REQUEST,
             )
-    return await request_validation_exception_handler(request, error)
+    # The errors echo what was sent, which may hold NaN or Infinity: not JSON, so as text.
+    return JSONResponse(
+        {"detail": _as_json(jsonable_encoder(error.errors()))},
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
+def _as_json(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _as_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_json(item) for item in value]
+    return value
 
 
 def unavailable(error: BaseException) -> HTTPException:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -25,6 +26,7 @@ MAX_DUE_IN_SECONDS = 365 * 24 * 3600
 # Ten billion in major units: far above any invoice, far below a 64-bit integer.
 MAX_AMOUNT = 10**12
 MAX_METADATA_BYTES = 4096
+MAX_METADATA_DEPTH = 10
 
 
 class ErrorBody(BaseModel):
@@ -65,6 +67,13 @@ class CreateInvoice(BaseModel):
     due_at: AwareDatetime | None = None
     metadata: dict[str, Any] | None = None
 
+    @field_validator("metadata")
+    @classmethod
+    def _plain_metadata(cls, metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+        if metadata is not None and (problem := _metadata_problem(metadata, depth=1)):
+            raise ValueError(problem)
+        return metadata
+
     @field_validator("amount")
     @classmethod
     def _at_least_paystacks_minimum(cls, amount: int, info: ValidationInfo) -> int:
@@ -103,6 +112,16 @@ class CreateInvoice(BaseModel):
             self.model_dump(mode="json", exclude_none=True), sort_keys=True, separators=(",", ":")
         )
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _metadata_problem(value: Any, depth: int) -> str | None:
+    """Why metadata cannot be stored and handed back as JSON, if it cannot."""
+    if depth > MAX_METADATA_DEPTH:
+        return f"must not nest deeper than {MAX_METADATA_DEPTH} levels"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must hold finite numbers only (no NaN or Infinity)"
+    inner = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return next((p for item in inner if (p := _metadata_problem(item, depth + 1))), None)
 
 
 class InvoiceOut(BaseModel):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, Text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, String, Text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -29,6 +29,20 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class PaystackId(TypeDecorator[int]):
+    """Paystack's ids are unsigned 64-bit integers: above a signed BIGINT's range, and SQLite
+    would round them to a float. Kept exactly, as decimal text."""
+
+    impl = String(20)
+    cache_ok = True
+
+    def process_bind_param(self, value: int | None, dialect: Any) -> str | None:
+        return None if value is None else str(value)
+
+    def process_result_value(self, value: str | None, dialect: Any) -> int | None:
+        return None if value is None else int(value)
 
 
 def utc_column(*, nullable: bool = False) -> Any:
@@ -65,7 +79,7 @@ class Invoice(SQLModel, table=True):
     updated_at: datetime = utc_column()
     paid_at: datetime | None = utc_column(nullable=True)
     amount_paid: int | None = Field(default=None, sa_column=Column(BigInteger))
-    paystack_transaction_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    paystack_transaction_id: int | None = Field(default=None, sa_column=Column(PaystackId()))
     paystack_reference: str | None = None
     review_reason: str | None = None
     revision: int = 0
@@ -100,7 +114,7 @@ class WebhookDelivery(SQLModel, table=True):
     received_at: datetime = utc_column()
     event: str
     reference: str | None = None
-    transaction_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    transaction_id: int | None = Field(default=None, sa_column=Column(PaystackId()))
     # Paystack's retries are byte-identical: a stored digest marks the next one a duplicate.
     body_sha256: str = Field(max_length=64)
     raw_body: str = Field(sa_column=Column(Text, nullable=False))

@@ -105,6 +105,7 @@ class Stack:
             "TEMPORAL_ADDRESS": self.temporal_address,
             "DATABASE_URL": self.database_url,
             "PAYRECON_API_KEYS": self.api_key,
+            "PAYRECON_DEVELOPMENT_MODE": "true",
             "PAYRECON_LOG_LEVEL": "WARNING",
             "PAYRECON_WORKER_METRICS_ADDRESS": "",
             **self.settings,

@@ -4,6 +4,7 @@ test can stop and start again. The names tests share are in tests/stack.py."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -30,6 +31,9 @@ from tests.stack import (
     Stack,
     WorkerControl,
 )
+
+# The suite runs payrecon with short test keys: development mode, for it and its processes.
+os.environ["PAYRECON_DEVELOPMENT_MODE"] = "true"
 
 
 @pytest.fixture(scope="session")

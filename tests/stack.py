@@ -84,6 +84,7 @@ def settings_env(settings: Settings, temporal_address: str) -> dict[str, str]:
         "PAYRECON_POLL_SCHEDULE": POLL_SCHEDULE,
         "PAYRECON_LATE_PAYMENT_WINDOW": LATE_PAYMENT_WINDOW,
         "PAYRECON_WORKER_METRICS_ADDRESS": "",
+        "PAYRECON_DEVELOPMENT_MODE": "true",
     }
 
 

@@ -43,7 +43,7 @@ def test_concurrent_migrations_end_at_head(database_url: str) -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(migrate, engines))
     with engines[0].connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0003"
+        assert MigrationContext.configure(connection).get_current_revision() == "0004"
     for engine in engines:
         engine.dispose()
 

@@ -92,7 +92,7 @@ def a_full_snapshot() -> InvoiceSnapshot:
         access_code="abc",
         paid_at=NOW + timedelta(hours=1),
         amount_paid=260000,
-        paystack_transaction_id=2**63 - 1,
+        paystack_transaction_id=2**64 - 1,  # Paystack's ids are unsigned 64-bit
         paystack_reference="inv-projection.2",
         review_reason=ReviewReason.AMOUNT_MISMATCH,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -29,6 +30,13 @@ async def test_missing_or_wrong_api_key_is_401(stack: Stack) -> None:
     assert missing.headers["www-authenticate"] == "Bearer"
 
 
+def nested(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
@@ -45,13 +53,20 @@ async def test_missing_or_wrong_api_key_is_401(stack: Stack) -> None:
         ({"due_at": "2099-01-01T00:00:00"}, "due_at"),
         ({"colour": "blue"}, "colour"),
         ({"metadata": {"blob": "x" * 5000}}, "metadata"),
+        ({"metadata": {"x": float("nan")}}, "finite numbers only"),
+        ({"metadata": {"x": [1, float("inf")]}}, "finite numbers only"),
+        ({"metadata": nested(300)}, "nest deeper than 10 levels"),
     ],
 )
 async def test_invalid_invoice_is_422_naming_the_field(
     stack: Stack, api: httpx.AsyncClient, change: dict[str, Any], field: str
 ) -> None:
     before = invoice_count(stack)
-    response = await api.post("/invoices", json={**INVOICE, **change})
+    # As JSON text that Python writes (NaN and Infinity included), which httpx refuses to.
+    body = json.dumps({**INVOICE, **change}).encode()
+    response = await api.post(
+        "/invoices", content=body, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 422
     assert field in response.text
     assert invoice_count(stack) == before
@@ -68,6 +83,17 @@ async def test_missing_fields_and_non_json_are_422(stack: Stack, api: httpx.Asyn
         "/invoices", content=b"amount=1", headers={"content-type": "text/plain"}
     )
     assert not_json.status_code == 422
+
+
+async def test_a_body_nested_past_the_parser_is_400(stack: Stack, api: httpx.AsyncClient) -> None:
+    before = invoice_count(stack)
+    body = b'{"customer_email": "ada@example.com", "metadata": ' + b'{"a": ' * 5000 + b"1"
+    body += b"}" * 5001
+    response = await api.post(
+        "/invoices", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400 and "parsing the body" in response.json()["detail"]
+    assert invoice_count(stack) == before
 
 
 async def test_bad_idempotency_key_is_422(api: httpx.AsyncClient) -> None:

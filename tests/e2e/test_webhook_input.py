@@ -100,6 +100,14 @@ async def test_signed_but_not_json_content_type_is_415(stack: Stack) -> None:
         (b'{"data": {"reference": "x"}}', "'event'"),
         (b'{"event": "charge.success", "data": "x"}', "'data'"),
         (b"\xff\xfe\x00", "not valid JSON"),
+        # Bodies that crashed the route (a 500, which Paystack retries for 72 hours):
+        (b'{"event": "x", "data": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5001, "nested too deeply"),
+        (b'{"event": "charge.success", "data": {"id": 18446744073709551616}}', "64-bit"),
+        (b'{"event": "charge.success", "data": {"id": -1}}', "64-bit"),
+        (b'{"event": "charge.success\\u0000", "data": {}}', "NUL"),
+        (b'{"event": "charge.success", "data": {"reference": "a\\u0000b"}}', "NUL"),
+        (b'{"event": "' + b"e" * 3000 + b'", "data": {}}', "longer than 100"),
+        (b'{"event": "x", "data": {"reference": "' + b"r" * 3000 + b'"}}', "longer than 200"),
     ],
 )
 async def test_signed_bodies_that_are_not_events_are_400(
@@ -110,6 +118,17 @@ async def test_signed_bodies_that_are_not_events_are_400(
     assert response.status_code == 400
     assert message in response.json()["detail"]
     assert delivery_count(stack) == before
+
+
+async def test_the_largest_paystack_id_is_an_ordinary_delivery(stack: Stack) -> None:
+    # Paystack's ids are unsigned 64-bit: 2^64 - 1 is legal, and is kept exactly.
+    body = json.dumps(
+        {"event": "charge.success", "data": {"id": 2**64 - 1, "reference": "big-id-1"}}
+    ).encode()
+    response = await post_webhook(stack, body)
+    assert response.status_code == 200 and response.json() == {"outcome": "unknown_reference"}
+    [stored] = deliveries(stack, "big-id-1")
+    assert stored.transaction_id == 2**64 - 1
 
 
 async def test_charge_success_without_reference_is_recorded_and_ignored(stack: Stack) -> None:

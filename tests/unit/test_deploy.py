@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from cli.main import app as cli_app
@@ -73,6 +74,32 @@ def test_payrecon_environment_names_are_settings(service: str) -> None:
             if key not in RUNNER_VARIABLES
         }
     )
+
+
+def test_compose_refuses_to_run_payrecon_without_its_secrets() -> None:
+    # The env file is required, and its absence would leave only the published dev keys,
+    # which payrecon refuses outside development mode.
+    for service in ("api", "worker", "temporal-setup"):
+        assert SERVICES[service]["env_file"] == [{"path": "deploy/payrecon.env", "required": True}]
+    environment = {
+        key.lower(): value
+        for key, value in SERVICES["api"]["environment"].items()
+        if key not in RUNNER_VARIABLES
+    }
+    with pytest.raises(ValidationError, match="refusing to start with unsafe secrets"):
+        Settings.model_validate({**environment, "payrecon_development_mode": False})
+    # The example's placeholders are refused too, until someone fills them in.
+    example = {
+        name.lower(): value
+        for name, value in (
+            line.split("=", 1)
+            for line in (ROOT / "deploy/payrecon.env.example").read_text().splitlines()
+            if line and not line.startswith("#")
+        )
+        if value
+    }
+    with pytest.raises(ValidationError, match="32 characters"):
+        Settings.model_validate({**environment, **example, "payrecon_development_mode": False})
 
 
 def test_sandbox_environment_names_are_settings() -> None:

@@ -177,3 +177,67 @@ class TestSettings:
         )
         assert "sk_live_secret123" not in repr(settings)
         assert "k1" not in str(settings.payrecon_api_keys)
+
+
+class TestSecretsFailClosed:
+    """Outside development mode, payrecon refuses the published keys, short API keys and a
+    live key over plain HTTP; against api.paystack.co, the dev keys always."""
+
+    REAL_API_KEY = "k" * 40
+
+    def production(self, **values: Any) -> Settings:
+        return Settings.model_validate(
+            {
+                "payrecon_development_mode": False,
+                "paystack_secret_key": "sk_test_" + "9" * 40,
+                "payrecon_api_keys": self.REAL_API_KEY,
+                **values,
+            }
+        )
+
+    def test_real_looking_secrets_start(self) -> None:
+        self.production()
+        self.production(
+            paystack_secret_key="sk_live_" + "1" * 40, paystack_base_url="https://api.paystack.co"
+        )
+
+    @pytest.mark.parametrize(
+        ("values", "reason"),
+        [
+            ({"paystack_secret_key": DEV_PAYSTACK_SECRET_KEY}, "published dev key"),
+            ({"payrecon_api_keys": "dev-api-key-change-me"}, "published dev key"),
+            ({"payrecon_api_keys": "x"}, "32 characters or more (one has 1)"),
+            ({"payrecon_api_keys": f"{'k' * 40},short-key"}, "(one has 9)"),
+            (
+                {"paystack_secret_key": "sk_live_" + "1" * 40, "paystack_base_url": "http://x"},
+                "only sent over https",
+            ),
+        ],
+    )
+    def test_unsafe_secrets_refuse_to_start(self, values: dict[str, Any], reason: str) -> None:
+        with pytest.raises(ValidationError, match="refusing to start with unsafe secrets") as no:
+            self.production(**values)
+        assert reason in str(no.value)
+        assert "PAYRECON_DEVELOPMENT_MODE" in str(no.value)
+
+    def test_development_mode_accepts_the_dev_keys(self) -> None:
+        Settings.model_validate({"payrecon_development_mode": True})
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "https://api.paystack.co",
+            "https://api.paystack.co:443",
+            "HTTPS://API.PAYSTACK.CO/",
+            " https://api.paystack.co ",
+        ],
+    )
+    def test_the_dev_key_is_refused_by_real_paystack_however_it_is_written(self, url: str) -> None:
+        with pytest.raises(ValidationError, match=r"real key for api\.paystack\.co"):
+            Settings.model_validate(
+                {
+                    "payrecon_development_mode": True,
+                    "paystack_base_url": url,
+                    "paystack_secret_key": DEV_PAYSTACK_SECRET_KEY,
+                }
+            )
