@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     # How long POST /invoices waits for the workflow to produce the payment link.
     payrecon_create_timeout_seconds: float = Field(30.0, gt=0)
     payrecon_log_level: str = "INFO"
+    # GET /metrics: with a key, for holders of it alone (Authorization: Bearer <key>);
+    # without one, for clients on this machine only.
+    payrecon_metrics_key: SecretStr | None = None
+    # A scrape reads the database at most this often; between, it answers what it read.
+    payrecon_metrics_refresh_seconds: float = Field(15.0, ge=0)
+    # /docs, /redoc and /openapi.json; false turns all three off.
+    payrecon_docs: bool = True
     # When POST /webhooks/paystack answers 200: once the delivery is committed (it is then
     # relayed to its workflow), or only once Temporal has the signal (503 when it is down,
     # so Paystack retries too; the committed delivery is relayed all the same).
@@ -147,6 +154,9 @@ class Settings(BaseSettings):
                     f"PAYRECON_API_KEYS: every key needs {MIN_API_KEY_LENGTH} characters or "
                     f"more (one has {len(value)})"
                 )
+        metrics_key = self.payrecon_metrics_key
+        if metrics_key is not None and len(metrics_key.get_secret_value()) < MIN_API_KEY_LENGTH:
+            problems.append(f"PAYRECON_METRICS_KEY needs {MIN_API_KEY_LENGTH} characters or more")
         if problems:
             raise ValueError(
                 "refusing to start with unsafe secrets: "

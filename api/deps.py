@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from temporalio.client import Client
 
+from api.forwarded import is_loopback, request_client
 from config import Settings
 from inbox.relayer import Relayer
 
@@ -50,6 +51,28 @@ def require_api_key(
             status.HTTP_401_UNAUTHORIZED,
             detail="missing or invalid API key: send 'Authorization: Bearer <key>'",
             headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def allow_metrics(
+    request: Request, settings: Settings, credentials: HTTPAuthorizationCredentials | None
+) -> None:
+    """Metrics tell how much money moves: for the metrics key's holders if there is one,
+    else for this machine's own scraper only."""
+    key = settings.payrecon_metrics_key
+    if key is not None:
+        given = credentials.credentials.encode() if credentials else b""
+        if not hmac.compare_digest(given, key.get_secret_value().encode()):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                detail="metrics need 'Authorization: Bearer <PAYRECON_METRICS_KEY>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+    elif not is_loopback(request_client(request, settings)):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail="metrics are served to this machine only; set PAYRECON_METRICS_KEY to "
+            "scrape from elsewhere",
         )
 
 

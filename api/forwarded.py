@@ -11,6 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from ipaddress import IPv4Network, IPv6Network, ip_address
 
+from starlette.requests import Request
+
+from config import Settings
+
 Network = IPv4Network | IPv6Network
 
 
@@ -33,3 +37,18 @@ def client_address(
             return hop
     # Every hop is one of ours: the request began inside.
     return chain[0] if chain else peer
+
+
+def request_client(request: Request, settings: Settings) -> str | None:
+    """The address of whoever sent `request`, by the rule above and payrecon's settings."""
+    peer = request.client.host if request.client else None
+    header = settings.payrecon_trusted_proxy_header
+    forwarded = request.headers.getlist(header) if header else []
+    return client_address(peer, forwarded, settings.payrecon_trusted_proxies)
+
+
+def is_loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ip_address(address).is_loopback
+    except ValueError:
+        return False

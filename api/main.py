@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Annotated, Any
 
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from api.deps import allow_metrics, bearer
 from api.errors import invalid_request
 from api.metrics import register_invoice_metrics
 from api.middleware import RequestContextMiddleware
@@ -26,6 +29,10 @@ from log import configure_logging
 from temporal_config import connect
 
 log = structlog.get_logger(__name__)
+
+
+def _without_docs(**options: Any) -> FastAPI:
+    return FastAPI(docs_url=None, redoc_url=None, openapi_url=None, **options)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -49,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.relayer = relayer
         relayer.start()
-        collector = register_invoice_metrics(engine)
+        collector = register_invoice_metrics(engine, settings.payrecon_metrics_refresh_seconds)
         freeze_startup_objects()
         log.info("api.started", temporal=app.state.temporal.service_client.config.target_host)
         async with checkpointing(engine):
@@ -58,8 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         REGISTRY.unregister(collector)
         engine.dispose()
 
-    # Swagger UI and ReDoc from files a package ships, not from a CDN.
-    app = FastAPIOffline(
+    # Swagger UI and ReDoc from files a package ships, not from a CDN; or no docs at all.
+    app = (FastAPIOffline if settings.payrecon_docs else _without_docs)(
         title="payrecon",
         summary="Payment reconciliation for Paystack: one durable workflow per invoice.",
         version="0.1.0",
@@ -69,7 +76,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
 
     @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
+    def metrics(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Response:
+        allow_metrics(request, settings, credentials)
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     app.add_exception_handler(RequestValidationError, invalid_request)

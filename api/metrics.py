@@ -1,9 +1,12 @@
 """Prometheus metrics of the API: requests, webhook deliveries, and invoices as the
-database records them (read at scrape time, so the worker's transitions count too)."""
+database records them (so the worker's transitions count too), read at most once a period."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -21,34 +24,67 @@ HTTP_LATENCY = Histogram(
 )
 
 
+@dataclass(frozen=True)
+class Figures:
+    transitions: dict[str, int]
+    invoices: dict[str, int]
+    queued: int
+
+
 class InvoiceCollector(Collector):
-    def __init__(self, engine: Engine) -> None:
+    """The database's figures, read at most once every `refresh_seconds` however often and
+    however many scrapers ask: a scrape costs one read per period, not three per scrape."""
+
+    def __init__(self, engine: Engine, refresh_seconds: float) -> None:
         self._engine = engine
+        self._refresh_seconds = refresh_seconds
+        self._lock = threading.Lock()
+        self._figures: Figures | None = None
+        self._read_at = 0.0
+
+    def _current(self) -> Figures:
+        with self._lock:  # concurrent scrapes wait for one read, not make their own
+            stale = time.monotonic() - self._read_at >= self._refresh_seconds
+            if self._figures is None or stale:
+                self._figures = Figures(
+                    transitions=queries.count_status_changes(self._engine),
+                    invoices=queries.count_invoices_by_status(self._engine),
+                    queued=store.count_queued_deliveries(self._engine),
+                )
+                self._read_at = time.monotonic()
+            return self._figures
+
+    def describe(self) -> Iterator[Metric]:
+        """The names alone, for the registry: registering reads nothing."""
+        yield from self._families(Figures(transitions={}, invoices={}, queued=0))
 
     def collect(self) -> Iterator[Metric]:
+        yield from self._families(self._current())
+
+    def _families(self, figures: Figures) -> Iterator[Metric]:
         transitions = CounterMetricFamily(
             "payrecon_invoice_transitions",
             "Invoice status changes recorded, by the status entered",
             labels=["status"],
         )
-        for status, count in queries.count_status_changes(self._engine).items():
+        for status, count in figures.transitions.items():
             transitions.add_metric([status], count)
         invoices = GaugeMetricFamily(
             "payrecon_invoices", "Invoices by current status", labels=["status"]
         )
-        for status, count in queries.count_invoices_by_status(self._engine).items():
+        for status, count in figures.invoices.items():
             invoices.add_metric([status], count)
         queued = GaugeMetricFamily(
             "payrecon_webhook_deliveries_queued",
             "Accepted deliveries not yet relayed to their workflows",
         )
-        queued.add_metric([], store.count_queued_deliveries(self._engine))
+        queued.add_metric([], figures.queued)
         yield transitions
         yield invoices
         yield queued
 
 
-def register_invoice_metrics(engine: Engine) -> InvoiceCollector:
-    collector = InvoiceCollector(engine)
+def register_invoice_metrics(engine: Engine, refresh_seconds: float) -> InvoiceCollector:
+    collector = InvoiceCollector(engine, refresh_seconds)
     REGISTRY.register(collector)
     return collector

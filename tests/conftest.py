@@ -84,6 +84,7 @@ def processes(data_dir: Path) -> Iterator[Processes]:
         settings={
             "PAYRECON_POLL_SCHEDULE": POLL_SCHEDULE,
             "PAYRECON_LATE_PAYMENT_WINDOW": LATE_PAYMENT_WINDOW,
+            "PAYRECON_METRICS_REFRESH_SECONDS": "0",
         },
         # Suggest continue-as-new early, so the tests reach it (the default is 4 Ki events).
         temporal_args=[

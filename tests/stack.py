@@ -85,6 +85,8 @@ def settings_env(settings: Settings, temporal_address: str) -> dict[str, str]:
         "PAYRECON_LATE_PAYMENT_WINDOW": LATE_PAYMENT_WINDOW,
         "PAYRECON_WORKER_METRICS_ADDRESS": "",
         "PAYRECON_DEVELOPMENT_MODE": "true",
+        # Every scrape reads anew: tests compare figures right after what changes them.
+        "PAYRECON_METRICS_REFRESH_SECONDS": "0",
     }
 
 

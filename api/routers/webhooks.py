@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.deps import EngineDep, RelayerDep, SettingsDep
-from api.forwarded import client_address, is_within
+from api.forwarded import is_within, request_client
 from api.schemas import ErrorBody, PaystackEvent, WebhookAck
 from config import Settings
 from inbox.intake import accept
@@ -40,13 +40,6 @@ async def _read_body(request: Request) -> bytes:
         if len(body) > MAX_BODY_BYTES:
             raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail="body over 1 MiB")
     return bytes(body)
-
-
-def _client_address(request: Request, settings: Settings) -> str | None:
-    peer = request.client.host if request.client else None
-    header = settings.payrecon_trusted_proxy_header
-    forwarded = request.headers.getlist(header) if header else []
-    return client_address(peer, forwarded, settings.payrecon_trusted_proxies)
 
 
 def _allowed(address: str | None, settings: Settings) -> bool:
@@ -94,7 +87,7 @@ def _is_json(request: Request) -> bool:
 async def paystack_webhook(
     request: Request, settings: SettingsDep, engine: EngineDep, relayer: RelayerDep
 ) -> JSONResponse:
-    address = _client_address(request, settings)
+    address = request_client(request, settings)
     if not _allowed(address, settings):
         log.warning("webhook.source_refused", client=address)
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="webhooks are not accepted from here")

@@ -16,7 +16,7 @@ from tests.helpers import (
     post_webhook,
     wait_for_status,
 )
-from tests.stack import Stack
+from tests.stack import Stack, another_api
 
 
 async def test_api_metrics_count_requests_webhooks_and_transitions(
@@ -95,3 +95,49 @@ async def test_worker_serves_temporal_sdk_metrics(stack: Stack) -> None:
             await eventually(polling_metrics, within=20)
     finally:
         worker.stop()
+
+
+def metrics_total(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+async def test_metrics_are_for_this_machine_unless_a_key_is_set(stack: Stack) -> None:
+    behind_proxy = {
+        "PAYRECON_TRUSTED_PROXY_HEADER": "X-Forwarded-For",
+        "PAYRECON_TRUSTED_PROXIES": "127.0.0.0/8",  # the test client stands in for the proxy
+    }
+    with another_api(stack, "api-metrics-local", **behind_proxy) as local:
+        async with httpx.AsyncClient(base_url=local.api_url) as client:
+            here = await client.get("/metrics")
+            outside = await client.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert here.status_code == 200 and "payrecon_invoices" in here.text
+    assert outside.status_code == 403 and "this machine only" in outside.json()["detail"]
+
+    key = "m" * 40
+    with another_api(stack, "api-metrics-key", PAYRECON_METRICS_KEY=key) as keyed:
+        async with httpx.AsyncClient(base_url=keyed.api_url) as client:
+            without = await client.get("/metrics")
+            wrong = await client.get("/metrics", headers={"Authorization": "Bearer nope"})
+            right = await client.get("/metrics", headers={"Authorization": f"Bearer {key}"})
+    assert without.status_code == wrong.status_code == 401
+    assert right.status_code == 200 and "payrecon_invoices" in right.text
+
+
+async def test_a_scrape_reads_the_database_at_most_once_a_period(
+    stack: Stack, api: httpx.AsyncClient
+) -> None:
+    with another_api(stack, "api-metrics-cached", PAYRECON_METRICS_REFRESH_SECONDS="3600") as one:
+        async with httpx.AsyncClient(base_url=one.api_url) as client:
+            first = metrics_total((await client.get("/metrics")).text, "payrecon_invoices{")
+            await create_invoice(api)
+            scrapes = [(await client.get("/metrics")).text for _ in range(5)]
+    # Within the period every scrape answers what the first read: no new query.
+    assert all(metrics_total(text, "payrecon_invoices{") == first for text in scrapes)
+
+
+async def test_the_docs_can_be_turned_off(stack: Stack) -> None:
+    with another_api(stack, "api-no-docs", PAYRECON_DOCS="false") as quiet:
+        async with httpx.AsyncClient(base_url=quiet.api_url) as client:
+            for path in ("/docs", "/redoc", "/openapi.json"):
+                assert (await client.get(path)).status_code == 404, path
+            assert (await client.get("/healthz")).status_code == 200
