@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, cast
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, cast
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Response, status
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from temporalio.client import Client
@@ -36,10 +38,7 @@ def get_relayer(request: Request) -> Relayer:
 bearer = HTTPBearer(auto_error=False, description="An API key from PAYRECON_API_KEYS")
 
 
-def require_api_key(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    settings: Annotated[Settings, Depends(get_settings)],
-) -> None:
+def check_api_key(credentials: HTTPAuthorizationCredentials | None, settings: Settings) -> None:
     given = credentials.credentials.encode() if credentials else b""
     # Compare against every key, so the time taken says nothing about which one matched.
     matches = [
@@ -52,6 +51,26 @@ def require_api_key(
             detail="missing or invalid API key: send 'Authorization: Bearer <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
+
+
+class KeyCheckedFirst(APIRoute):
+    """FastAPI reads and parses a body before it solves dependencies: routes of this class
+    check the API key first, so a caller without one has no body read, parsed or judged."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def checked(request: Request) -> Response:
+            check_api_key(await bearer(request), get_settings(request))
+            return await handle(request)
+
+        return checked
+
+
+def require_api_key(
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    """Documents the key in the OpenAPI schema; KeyCheckedFirst has already checked it."""
 
 
 def allow_metrics(

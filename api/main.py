@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from api.deps import allow_metrics, bearer
 from api.errors import invalid_request
+from api.limits import BodyLimitMiddleware
 from api.metrics import register_invoice_metrics
 from api.middleware import RequestContextMiddleware
 from api.routers import health, invoices, webhooks
@@ -73,6 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
 
+    # The last added runs first: the request's context and metrics cover a 413 as well.
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestContextMiddleware)
 
     @app.get("/metrics", include_in_schema=False)

@@ -198,3 +198,28 @@ async def check_history(
     if os.environ.get("PAYRECON_RECORD_HISTORIES") == "1":
         HISTORY_DIR.mkdir(exist_ok=True)
         (HISTORY_DIR / f"{path_name}.json").write_text(recorded.to_json())
+
+
+async def answer_before_the_body_ends(
+    stack: Stack, path: str, headers: dict[str, str], sent: bytes, within: float = 5.0
+) -> tuple[int, dict[str, Any]]:
+    """POST `sent` as the start of a chunked body that never ends, and read the answer: one
+    comes only if the server answers without reading the whole body."""
+    url = httpx.URL(stack.api_url)
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    head = [f"POST {path} HTTP/1.1", f"Host: {url.host}", "Transfer-Encoding: chunked"]
+    head += [f"{name}: {value}" for name, value in headers.items()]
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
+    writer.write(f"{len(sent):x}\r\n".encode() + sent + b"\r\n")
+    try:
+        async with asyncio.timeout(within):
+            status_line = await reader.readline()
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value)
+            body = await reader.readexactly(length)
+    finally:
+        writer.close()
+    return int(status_line.split()[1]), json.loads(body)

@@ -21,7 +21,7 @@ from temporalio.client import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from api.deps import EngineDep, SettingsDep, TemporalDep, require_api_key
+from api.deps import EngineDep, KeyCheckedFirst, SettingsDep, TemporalDep, require_api_key
 from api.errors import refused, temporal_call, unavailable
 from api.schemas import CreateInvoice, ErrorBody, InvoiceOut, InvoicePage
 from db import queries
@@ -36,6 +36,7 @@ router = APIRouter(
     prefix="/invoices",
     tags=["invoices"],
     dependencies=[Depends(require_api_key)],
+    route_class=KeyCheckedFirst,
     responses={401: {"model": ErrorBody, "description": "Missing or invalid API key"}},
 )
 
@@ -56,6 +57,7 @@ def invoice_id_for(idempotency_key: str | None) -> str:
     responses={
         200: {"model": InvoiceOut, "description": "The invoice this Idempotency-Key created"},
         400: {"model": ErrorBody, "description": "The body could not be read as JSON"},
+        413: {"model": ErrorBody, "description": "The body is over 64 KiB"},
         409: {"model": ErrorBody, "description": "Idempotency-Key reused with another body"},
         422: {"model": ErrorBody, "description": "Invalid input"},
         503: {"model": ErrorBody, "description": "Paystack or Temporal unavailable"},

@@ -10,8 +10,8 @@ import pytest
 from sqlmodel import Session, func, select
 
 from db.models import Invoice
-from tests.helpers import INVOICE, create_invoice
-from tests.stack import Stack
+from tests.helpers import INVOICE, answer_before_the_body_ends, create_invoice
+from tests.stack import API_KEY, Stack
 
 
 def invoice_count(stack: Stack) -> int:
@@ -142,3 +142,28 @@ async def test_openapi_documents_every_route(api: httpx.AsyncClient) -> None:
         "/healthz",
         "/readyz",
     }
+
+
+async def test_without_a_key_nothing_of_the_body_is_read(stack: Stack) -> None:
+    # A body that does not parse, never finished: the answer is about the key, and comes
+    # before the body ends.
+    status, answer = await answer_before_the_body_ends(
+        stack, "/invoices", {"Content-Type": "application/json"}, b'{"amount": ' + b"9" * 1000
+    )
+    assert status == 401 and "API key" in answer["detail"]
+
+
+async def test_a_body_over_64_kib_is_refused_as_it_streams(
+    stack: Stack, api: httpx.AsyncClient
+) -> None:
+    before = invoice_count(stack)
+    declared = await api.post("/invoices", json={**INVOICE, "description": "x" * (64 * 1024)})
+    assert declared.status_code == 413 and "64 KiB" in declared.json()["detail"]
+    status, answer = await answer_before_the_body_ends(
+        stack,
+        "/invoices",
+        {"Content-Type": "application/json", "Authorization": f"Bearer {API_KEY}"},
+        b'{"description": "' + b"x" * (65 * 1024),
+    )
+    assert status == 413 and "64 KiB" in answer["detail"]
+    assert invoice_count(stack) == before

@@ -11,6 +11,7 @@ import pytest
 from paystack.signature import SIGNATURE_HEADER, sign
 from tests.helpers import (
     INVOICE,
+    answer_before_the_body_ends,
     charge_success,
     create_invoice,
     deliveries,
@@ -75,6 +76,13 @@ async def test_body_over_one_mebibyte_is_413(stack: Stack) -> None:
     response = await post_webhook(stack, event)
     assert response.status_code == 413
     assert "1 MiB" in response.json()["detail"]
+    status, answer = await answer_before_the_body_ends(
+        stack,
+        "/webhooks/paystack",
+        {"Content-Type": "application/json", SIGNATURE_HEADER: "0" * 128},
+        b'{"event": "' + b"x" * (1024 * 1024),
+    )
+    assert status == 413 and "1 MiB" in answer["detail"]
     assert delivery_count(stack) == before
 
 
