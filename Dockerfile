@@ -1,7 +1,8 @@
 # The production image: the API, the worker, the operator CLI (`payrecon`) and the database
 # migrations, with dependencies from the hash-locked requirements.lock. No sandbox, dev
 # tooling, benchmarks or tests. `docker compose --profile sandbox` builds the second stage.
-FROM python:3.11-slim AS service
+# Pinned to an exact release and Debian suite; moved forward on purpose, not by a rebuild.
+FROM python:3.11.15-slim-trixie AS service
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -13,7 +14,7 @@ COPY requirements.lock ./
 RUN pip install --require-hashes --no-deps -r requirements.lock
 
 COPY pyproject.toml README.md alembic.ini ./
-COPY config.py log.py worker.py temporal_config.py lifecycle.py ./
+COPY config.py log.py worker.py temporal_config.py temporal_codec.py lifecycle.py ./
 COPY workflows ./workflows
 COPY activities ./activities
 COPY api ./api
