@@ -4,6 +4,7 @@ with every line they and the sandbox wrote searched afterwards."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import uuid
 
@@ -63,3 +64,9 @@ async def test_a_whole_run_logs_no_secret_key_api_key_card_or_authorization_code
     for name, text in logs.items():
         for secret in (SECRET_KEY, API_KEY, TEST_CARD, authorization_code):
             assert secret not in text, f"{secret[:8]}… found in the {name} log"
+    # Nor any other key, authorization code or card: payrecon's own logs are redacted.
+    for name in ("api", "worker"):
+        leaked = re.search(
+            r"sk_(?:test|live)_|\bAUTH_[A-Za-z0-9]|4084[ -]?0840[ -]?8408", logs[name]
+        )
+        assert leaked is None, f"{leaked and leaked.group()}… found in the {name} log"
