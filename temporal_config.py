@@ -4,6 +4,7 @@ environment (`TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `TEMPORAL_API_KEY`, `TEMP
 `TEMPORAL_TLS_SERVER_CA_CERT_PATH`, `TEMPORAL_TLS_CLIENT_CERT_PATH`, ...).
 
 The names payrecon used before it read the SDK's configuration still work, with a warning.
+Every client payrecon makes, here, encrypts its payloads (temporal_codec.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import structlog
 from temporalio.client import Client
 from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig
 from temporalio.runtime import Runtime
+
+from config import Settings, get_settings
+from temporal_codec import payrecon_data_converter
 
 log = structlog.get_logger(__name__)
 
@@ -79,5 +83,13 @@ async def connect(
     lazy: bool = False,
     runtime: Runtime | None = None,
     environ: Mapping[str, str] | None = None,
+    settings: Settings | None = None,
 ) -> Client:
-    return await Client.connect(**connect_config(environ), lazy=lazy, runtime=runtime)
+    """A client whose payloads are encrypted with the codec keys of `settings` (this
+    process's unless given)."""
+    return await Client.connect(
+        **connect_config(environ),
+        lazy=lazy,
+        runtime=runtime,
+        data_converter=payrecon_data_converter(settings or get_settings()),
+    )

@@ -11,9 +11,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 KIB = 1024
 MIB = 1024 * KIB
-# JSON API routes take small documents; Paystack's webhooks are larger (a transfer batch).
+# JSON API routes take small documents; Paystack's webhooks are larger (a transfer batch);
+# the Temporal UI sends the codec whole workflow inputs and results.
 DEFAULT_LIMIT = 64 * KIB
-LIMITS_BY_PREFIX: tuple[tuple[str, int], ...] = (("/webhooks/", 1 * MIB),)
+LIMITS_BY_PREFIX: tuple[tuple[str, int], ...] = (("/webhooks/", 1 * MIB), ("/codec/", 4 * MIB))
 
 
 def body_limit(path: str) -> int:

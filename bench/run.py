@@ -29,6 +29,7 @@ from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_fixe
 
 from bench.load import ms, open_loop, percentile, provider_calls, rss_mib, signed_deliveries
 from bench.report import Row, report
+from config import Settings
 from db import queries
 from db.engine import make_engine
 from devstack.processes import Service, free_port, python_module, wait_for_http
@@ -36,6 +37,7 @@ from devstack.progress import Progress
 from devstack.stack import Stack
 from lifecycle import exit_process
 from sandbox.controls import SandboxControls
+from temporal_codec import payrecon_data_converter
 
 RESULTS = Path(__file__).parent / "results"
 DAY = 86400.0
@@ -391,7 +393,9 @@ class Bench:
         }
 
     async def timer_lateness(self, invoice_ids: list[str]) -> list[float]:
-        client = await Client.connect(self.stack.temporal_address)
+        # As the stack's processes (development mode) connect: with their codec.
+        converter = payrecon_data_converter(Settings(payrecon_development_mode=True))
+        client = await Client.connect(self.stack.temporal_address, data_converter=converter)
         lateness = []
         for invoice_id in invoice_ids:
             history = await client.get_workflow_handle(f"invoice-{invoice_id}").fetch_history()

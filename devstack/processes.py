@@ -115,6 +115,7 @@ def temporal_dev_server(
     port: int,
     ui_port: int,
     search_attributes: Mapping[str, str],
+    codec_endpoint: str | None = None,
     extra_args: Sequence[str] = (),
 ) -> list[str]:
     command = [
@@ -135,4 +136,7 @@ def temporal_dev_server(
     ]
     for name, kind in search_attributes.items():
         command += ["--search-attribute", f"{name}={kind}"]
+    if codec_endpoint is not None:
+        # The UI's browser page asks the API to decrypt what it shows (api/routers/codec.py).
+        command += ["--ui-codec-endpoint", codec_endpoint]
     return command + list(extra_args)

@@ -60,7 +60,9 @@ def invoice_start(
             if resume_only
             else WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
         ),
-        search_attributes=initial_search_attributes(request, status),
+        search_attributes=initial_search_attributes(
+            request, status, customer_email=settings.customer_email_search_attribute
+        ),
         static_summary=(
             f"{request.currency} {request.amount / 100:.2f} from {request.customer_email}"
         ),

@@ -36,11 +36,13 @@ def search_attribute_kinds() -> dict[str, str]:
 
 
 def _search_attribute_values(
-    invoice: InvoiceRequest | InvoiceSnapshot, status: InvoiceStatus
+    invoice: InvoiceRequest | InvoiceSnapshot, status: InvoiceStatus, customer_email: bool
 ) -> list[tuple[SearchAttributeKey[Any], Any]]:
+    # Search attributes are stored in clear (no codec reaches them): the email is optional.
+    email = [(CUSTOMER_EMAIL, invoice.customer_email)] if customer_email else []
     return [
         (INVOICE_STATUS, status.value),
-        (CUSTOMER_EMAIL, invoice.customer_email),
+        *email,
         (AMOUNT_MINOR, invoice.amount),
         (CURRENCY, invoice.currency),
         (DUE_AT, invoice.due_at),
@@ -48,20 +50,27 @@ def _search_attribute_values(
 
 
 def initial_search_attributes(
-    invoice: InvoiceRequest | InvoiceSnapshot, status: InvoiceStatus = InvoiceStatus.PENDING
+    invoice: InvoiceRequest | InvoiceSnapshot,
+    status: InvoiceStatus = InvoiceStatus.PENDING,
+    *,
+    customer_email: bool,
 ) -> TypedSearchAttributes:
-    """What a run starts with: a new invoice, or a recorded one woken in `status`."""
+    """What a run starts with: a new invoice, or a recorded one woken in `status`; with
+    CustomerEmail or without (PAYRECON_CUSTOMER_EMAIL_SEARCH_ATTRIBUTE, decided by the
+    starter: the workflow follows what its run started with)."""
     return TypedSearchAttributes(
         [
             SearchAttributePair(key, value)
-            for key, value in _search_attribute_values(invoice, status)
+            for key, value in _search_attribute_values(invoice, status, customer_email)
         ]
     )
 
 
-def search_attributes_of(invoice: InvoiceSnapshot) -> list[SearchAttributeUpdate[Any]]:
+def search_attributes_of(
+    invoice: InvoiceSnapshot, *, customer_email: bool
+) -> list[SearchAttributeUpdate[Any]]:
     """The same as upserts, for a run that resumes an invoice from its record."""
-    values = _search_attribute_values(invoice, invoice.status)
+    values = _search_attribute_values(invoice, invoice.status, customer_email)
     return [key.value_set(value) for key, value in values]
 
 

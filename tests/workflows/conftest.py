@@ -12,7 +12,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from devstack.processes import BIN_DIR
-from tests.workflows.support import QUEUE, PaystackAndDatabase
+from temporal_codec import payrecon_data_converter
+from tests.workflows.support import QUEUE, SETTINGS, PaystackAndDatabase
 from workflows.invoice import InvoiceWorkflow
 from workflows.types import SEARCH_ATTRIBUTES
 
@@ -20,7 +21,8 @@ from workflows.types import SEARCH_ATTRIBUTES
 @pytest.fixture(scope="session")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(BIN_DIR / "temporal-test-server")
+        data_converter=payrecon_data_converter(SETTINGS),
+        test_server_existing_path=str(BIN_DIR / "temporal-test-server"),
     )
     # The test server knows no search attributes until they are added.
     await env.client.operator_service.add_search_attributes(
