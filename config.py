@@ -6,6 +6,10 @@ sandbox. Production sets every value through the environment.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
+from dataclasses import dataclass, field
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network
 from typing import Annotated, Literal
@@ -14,11 +18,22 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from domain.invoice import DEFAULT_CALLER
+
 # The sandbox's dev key: printed by `make run`, useless against real Paystack.
 DEV_PAYSTACK_SECRET_KEY = "sk_test_payrecon_sandbox_0000000000000000"  # noqa: S105
 DEV_API_KEY = "dev-api-key-change-me"
 PAYSTACK_LIVE_HOST = "api.paystack.co"
 MIN_API_KEY_LENGTH = 32
+# The payload codec's dev key (AES-256): published here, so it hides nothing. Development
+# mode encrypts with it when PAYRECON_CODEC_KEYS is empty; outside it, it is refused.
+DEV_CODEC_KEY_ID = "payrecon-dev"
+DEV_CODEC_KEY_BYTES = b"payrecon-published-dev-codec-key"
+DEV_CODEC_KEY = f"{DEV_CODEC_KEY_ID}:{base64.b64encode(DEV_CODEC_KEY_BYTES).decode()}"
+CODEC_KEY_BYTES = 32
+CODEC_KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# make run's Temporal UI, the origin allowed to call /codec in development mode.
+DEV_TEMPORAL_UI_ORIGIN = "http://localhost:8233"
 
 # 1 m, 5 m, 15 m, 1 h, 3 h, 6 h, 12 h; the last interval repeats.
 DEFAULT_POLL_SCHEDULE = (60.0, 300.0, 900.0, 3600.0, 10800.0, 21600.0, 43200.0)
@@ -32,8 +47,64 @@ def _split_csv(value: object) -> object:
     return value
 
 
+CALLER_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+OPERATOR = "operator"
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One of PAYRECON_API_KEYS: `key`, `name:key` or `name:key:operator`. Several keys may
+    share a name (a key rotates without orphaning its invoices); an operator's key sees
+    every caller's invoices."""
+
+    caller: str
+    key: SecretStr
+    operator: bool = False
+
+    @classmethod
+    def parse(cls, entry: str) -> ApiKey:
+        parts = entry.split(":")
+        if len(parts) == 1:
+            return cls(DEFAULT_CALLER, SecretStr(parts[0]))
+        if len(parts) > 3 or (len(parts) == 3 and parts[2] != OPERATOR):
+            raise ValueError("each key is 'key', 'name:key' or 'name:key:operator'")
+        if not CALLER_NAME.fullmatch(parts[0]):
+            raise ValueError("a caller's name is 1 to 64 of A-Z a-z 0-9 . _ -")
+        return cls(parts[0], SecretStr(parts[1]), operator=len(parts) == 3)
+
+    def as_setting(self) -> str:
+        flag = f":{OPERATOR}" if self.operator else ""
+        return f"{self.caller}:{self.key.get_secret_value()}{flag}"
+
+
+@dataclass(frozen=True)
+class CodecKey:
+    """One AES-256 key of the payload codec; its id goes into every payload it encrypts, so
+    the right key is found after a rotation."""
+
+    key_id: str
+    key: bytes = field(repr=False)
+
+    @classmethod
+    def parse(cls, entry: str) -> CodecKey:
+        """`key_id:base64-of-32-bytes`; the errors never quote the key itself."""
+        key_id, separator, encoded = (part.strip() for part in entry.partition(":"))
+        if not separator or not CODEC_KEY_ID.fullmatch(key_id):
+            raise ValueError(
+                "each key is key_id:base64-of-32-bytes, the id of letters, digits, '.', '_', '-'"
+            )
+        try:
+            key = base64.b64decode(encoded, validate=True)
+        except binascii.Error:
+            raise ValueError(f"key {key_id!r} is not base64") from None
+        if len(key) != CODEC_KEY_BYTES:
+            raise ValueError(f"key {key_id!r} is {len(key)} bytes, not {CODEC_KEY_BYTES}")
+        return cls(key_id, key)
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # A setting's value is never echoed in a validation error: many are secrets.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     paystack_secret_key: SecretStr = SecretStr(DEV_PAYSTACK_SECRET_KEY)
     paystack_base_url: str = "http://127.0.0.1:8100"
@@ -54,8 +125,8 @@ class Settings(BaseSettings):
     # Local development only (make run, the tests): the published dev keys and short API
     # keys are accepted. Outside it, payrecon refuses to start with them.
     payrecon_development_mode: bool = False
-    payrecon_api_keys: Annotated[list[SecretStr], NoDecode] = Field(
-        default_factory=lambda: [SecretStr(DEV_API_KEY)]
+    payrecon_api_keys: Annotated[list[ApiKey], NoDecode] = Field(
+        default_factory=lambda: [ApiKey(DEFAULT_CALLER, SecretStr(DEV_API_KEY))]
     )
     payrecon_poll_schedule: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_POLL_SCHEDULE)
@@ -88,6 +159,8 @@ class Settings(BaseSettings):
     payrecon_webhook_allowed_ips: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
         default_factory=list
     )
+    # Relayed webhook deliveries (redacted) are deleted after this many days, daily.
+    payrecon_webhook_retention_days: int = Field(90, ge=1)
     # Behind proxies: the header they write the client address into (e.g. X-Forwarded-For),
     # believed only from these proxies' addresses (CIDRs); the right-most address in it that
     # is not one of them is the client (api/forwarded.py).
@@ -95,12 +168,27 @@ class Settings(BaseSettings):
     payrecon_trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
         default_factory=list
     )
+    # Workflow payloads are encrypted in Temporal (temporal_codec.py) under these keys:
+    # key_id:base64-of-32-bytes, comma-separated. The first encrypts, every one decrypts, so a
+    # new key goes first and old ones stay while histories need them. Required outside
+    # development mode; empty in it, the published dev key.
+    payrecon_codec_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # Bearer tokens for the codec endpoint (/codec), which decrypts for whoever calls it.
+    # None set: open to this machine in development mode, turned off (403) outside it.
+    payrecon_codec_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # The Temporal UI's origin (scheme://host:port), the one site whose pages may call /codec.
+    # Unset: make run's UI in development mode, no site outside it.
+    payrecon_temporal_ui_origin: str | None = None
+    # Search attributes are stored in clear (the codec does not reach them): CustomerEmail is
+    # set only when this is on. Unset: on in development mode, off outside it.
+    payrecon_customer_email_search_attribute: bool | None = None
 
     @field_validator(
-        "payrecon_api_keys",
         "payrecon_poll_schedule",
         "payrecon_webhook_allowed_ips",
         "payrecon_trusted_proxies",
+        "payrecon_codec_keys",
+        "payrecon_codec_tokens",
         mode="before",
     )
     @classmethod
@@ -114,12 +202,64 @@ class Settings(BaseSettings):
             raise ValueError("needs one or more positive numbers of seconds")
         return value
 
+    @field_validator("payrecon_api_keys", mode="before")
+    @classmethod
+    def _named_api_keys(cls, value: object) -> object:
+        entries = _split_csv(value)
+        if not isinstance(entries, list):
+            return entries
+        return [
+            ApiKey.parse(entry.get_secret_value() if isinstance(entry, SecretStr) else entry)
+            if isinstance(entry, str | SecretStr)
+            else entry
+            for entry in entries
+        ]
+
     @field_validator("payrecon_api_keys")
     @classmethod
-    def _some_api_key(cls, value: list[SecretStr]) -> list[SecretStr]:
+    def _some_api_key(cls, value: list[ApiKey]) -> list[ApiKey]:
         if not value:
             raise ValueError("needs at least one API key")
         return value
+
+    @field_validator("payrecon_codec_keys")
+    @classmethod
+    def _codec_keys_parse(cls, value: list[SecretStr]) -> list[SecretStr]:
+        ids = [CodecKey.parse(key.get_secret_value()).key_id for key in value]
+        if len(set(ids)) != len(ids):
+            raise ValueError("each key id may appear once")
+        return value
+
+    @field_validator("payrecon_temporal_ui_origin")
+    @classmethod
+    def _an_origin(cls, value: str | None) -> str | None:
+        if not value:
+            return value
+        origin = value.strip().rstrip("/")
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+            raise ValueError("an origin is scheme://host[:port], e.g. https://temporal.example")
+        return origin
+
+    @property
+    def codec_keys(self) -> list[CodecKey]:
+        """The payload codec's keys, the one that encrypts first."""
+        keys = [CodecKey.parse(key.get_secret_value()) for key in self.payrecon_codec_keys]
+        if not keys and self.payrecon_development_mode:
+            return [CodecKey.parse(DEV_CODEC_KEY)]
+        return keys
+
+    @property
+    def temporal_ui_origin(self) -> str | None:
+        if self.payrecon_temporal_ui_origin is not None:
+            return self.payrecon_temporal_ui_origin or None
+        return DEV_TEMPORAL_UI_ORIGIN if self.payrecon_development_mode else None
+
+    @property
+    def customer_email_search_attribute(self) -> bool:
+        if self.payrecon_customer_email_search_attribute is not None:
+            return self.payrecon_customer_email_search_attribute
+        return self.payrecon_development_mode
 
     @model_validator(mode="after")
     def _no_dev_secrets_against_paystack(self) -> Settings:
@@ -130,8 +270,10 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "PAYSTACK_SECRET_KEY must be set to a real key for api.paystack.co"
                 )
-            if any(key.get_secret_value() == DEV_API_KEY for key in self.payrecon_api_keys):
+            if any(key.key.get_secret_value() == DEV_API_KEY for key in self.payrecon_api_keys):
                 raise ValueError("PAYRECON_API_KEYS must not contain the dev key in production")
+            if any(key.key == DEV_CODEC_KEY_BYTES for key in self.codec_keys):
+                raise ValueError("PAYRECON_CODEC_KEYS must be set to real keys for api.paystack.co")
         return self
 
     @model_validator(mode="after")
@@ -146,7 +288,7 @@ class Settings(BaseSettings):
         if secret.startswith("sk_live_") and scheme != "https":
             problems.append("a live PAYSTACK_SECRET_KEY is only sent over https")
         for key in self.payrecon_api_keys:
-            value = key.get_secret_value()
+            value = key.key.get_secret_value()
             if value == DEV_API_KEY:
                 problems.append("PAYRECON_API_KEYS holds the published dev key")
             elif len(value) < MIN_API_KEY_LENGTH:
@@ -157,6 +299,18 @@ class Settings(BaseSettings):
         metrics_key = self.payrecon_metrics_key
         if metrics_key is not None and len(metrics_key.get_secret_value()) < MIN_API_KEY_LENGTH:
             problems.append(f"PAYRECON_METRICS_KEY needs {MIN_API_KEY_LENGTH} characters or more")
+        if not self.payrecon_codec_keys:
+            problems.append(
+                "PAYRECON_CODEC_KEYS is required (key_id:base64 of 32 random bytes), to encrypt "
+                "invoice data in Temporal"
+            )
+        elif any(key.key == DEV_CODEC_KEY_BYTES for key in self.codec_keys):
+            problems.append("PAYRECON_CODEC_KEYS holds the published dev key")
+        tokens = self.payrecon_codec_tokens
+        if any(len(token.get_secret_value()) < MIN_API_KEY_LENGTH for token in tokens):
+            problems.append(
+                f"PAYRECON_CODEC_TOKENS: every token needs {MIN_API_KEY_LENGTH} characters or more"
+            )
         if problems:
             raise ValueError(
                 "refusing to start with unsafe secrets: "

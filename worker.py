@@ -30,6 +30,8 @@ from log import configure_logging
 from paystack.client import PaystackClient
 from temporal_config import connect
 from workflows.invoice import InvoiceWorkflow
+from workflows.retention import WebhookRetentionWorkflow
+from workflows.schedules import ensure_schedules
 
 log = structlog.get_logger(__name__)
 
@@ -49,11 +51,12 @@ def build_workers(
     invoices = Worker(
         client,
         task_queue=settings.temporal_task_queue,
-        workflows=[InvoiceWorkflow],
+        workflows=[InvoiceWorkflow, WebhookRetentionWorkflow],
         # Run as local activities of the invoice workflows (see workflows/invoice.py).
         activities=[
             database.record_invoice,
             database.load_invoice,
+            database.delete_expired_deliveries,
             paystack_activities.initialize_transaction,
             paystack_activities.verify_transaction,
         ],
@@ -95,7 +98,8 @@ async def main() -> None:
     activity.logger.activity_info_on_message = False
     engine = make_engine(settings.database_url)
     migrate(engine)
-    client = await connect(runtime=make_runtime(settings))
+    client = await connect(runtime=make_runtime(settings), settings=settings)
+    await ensure_schedules(client, settings)
     paystack = make_paystack_client(settings)
     with ThreadPoolExecutor(ACTIVITY_THREADS, thread_name_prefix="activity") as executor:
         workers = build_workers(client, settings, engine, paystack, executor)

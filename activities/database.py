@@ -1,5 +1,6 @@
-"""Activities that write the database projection, and read it back for a run that resumes
-an invoice. Synchronous: they run in the worker's thread pool."""
+"""Activities that write the database projection, read it back for a run that resumes an
+invoice, and delete expired webhook deliveries. Synchronous: they run in the worker's
+thread pool."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ from temporalio import activity
 
 from db.projection import apply_snapshot, load_snapshot
 from domain.invoice import InvoiceSnapshot
+from inbox import store
+from workflows.retention import ExpiredDeliveries
 
 log = structlog.get_logger(__name__)
+
+DELETE_BATCH = 1000
 
 
 class DatabaseActivities:
@@ -33,3 +38,15 @@ class DatabaseActivities:
     def load_invoice(self, invoice_id: str) -> InvoiceSnapshot | None:
         """The invoice as its workflow last recorded it: where a new run resumes."""
         return load_snapshot(self._engine, invoice_id)
+
+    @activity.defn(name="delete_expired_deliveries")
+    def delete_expired_deliveries(self, expired: ExpiredDeliveries) -> int:
+        """In batches, each its own short transaction, so webhooks keep being taken."""
+        deleted = 0
+        while batch := store.delete_relayed_before(
+            self._engine, expired.received_before, batch=DELETE_BATCH
+        ):
+            deleted += batch
+            activity.heartbeat(deleted)
+        log.info("webhook.deliveries_deleted", deleted=deleted)
+        return deleted

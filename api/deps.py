@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
 from fastapi import Depends, HTTPException, Request, Response, status
@@ -38,19 +39,33 @@ def get_relayer(request: Request) -> Relayer:
 bearer = HTTPBearer(auto_error=False, description="An API key from PAYRECON_API_KEYS")
 
 
-def check_api_key(credentials: HTTPAuthorizationCredentials | None, settings: Settings) -> None:
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request: the name its API key belongs to, and whether it operates."""
+
+    name: str
+    operator: bool = False
+
+    def owns(self, owner: str) -> bool:
+        """Whether this caller may see an invoice `owner` created: its own, or any."""
+        return self.operator or owner == self.name
+
+
+def check_api_key(credentials: HTTPAuthorizationCredentials | None, settings: Settings) -> Caller:
     given = credentials.credentials.encode() if credentials else b""
     # Compare against every key, so the time taken says nothing about which one matched.
     matches = [
-        hmac.compare_digest(given, key.get_secret_value().encode())
-        for key in settings.payrecon_api_keys
+        api_key
+        for api_key in settings.payrecon_api_keys
+        if hmac.compare_digest(given, api_key.key.get_secret_value().encode())
     ]
-    if not credentials or not any(matches):
+    if not credentials or not matches:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail="missing or invalid API key: send 'Authorization: Bearer <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    return Caller(matches[0].caller, operator=matches[0].operator)
 
 
 class KeyCheckedFirst(APIRoute):
@@ -61,16 +76,21 @@ class KeyCheckedFirst(APIRoute):
         handle = super().get_route_handler()
 
         async def checked(request: Request) -> Response:
-            check_api_key(await bearer(request), get_settings(request))
+            request.state.caller = check_api_key(await bearer(request), get_settings(request))
             return await handle(request)
 
         return checked
 
 
-def require_api_key(
-    _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> None:
-    """Documents the key in the OpenAPI schema; KeyCheckedFirst has already checked it."""
+def current_caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Caller:
+    """The caller KeyCheckedFirst found; on any other route, the key checked here."""
+    found = getattr(request.state, "caller", None)
+    if isinstance(found, Caller):
+        return found
+    return check_api_key(credentials, get_settings(request))
 
 
 def allow_metrics(
@@ -99,3 +119,4 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 RelayerDep = Annotated[Relayer, Depends(get_relayer)]
+CallerDep = Annotated[Caller, Depends(current_caller)]

@@ -20,7 +20,7 @@ from api.errors import invalid_request
 from api.limits import BodyLimitMiddleware
 from api.metrics import register_invoice_metrics
 from api.middleware import RequestContextMiddleware
-from api.routers import health, invoices, webhooks
+from api.routers import codec, health, invoices, webhooks
 from config import Settings, get_settings
 from db.engine import checkpointing, make_engine
 from db.migrate import migrate
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.engine = engine
         # Lazy: the API starts, and answers 503, while Temporal is still coming up.
-        app.state.temporal = await connect(lazy=True)
+        app.state.temporal = await connect(lazy=True, settings=settings)
         relayer = Relayer(
             app.state.temporal,
             engine,
@@ -96,4 +96,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(invoices.router)
     app.include_router(webhooks.router)
     app.include_router(health.router)
+    app.include_router(codec.router)
     return app

@@ -188,15 +188,14 @@ def reverify(invoice_id: str) -> None:
 
 @webhooks_app.command("redeliver")
 def redeliver_delivery(delivery_id: int) -> None:
-    """Hand a stored, correctly signed delivery to its owner again (recorded anew)."""
+    """Hand a stored, correctly signed delivery to its owner again."""
     settings = get_settings()
     engine = _engine(settings)
     stored = store.get_delivery(engine, delivery_id)
     if stored is None:
         _fail(f"no delivery {delivery_id}")
-    body = stored.raw_body.encode()
     try:
-        event = parse_webhook(body)
+        event = parse_webhook(stored.redacted_body.encode())
     except MalformedWebhook as error:
         _fail(f"delivery {delivery_id} does not parse: {error}")
 
@@ -204,21 +203,20 @@ def redeliver_delivery(delivery_id: int) -> None:
         client = await connect(lazy=True)
         return await redeliver(client, engine, event)
 
-    # Queued and leased to this command; if Temporal does not take it, the API's relayers do.
-    detail = f"redelivery of #{delivery_id}"
+    # Queued again and leased to this command; if Temporal does not take it, the API's
+    # relayers do.
+    detail = f"redelivered by an operator (was {stored.outcome})"
     lease = datetime.now(UTC) + timedelta(seconds=settings.payrecon_relay_lease_seconds)
-    new_id = store.record_delivery(
-        engine, event, body, Intake.QUEUED, relay_after=lease, detail=detail
-    )
+    store.requeue_delivery(engine, delivery_id, relay_after=lease, detail=detail)
     outcome = asyncio.run(send())
     if outcome is Relay.TEMPORAL_UNAVAILABLE:
-        store.retry_delivery_later(engine, new_id, datetime.now(UTC), detail)
+        store.retry_delivery_later(engine, delivery_id, datetime.now(UTC), detail)
         _fail(
-            f"delivery {delivery_id} queued as #{new_id}: Temporal is unavailable, "
+            f"delivery {delivery_id} queued again: Temporal is unavailable, "
             "the API will relay it when Temporal answers"
         )
-    store.finish_deliveries(engine, [(new_id, outcome.value)], detail)
-    typer.echo(f"delivery {delivery_id} redelivered as #{new_id}: {outcome.value}")
+    store.finish_deliveries(engine, [(delivery_id, outcome.value)], detail)
+    typer.echo(f"delivery {delivery_id} redelivered: {outcome.value}")
 
 
 @temporal_app.command("setup")

@@ -11,6 +11,8 @@ from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, Strin
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from domain.invoice import DEFAULT_CALLER
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Stores UTC and always hands back timezone-aware datetimes (SQLite keeps no zone)."""
@@ -51,12 +53,13 @@ def utc_column(*, nullable: bool = False) -> Any:
 
 class Invoice(SQLModel, table=True):
     __tablename__ = "invoices"
-    # The API's queries: by status newest first, by customer, by idempotency key.
+    # The API's queries: by status newest first, by caller, by customer, by idempotency key.
     __table_args__ = (
         Index("ix_invoices_status_created_at", "status", "created_at"),
         Index("ix_invoices_created_at", "created_at"),
         Index("ix_invoices_customer_email", "customer_email"),
-        Index("ux_invoices_idempotency_key", "idempotency_key", unique=True),
+        Index("ux_invoices_caller_idempotency_key", "caller", "idempotency_key", unique=True),
+        Index("ix_invoices_caller_created_at", "caller", "created_at"),
         Index("ix_invoices_paystack_reference", "paystack_reference"),
     )
 
@@ -83,6 +86,8 @@ class Invoice(SQLModel, table=True):
     paystack_reference: str | None = None
     review_reason: str | None = None
     revision: int = 0
+    # The API key's name that created it: callers see their own invoices, operators all.
+    caller: str = Field(default=DEFAULT_CALLER, max_length=64)
 
 
 class InvoiceStatusChange(SQLModel, table=True):
@@ -106,7 +111,7 @@ class WebhookDelivery(SQLModel, table=True):
     __table_args__ = (
         Index("ix_webhook_deliveries_received_at", "received_at"),
         Index("ix_webhook_deliveries_reference", "reference"),
-        Index("ix_webhook_deliveries_body_sha256", "body_sha256"),
+        Index("ix_webhook_deliveries_body_sha256", "body_sha256", unique=True),
         Index("ix_webhook_deliveries_outcome_relay_after", "outcome", "relay_after"),
     )
 
@@ -115,9 +120,13 @@ class WebhookDelivery(SQLModel, table=True):
     event: str
     reference: str | None = None
     transaction_id: int | None = Field(default=None, sa_column=Column(PaystackId()))
-    # Paystack's retries are byte-identical: a stored digest marks the next one a duplicate.
+    # Of the raw body, as received. Paystack's retries are byte-identical: one row a body,
+    # and each repeat of it counted on that row (a replayed body adds no row).
     body_sha256: str = Field(max_length=64)
-    raw_body: str = Field(sa_column=Column(Text, nullable=False))
+    repeats: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
+    last_repeated_at: datetime | None = utc_column(nullable=True)
+    # The fields reconciliation reads, never a card token or the payer (inbox/redaction.py).
+    redacted_body: str = Field(sa_column=Column(Text, nullable=False))
     outcome: str
     detail: str | None = None
     # While `queued`: not before this moment may a relayer claim it. Claiming moves it a

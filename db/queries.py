@@ -15,14 +15,18 @@ def get_invoice(engine: Engine, invoice_id: str) -> Invoice | None:
 
 
 def list_invoices(
-    engine: Engine, *, status: str | None, limit: int, offset: int
+    engine: Engine, *, status: str | None, limit: int, offset: int, caller: str | None = None
 ) -> tuple[list[Invoice], int]:
+    """Newest first: every caller's invoices, or one caller's."""
     with Session(engine) as session:
         query = select(Invoice)
         count = select(func.count()).select_from(Invoice)
         if status is not None:
             query = query.where(Invoice.status == status)
             count = count.where(Invoice.status == status)
+        if caller is not None:
+            query = query.where(Invoice.caller == caller)
+            count = count.where(Invoice.caller == caller)
         query = query.order_by(col(Invoice.created_at).desc(), col(Invoice.id)).offset(offset)
         rows = list(session.exec(query.limit(limit)))
         return rows, session.exec(count).one()

@@ -1,11 +1,12 @@
-"""`make chaos`: many invoices through the whole stack while its processes are killed and
-Paystack misbehaves; then every invoice is compared with the sandbox's truth.
+"""`make chaos`: many invoices through the whole stack while its processes are killed,
+Paystack misbehaves and twice goes down altogether; then every invoice is compared with
+the sandbox's truth.
 
-    python -m devstack.chaos --invoices 1000 --kills 3
+    python -m devstack.chaos --invoices 1000 --kills 3 --outages 2 --outage-seconds 60
 
 Starts its own Temporal dev server (file persistence), sandbox (faults on), worker and API
 on free ports in a temporary directory. Exits non-zero unless there are no wrong final
-states, no double transitions and no lost payments.
+states, no double transitions, no lost payments and no half-made invoices.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from tenacity import (
 
 from db import queries
 from db.engine import make_engine
+from devstack.processes import wait_for_http
 from devstack.progress import Phase, Progress
 from devstack.stack import TOPOLOGIES, Stack, Topology
 from sandbox.controls import SandboxControls
@@ -105,6 +107,8 @@ class Invoice:
     history: tuple[str, ...] = ()
     provider_calls: int = 0
     paid_in_sandbox: bool = False
+    # Creates answered 503 "Paystack is unavailable", then retried with the same key.
+    refusals: int = 0
     notes: list[str] = field(default_factory=list)
 
     def judge(self) -> None:
@@ -125,8 +129,9 @@ KILLED = ("worker", "api", "temporal")
 
 
 def chaos_stack(args: argparse.Namespace) -> Stack:
+    directory = Path(tempfile.mkdtemp(prefix="payrecon-chaos-"))
     return Stack(
-        Path(tempfile.mkdtemp(prefix="payrecon-chaos-")),
+        directory,
         topology=Topology.named(args.topology),
         settings={
             "PAYSTACK_TIMEOUT_SECONDS": "2",
@@ -134,7 +139,11 @@ def chaos_stack(args: argparse.Namespace) -> Stack:
             "PAYRECON_LATE_PAYMENT_WINDOW": str(args.late_window),
             "PAYRECON_CREATE_TIMEOUT_SECONDS": "20",
         },
-        sandbox_settings={"SANDBOX_FAULTS": json.dumps({**FAULTS, "seed": args.seed})},
+        sandbox_settings={
+            "SANDBOX_FAULTS": json.dumps({**FAULTS, "seed": args.seed}),
+            # Paystack keeps its transactions through an outage: on disk, at every change.
+            "SANDBOX_STATE_FILE": str(directory / "sandbox-state.json"),
+        },
     )
 
 
@@ -175,11 +184,17 @@ async def invoice_story(
 ) -> None:
     body = {"customer_email": "chaos@example.com", "amount": invoice.amount, "currency": "NGN"}
     body["due_in_seconds"] = args.due_seconds
+    refusals = 0
+
+    async def create() -> httpx.Response:
+        nonlocal refusals
+        answer = await api.post("/invoices", json=body, headers={"Idempotency-Key": invoice.key})
+        refusals += answer.status_code == 503 and "Paystack is unavailable" in answer.text
+        return answer
+
     async with gate:
-        created = await retrying(
-            lambda: api.post("/invoices", json=body, headers={"Idempotency-Key": invoice.key}),
-            until=deadline,
-        )
+        created = await retrying(create, until=deadline)
+    invoice.refusals = refusals
     if created.status_code not in (200, 201):
         invoice.notes.append(f"create answered {created.status_code}: {created.text[:200]}")
         return
@@ -192,12 +207,12 @@ async def invoice_story(
     if invoice.fate in ("pay", "pay_wrong_amount"):
         await asyncio.sleep(rng.uniform(0, args.due_seconds * 0.5))
         amount = invoice.amount if invoice.fate == "pay" else invoice.amount // 2
-        invoice.paid_at = await pay(sandbox, reference, amount)
+        invoice.paid_at = await pay(sandbox, reference, amount, deadline)
         invoice.paid_in_sandbox = True
         invoice.judge()
     elif invoice.fate == "pay_late":
         await wait_until_status(api, invoice.invoice_id, "expired", deadline)
-        invoice.paid_at = await pay(sandbox, reference, invoice.amount)
+        invoice.paid_at = await pay(sandbox, reference, invoice.amount, deadline)
         invoice.paid_in_sandbox = True
         invoice.judge()
     elif invoice.fate == "cancel":
@@ -211,9 +226,24 @@ async def invoice_story(
             invoice.notes.append(f"cancel answered {answer.status_code}: {answer.text[:200]}")
 
 
-async def pay(sandbox: httpx.AsyncClient, reference: str, amount: int) -> datetime:
-    """Pays as a customer would; returns when Paystack recorded the payment."""
-    paid = await SandboxControls(sandbox).pay(reference, amount=amount)
+async def pay(sandbox: httpx.AsyncClient, reference: str, amount: int, until: float) -> datetime:
+    """Pays as a customer would; returns when Paystack recorded the payment. While Paystack
+    is down the customer tries again, first looking whether the last try went through."""
+    controls = SandboxControls(sandbox)
+    again = AsyncRetrying(
+        stop=stop_after_delay(max(0.0, until - time.monotonic())),
+        wait=wait_fixed(0.5),
+        retry=retry_if_exception_type(httpx.TransportError),
+        reraise=True,
+    )
+    async for attempt in again:
+        with attempt:
+            held = await controls.transaction(reference)
+            transaction = (held or {}).get("transaction") or {}
+            if transaction.get("status") == "success" and transaction.get("paid_at"):
+                paid: dict[str, Any] = transaction
+            else:
+                paid = await controls.pay(reference, amount=amount)
     return datetime.fromisoformat(paid["paid_at"].replace("Z", "+00:00"))
 
 
@@ -259,6 +289,38 @@ async def kill_and_restart(
         restarts[name] += 1
         phase.note(f"{name} SIGKILLed and started again ({sum(restarts.values())}/{len(moments)})")
     return restarts
+
+
+async def paystack_outages(
+    stack: Stack, args: argparse.Namespace, rng: random.Random, window: float, phase: Phase
+) -> list[float]:
+    """Paystack (the sandbox process) SIGKILLed `args.outages` times, each time kept down
+    for `args.outage_seconds` and then started again: one after another, spread over the
+    window. Returns how long each outage lasted."""
+    lasted: list[float] = []
+    gap = max(1.0, (window - args.outages * args.outage_seconds) / (args.outages + 1))
+    for n in range(args.outages):
+        await asyncio.sleep(rng.uniform(0.5, 1.0) * gap)
+        down = time.monotonic()
+        stack.services["sandbox"].kill()
+        phase.note(f"Paystack down ({n + 1}/{args.outages}) for {args.outage_seconds:g} s")
+        await asyncio.sleep(args.outage_seconds)
+        await asyncio.to_thread(stack.start, "sandbox")
+        await asyncio.to_thread(wait_for_http, f"{stack.sandbox_url}/_sandbox/healthz")
+        lasted.append(time.monotonic() - down)
+        phase.note(f"Paystack back after {lasted[-1]:.1f} s")
+    return lasted
+
+
+def half_made(stack: Stack, invoices: list[Invoice]) -> int:
+    """Invoice rows that no create was answered with: made, but never handed to a caller."""
+    answered = {invoice.invoice_id for invoice in invoices}
+    engine = make_engine(stack.database_url)
+    try:
+        rows, _ = queries.list_invoices(engine, status=None, limit=10 * len(invoices), offset=0)
+    finally:
+        engine.dispose()
+    return sum(1 for row in rows if row.id not in answered)
 
 
 # --- the verdict ----------------------------------------------------------------------
@@ -315,7 +377,12 @@ async def count_provider_calls(sandbox: httpx.AsyncClient, invoices: list[Invoic
 
 
 def verdict(
-    invoices: list[Invoice], faults: dict[str, int], restarts: Counter[str], wall: float
+    invoices: list[Invoice],
+    faults: dict[str, int],
+    restarts: Counter[str],
+    outages: list[float],
+    unanswered_rows: int,
+    wall: float,
 ) -> tuple[list[tuple[str, str]], bool]:
     created = [i for i in invoices if i.invoice_id is not None]
     wrong = [i for i in created if not i.right]
@@ -330,6 +397,13 @@ def verdict(
         ("fates", ", ".join(f"{name} {count}" for name, count in sorted(fates.items()))),
         *[(f"fault: {name}", str(count)) for name, count in sorted(faults.items()) if count],
         *[(f"restarts: {name}", str(count)) for name, count in sorted(restarts.items())],
+        ("Paystack outages", ", ".join(f"{seconds:.1f} s" for seconds in outages) or "none"),
+        (
+            "creates refused as Paystack down",
+            f"{sum(i.refusals for i in invoices)} (of {sum(bool(i.refusals) for i in invoices)} "
+            "invoices, each created by a retry with its key)",
+        ),
+        ("half-made invoices", str(unanswered_rows)),
         ("wrong final states", str(len(wrong))),
         ("double transitions", str(len(doubles))),
         ("payments not reflected", str(len(lost))),
@@ -346,7 +420,13 @@ def verdict(
                 f"history {invoice.history} {invoice.notes}",
             )
         )
-    ok = not wrong and not doubles and not lost and len(created) == len(invoices)
+    ok = (
+        not wrong
+        and not doubles
+        and not lost
+        and not unanswered_rows
+        and len(created) == len(invoices)
+    )
     return rows, ok
 
 
@@ -377,7 +457,7 @@ async def run(args: argparse.Namespace) -> int:
             for n in range(args.invoices)
         ]
         creation_time = args.invoices / 15.0
-        active = creation_time + args.due_seconds
+        active = creation_time + args.due_seconds + args.outages * args.outage_seconds
         deadline = time.monotonic() + active + args.late_window + 300
         async with (
             httpx.AsyncClient(
@@ -402,11 +482,16 @@ async def run(args: argparse.Namespace) -> int:
                     phase.advance()
 
             with progress.phase("invoices: created, paid or not, kills", len(invoices)) as phase:
+                outage_rng = random.Random(rng.random())
                 chaos = asyncio.create_task(kill_and_restart(stack, args, rng, active, phase))
+                outages = asyncio.create_task(
+                    paystack_outages(stack, args, outage_rng, active, phase)
+                )
                 await asyncio.gather(
                     *(story(i, seed, phase) for i, seed in zip(invoices, seeds, strict=True))
                 )
                 restarts = await chaos
+                outage_lengths = await outages
             created = sum(1 for invoice in invoices if invoice.invoice_id is not None)
             with progress.phase("waiting for every invoice's final state", created) as phase:
                 settle_by = time.monotonic() + args.late_window + args.due_seconds + 120
@@ -415,7 +500,14 @@ async def run(args: argparse.Namespace) -> int:
                 await count_provider_calls(sandbox, invoices)
             stats = await SandboxControls(sandbox).stats()
         progress.close()
-        rows, ok = verdict(invoices, stats.get("faults", {}), restarts, time.monotonic() - started)
+        rows, ok = verdict(
+            invoices,
+            stats.get("faults", {}),
+            restarts,
+            outage_lengths,
+            await asyncio.to_thread(half_made, stack, invoices),
+            time.monotonic() - started,
+        )
         print_table(rows)
         print(f"logs and state: {directory}")
         return 0 if ok else 1
@@ -431,6 +523,10 @@ def main() -> int:
     parser.add_argument("--due-seconds", type=int, default=30)
     parser.add_argument("--late-window", type=float, default=20.0)
     parser.add_argument("--poll-schedule", default="2,4,8")
+    parser.add_argument("--outages", type=int, default=2, help="times Paystack goes down")
+    parser.add_argument(
+        "--outage-seconds", type=float, default=60.0, help="how long each Paystack outage lasts"
+    )
     parser.add_argument("--seed", type=int, default=20261123)
     parser.add_argument(
         "--topology",

@@ -20,7 +20,7 @@ def main() -> int:
     settings = get_settings()
     api_url = os.environ.get("PAYRECON_API_URL", "http://127.0.0.1:8000")
     sandbox_url = os.environ.get("SANDBOX_URL", "http://127.0.0.1:8100")
-    api_key = settings.payrecon_api_keys[0].get_secret_value()
+    api_key = settings.payrecon_api_keys[0].key.get_secret_value()
     api = httpx.Client(base_url=api_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=30)
     sandbox = httpx.Client(base_url=sandbox_url, timeout=30)
     started = time.monotonic()

@@ -40,7 +40,7 @@ def _banner(
     sandbox_url: str,
     ui_url: str | None,
 ) -> str:
-    api_key = settings.payrecon_api_keys[0].get_secret_value()
+    api_key = settings.payrecon_api_keys[0].key.get_secret_value()
     lines = [
         "",
         "payrecon is running",
@@ -92,9 +92,10 @@ def main() -> int:
         DATA_DIR,
         ports=ports,
         secret_key=settings.paystack_secret_key.get_secret_value(),
-        api_key=",".join(key.get_secret_value() for key in settings.payrecon_api_keys),
+        api_key=settings.payrecon_api_keys[0].key.get_secret_value(),
         # Everything else is the developer's own settings, as every process reads them.
         settings={
+            "PAYRECON_API_KEYS": ",".join(key.as_setting() for key in settings.payrecon_api_keys),
             "TEMPORAL_ADDRESS": temporal["target_host"],
             "PAYSTACK_BASE_URL": settings.paystack_base_url,
             "DATABASE_URL": settings.database_url,

@@ -25,7 +25,7 @@ CUSTOMERS = ["ada@example.com", "kwame@example.com", "thandi@example.com", "wanj
 
 
 def make_invoices() -> None:
-    key = get_settings().payrecon_api_keys[0].get_secret_value()
+    key = get_settings().payrecon_api_keys[0].key.get_secret_value()
     api = httpx.Client(base_url=API_URL, headers={"Authorization": f"Bearer {key}"}, timeout=30)
     sandbox = httpx.Client(base_url=SANDBOX_URL, timeout=30)
     for n, email in enumerate(CUSTOMERS * 2):

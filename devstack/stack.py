@@ -63,6 +63,8 @@ class Stack:
     topology: Topology = field(default_factory=Topology)
     ports: Ports = field(default_factory=Ports)
     secret_key: str = DEV_PAYSTACK_SECRET_KEY
+    # The key the stack's own tools call the API with; PAYRECON_API_KEYS in `settings`
+    # may name more.
     api_key: str = DEV_API_KEY
     # Settings of every payrecon process beyond the wiring (poll schedule, log level, …).
     settings: dict[str, str] = field(default_factory=dict)
@@ -108,6 +110,8 @@ class Stack:
             "PAYRECON_DEVELOPMENT_MODE": "true",
             "PAYRECON_LOG_LEVEL": "WARNING",
             "PAYRECON_WORKER_METRICS_ADDRESS": "",
+            # The dev server's UI, whose page calls the API's /codec (CORS).
+            "PAYRECON_TEMPORAL_UI_ORIGIN": f"http://localhost:{self.ports.ui}",
             **self.settings,
             **overrides,
         }
@@ -128,6 +132,7 @@ class Stack:
                 self.ports.temporal,
                 self.ports.ui,
                 search_attribute_kinds(),
+                codec_endpoint=f"{self.api_url}/codec",
                 extra_args=self.temporal_args,
             ),
             ready=lambda: wait_for_port("127.0.0.1", self.ports.temporal, timeout=60),

@@ -35,6 +35,8 @@ class ReviewReason(StrEnum):
 
 # Invoice ids are Paystack references without '.', which marks a replacement reference.
 INVOICE_ID_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
+# The caller an unnamed API key belongs to (every invoice made before keys had names).
+DEFAULT_CALLER = "default"
 _OUR_REFERENCE = re.compile(r"^[A-Za-z0-9-]{1,64}(\.[0-9]{1,2})?$")
 
 
@@ -95,6 +97,8 @@ class InvoiceRequest:
     idempotency_key: str | None = None
     # A digest of the request body, so a repeated Idempotency-Key with another body is refused.
     fingerprint: str = ""
+    # Who created it (its API key's name): only they, and operators, see it.
+    caller: str = DEFAULT_CALLER
 
 
 @dataclass
@@ -123,6 +127,7 @@ class InvoiceSnapshot:
     paystack_transaction_id: int | None = None
     paystack_reference: str | None = None
     review_reason: ReviewReason | None = None
+    caller: str = DEFAULT_CALLER
 
     @classmethod
     def opened(

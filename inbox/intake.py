@@ -1,24 +1,18 @@
 """What a delivery needs, decided and committed before Paystack gets its answer: nothing
-more (ignored, a duplicate, not ours), or relaying to its owner (queued)."""
+more (ignored, a repeat, not ours), or relaying to its owner (queued)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 
 from db import queries
 from inbox import store
 from inbox.outcomes import Intake
 from inbox.routes import ROUTES
 from paystack.events import WebhookEvent
-
-
-def decide(engine: Engine, event: WebhookEvent, raw_body: bytes) -> Intake:
-    """From the database alone: a stored twin, the event's route, its owner's record."""
-    if store.is_stored(engine, store.body_digest(raw_body)):
-        return Intake.DUPLICATE
-    return route_of(engine, event)
 
 
 def route_of(engine: Engine, event: WebhookEvent) -> Intake:
@@ -37,10 +31,22 @@ def route_of(engine: Engine, event: WebhookEvent) -> Intake:
 def accept(
     engine: Engine, event: WebhookEvent, raw_body: bytes, lease_until: datetime
 ) -> tuple[Intake, int]:
-    """Decides and commits a delivery; one to be relayed is queued, leased to the caller."""
-    decided = decide(engine, event, raw_body)
+    """Decides and commits a delivery: a body stored already is counted on its row (a
+    duplicate); a new one is stored, and if it is to be relayed, queued and leased to the
+    caller."""
+    digest = store.body_digest(raw_body)
+    repeated = store.count_repeat(engine, digest)
+    if repeated is not None:
+        return Intake.DUPLICATE, repeated
+    decided = route_of(engine, event)
     relay_after = lease_until if decided is Intake.QUEUED else None
-    delivery_id = store.record_delivery(
-        engine, event, raw_body, decided.value, relay_after=relay_after
-    )
+    try:
+        delivery_id = store.record_delivery(
+            engine, event, raw_body, decided.value, relay_after=relay_after
+        )
+    except IntegrityError:
+        # The same body, committed by another request since we looked.
+        repeated = store.count_repeat(engine, digest)
+        assert repeated is not None
+        return Intake.DUPLICATE, repeated
     return decided, delivery_id

@@ -1,5 +1,5 @@
 """The inbox's words: what the intake decided about a delivery, and what the relay did
-with a queued one. A delivery's stored `outcome` is one of the two."""
+with a queued one. A delivery's stored `outcome` is one of the two (never `duplicate`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from enum import StrEnum
 class Intake(StrEnum):
     # Committed, to be relayed to its owner right after the answer.
     QUEUED = "queued"
-    # A byte-identical body is stored already: Paystack's retry, kept for the audit log.
+    # A byte-identical body is stored already (Paystack's retry): counted on its row, and
+    # the answer's outcome only; no row holds it.
     DUPLICATE = "duplicate"
     # A routed event whose owner is not one of ours.
     UNKNOWN_REFERENCE = "unknown_reference"

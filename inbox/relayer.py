@@ -125,7 +125,7 @@ class Relayer:
         for delivery in claimed:
             assert delivery.id is not None
             try:
-                event = parse_webhook(delivery.raw_body.encode())
+                event = parse_webhook(delivery.redacted_body.encode())
             except MalformedWebhook as error:  # it parsed when accepted; never expected
                 await run_sync(
                     store.finish_deliveries,

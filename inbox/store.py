@@ -6,12 +6,13 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, func, insert, update
+from sqlalchemy import Engine, delete, func, insert, update
 from sqlmodel import Session, col, select
 
 from db.engine import write_transaction
 from db.models import WebhookDelivery
 from inbox.outcomes import Intake
+from inbox.redaction import stored_body
 from paystack.events import WebhookEvent
 
 
@@ -20,10 +21,17 @@ def body_digest(raw_body: bytes) -> str:
     return hashlib.sha256(raw_body).hexdigest()
 
 
-def is_stored(engine: Engine, digest: str) -> bool:
-    query = select(WebhookDelivery.id).where(WebhookDelivery.body_sha256 == digest).limit(1)
-    with engine.connect() as connection:
-        return connection.execute(query).first() is not None
+def count_repeat(engine: Engine, digest: str) -> int | None:
+    """Counts one more delivery of a stored body on its row; the row's id, or None if no
+    such body is stored."""
+    with write_transaction(engine) as connection:
+        counted = connection.execute(
+            update(WebhookDelivery)
+            .where(col(WebhookDelivery.body_sha256) == digest)
+            .values(repeats=WebhookDelivery.repeats + 1, last_repeated_at=datetime.now(UTC))
+            .returning(col(WebhookDelivery.id))
+        ).scalar_one_or_none()
+    return None if counted is None else int(counted)
 
 
 def record_delivery(
@@ -33,8 +41,9 @@ def record_delivery(
     outcome: str,
     *,
     relay_after: datetime | None = None,
-    detail: str | None = None,
 ) -> int:
+    """Stores a new body (its redacted copy, named by the raw body's digest); an identical
+    one committed meanwhile raises IntegrityError."""
     # Core, not the ORM: this runs for every webhook, before Paystack gets its answer.
     row = {
         "received_at": datetime.now(UTC),
@@ -42,17 +51,29 @@ def record_delivery(
         "reference": event.reference,
         "transaction_id": event.transaction_id,
         "body_sha256": body_digest(raw_body),
-        "raw_body": raw_body.decode("utf-8", errors="replace"),
+        "redacted_body": stored_body(event),
         "outcome": outcome,
-        "detail": detail,
         "relay_after": relay_after,
         "relay_attempts": 0,
+        "repeats": 0,
     }
     with write_transaction(engine) as connection:
         inserted = connection.execute(insert(WebhookDelivery).values(row))
         (delivery_id,) = inserted.inserted_primary_key or (None,)
         assert isinstance(delivery_id, int)
         return delivery_id
+
+
+def requeue_delivery(
+    engine: Engine, delivery_id: int, *, relay_after: datetime, detail: str
+) -> None:
+    """An operator's redelivery: the stored delivery is queued again, leased to them."""
+    with write_transaction(engine) as connection:
+        connection.execute(
+            update(WebhookDelivery)
+            .where(col(WebhookDelivery.id) == delivery_id)
+            .values(outcome=Intake.QUEUED, relay_after=relay_after, relay_attempts=0, detail=detail)
+        )
 
 
 def finish_deliveries(
@@ -123,6 +144,24 @@ def retry_delivery_later(engine: Engine, delivery_id: int, at: datetime, detail:
                 detail=detail,
             )
         )
+
+
+def delete_relayed_before(engine: Engine, received_before: datetime, *, batch: int) -> int:
+    """Deletes up to `batch` deliveries received before the moment, but none still queued;
+    how many it deleted."""
+    expired = (
+        select(WebhookDelivery.id)
+        .where(
+            col(WebhookDelivery.received_at) < received_before,
+            WebhookDelivery.outcome != Intake.QUEUED,
+        )
+        .limit(batch)
+    )
+    with write_transaction(engine) as connection:
+        ids = [row[0] for row in connection.execute(expired)]
+        if ids:
+            connection.execute(delete(WebhookDelivery).where(col(WebhookDelivery.id).in_(ids)))
+    return len(ids)
 
 
 def count_queued_deliveries(engine: Engine) -> int:

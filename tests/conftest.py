@@ -16,14 +16,16 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from temporalio.client import Client
 
-from config import Settings
+from config import ApiKey, Settings
 from db.engine import make_engine
 from db.migrate import migrate
 from devstack.postgres import ThrowawayPostgres
 from devstack.stack import Stack as Processes
 from sandbox.controls import SandboxControls
+from temporal_codec import payrecon_data_converter
 from tests.stack import (
     API_KEY,
+    API_KEYS,
     CONTINUE_AS_NEW_AFTER_EVENTS,
     LATE_PAYMENT_WINDOW,
     POLL_SCHEDULE,
@@ -82,6 +84,7 @@ def processes(data_dir: Path) -> Iterator[Processes]:
         secret_key=SECRET_KEY,
         api_key=API_KEY,
         settings={
+            "PAYRECON_API_KEYS": API_KEYS,
             "PAYRECON_POLL_SCHEDULE": POLL_SCHEDULE,
             "PAYRECON_LATE_PAYMENT_WINDOW": LATE_PAYMENT_WINDOW,
             "PAYRECON_METRICS_REFRESH_SECONDS": "0",
@@ -91,6 +94,8 @@ def processes(data_dir: Path) -> Iterator[Processes]:
             "--dynamic-config-value",
             f"limit.historyCount.suggestContinueAsNew={CONTINUE_AS_NEW_AFTER_EVENTS}",
         ],
+        # Kept on disk at every change, as Paystack keeps its books through an outage.
+        sandbox_settings={"SANDBOX_STATE_FILE": str(data_dir / "sandbox-state.json")},
         without=frozenset({"worker"}),
     )
     try:
@@ -101,8 +106,11 @@ def processes(data_dir: Path) -> Iterator[Processes]:
 
 
 @pytest.fixture(scope="session")
-async def temporal(processes: Processes) -> Client:
-    return await Client.connect(processes.temporal_address)
+async def temporal(processes: Processes, settings: Settings) -> Client:
+    # Encrypting as the stack's processes do (temporal_codec.py).
+    return await Client.connect(
+        processes.temporal_address, data_converter=payrecon_data_converter(settings)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -112,7 +120,7 @@ def settings(processes: Processes) -> Settings:
         paystack_secret_key=SecretStr(SECRET_KEY),
         paystack_base_url=processes.sandbox_url,
         database_url=processes.database_url,
-        payrecon_api_keys=[SecretStr(API_KEY)],
+        payrecon_api_keys=[ApiKey.parse(entry) for entry in API_KEYS.split(",")],
         payrecon_poll_schedule=[float(seconds) for seconds in POLL_SCHEDULE.split(",")],
         payrecon_late_payment_window=float(LATE_PAYMENT_WINDOW),
     )

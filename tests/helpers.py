@@ -13,16 +13,20 @@ from typing import Any
 import httpx
 from sqlmodel import Session, select
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
+from config import Settings
 from db import queries
 from db.models import WebhookDelivery
 from inbox import store
 from paystack.signature import SIGNATURE_HEADER, sign
 from sandbox.controls import SandboxControls
+from temporal_codec import payrecon_data_converter
 from tests.stack import SECRET_KEY, Stack
 from workflows.invoice import InvoiceWorkflow
+from workflows.retention import WebhookRetentionWorkflow
 from workflows.types import workflow_id_for
 
 AMOUNT = 250000
@@ -166,6 +170,10 @@ async def signals_received(stack: Stack, invoice_id: str) -> list[str]:
 
 
 HISTORY_DIR = Path(__file__).parent / "histories"
+# Live histories are encrypted with the test session's codec keys (the dev key unless
+# PAYRECON_CODEC_KEYS says otherwise); those recorded before the codec pass through as they are.
+REPLAY_CONVERTER = payrecon_data_converter(Settings(payrecon_development_mode=True))
+REPLAYED_WORKFLOWS = [InvoiceWorkflow, WebhookRetentionWorkflow]
 
 
 async def check_history(
@@ -193,8 +201,14 @@ async def check_history(
         # Forward only: no status twice, and nothing after paid or needs_review.
         assert len(history) == len(set(history)), history
         assert all(status not in ("paid", "needs_review") for status in history[:-1]), history
-    recorded = await handle.fetch_history()
-    await Replayer(workflows=[InvoiceWorkflow]).replay_workflow(recorded)
+    await keep_history(await handle.fetch_history(), path_name)
+
+
+async def keep_history(recorded: WorkflowHistory, path_name: str) -> None:
+    """Replays a live history against today's workflow code, and with
+    PAYRECON_RECORD_HISTORIES=1 (`make histories`) keeps it for test_replay."""
+    replayer = Replayer(workflows=REPLAYED_WORKFLOWS, data_converter=REPLAY_CONVERTER)
+    await replayer.replay_workflow(recorded)
     if os.environ.get("PAYRECON_RECORD_HISTORIES") == "1":
         HISTORY_DIR.mkdir(exist_ok=True)
         (HISTORY_DIR / f"{path_name}.json").write_text(recorded.to_json())

@@ -22,6 +22,10 @@ from worker import ACTIVITY_THREADS, build_workers, make_paystack_client
 
 SECRET_KEY = "sk_test_payrecon_tests_5d1f0c8e2a"
 API_KEY = "test-api-key-1"
+# Two more callers: another backend service, and an operator who sees every invoice.
+OTHER_CALLER_KEY = "test-api-key-other"
+OPERATOR_KEY = "test-api-key-operator"
+API_KEYS = f"{API_KEY},shop:{OTHER_CALLER_KEY},ops:{OPERATOR_KEY}:operator"
 # Short timers: the first poll 2 s after creation, then every 4 s; late window 4 s.
 POLL_SCHEDULE = "2,4"
 LATE_PAYMENT_WINDOW = "4"
@@ -80,7 +84,7 @@ def settings_env(settings: Settings, temporal_address: str) -> dict[str, str]:
         "PAYSTACK_BASE_URL": settings.paystack_base_url,
         "TEMPORAL_ADDRESS": temporal_address,
         "DATABASE_URL": settings.database_url,
-        "PAYRECON_API_KEYS": API_KEY,
+        "PAYRECON_API_KEYS": API_KEYS,
         "PAYRECON_POLL_SCHEDULE": POLL_SCHEDULE,
         "PAYRECON_LATE_PAYMENT_WINDOW": LATE_PAYMENT_WINDOW,
         "PAYRECON_WORKER_METRICS_ADDRESS": "",

@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.database import DatabaseActivities
@@ -40,6 +41,8 @@ with workflow.unsafe.imports_passed_through():
     from domain.reconcile import Outcome, Verification, reconcile
     from paystack.client import PaymentLink
     from workflows.policies import (
+        INITIALIZE_ATTEMPTS,
+        INITIALIZE_CALL_TIMEOUT,
         INITIALIZE_DEADLINE,
         INITIALIZE_RETRY,
         LOCAL_ACTIVITY_FAILURES,
@@ -53,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         VERIFY_RETRY,
     )
     from workflows.types import (
+        CUSTOMER_EMAIL,
         INVOICE_STATUS,
         CarriedState,
         InvoiceWorkflowInput,
@@ -65,6 +69,7 @@ with workflow.unsafe.imports_passed_through():
 # Versions of this workflow, for `workflow.patched` (histories of each still replay).
 LOCAL_NOTICE_VERIFY = "local-notice-verify"
 RESUME_FROM_RECORD = "resume-from-record"
+INITIALIZE_DEADLINE_BY_TIMER = "initialize-deadline-by-timer"
 
 LATE_PAYMENT_REASON = {
     InvoiceStatus.EXPIRED: ReviewReason.PAID_AFTER_EXPIRY,
@@ -135,7 +140,11 @@ class InvoiceWorkflow:
         self._invoice = recorded
         self._recorded_revision = recorded.revision
         self._resumed = True
-        workflow.upsert_search_attributes(search_attributes_of(recorded))
+        # CustomerEmail only if this run started with it: the starter decided (a setting).
+        started_with_email = workflow.info().typed_search_attributes.get(CUSTOMER_EMAIL) is not None
+        workflow.upsert_search_attributes(
+            search_attributes_of(recorded, customer_email=started_with_email)
+        )
         workflow.logger.info(
             "invoice %s resumed from its record at revision %d", invoice_id, recorded.revision
         )
@@ -180,20 +189,41 @@ class InvoiceWorkflow:
         # A local activity: the caller waits for the link, and this saves two trips through
         # the server. Creates are paced by the API; polls and verifies by the capped queue.
         request = self._input.request
-        return await workflow.execute_local_activity_method(
+        payment = InitializeInput(
+            reference=reference,
+            email=request.customer_email,
+            amount=request.amount,
+            currency=request.currency,
+            metadata={**request.metadata, "invoice_id": request.invoice_id},
+        )
+        if not workflow.patched(INITIALIZE_DEADLINE_BY_TIMER):
+            return await workflow.execute_local_activity_method(
+                PaystackActivities.initialize_transaction,
+                payment,
+                start_to_close_timeout=PAYSTACK_CALL_TIMEOUT,
+                schedule_to_close_timeout=INITIALIZE_DEADLINE,
+                retry_policy=INITIALIZE_RETRY,
+                summary=f"Paystack initialize {reference}",
+            )
+        # The server does not hold a local activity's retries to its schedule-to-close
+        # timeout: with Paystack down they went on for minutes, a workflow task every 8 s.
+        # So the attempts are counted, and the deadline is the workflow's own timer.
+        initializing = workflow.start_local_activity_method(
             PaystackActivities.initialize_transaction,
-            InitializeInput(
-                reference=reference,
-                email=request.customer_email,
-                amount=request.amount,
-                currency=request.currency,
-                metadata={**request.metadata, "invoice_id": request.invoice_id},
-            ),
-            start_to_close_timeout=PAYSTACK_CALL_TIMEOUT,
-            schedule_to_close_timeout=INITIALIZE_DEADLINE,
-            retry_policy=INITIALIZE_RETRY,
+            payment,
+            start_to_close_timeout=INITIALIZE_CALL_TIMEOUT,
+            retry_policy=INITIALIZE_ATTEMPTS,
+            cancellation_type=ActivityCancellationType.TRY_CANCEL,
             summary=f"Paystack initialize {reference}",
         )
+        try:
+            await workflow.wait_condition(initializing.done, timeout=INITIALIZE_DEADLINE)
+        except TimeoutError:
+            initializing.cancel()
+            raise ApplicationError(
+                "Paystack did not answer in time", type=ErrorType.PAYSTACK_UNAVAILABLE
+            ) from None
+        return initializing.result()
 
     async def _fail_creation(
         self, error: ActivityError | ApplicationError | TemporalTimeoutError

@@ -11,17 +11,30 @@ from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 from domain.errors import ErrorType
 
-# The API caller waits for the payment link, so creation gives up after a bounded time.
-INITIALIZE_DEADLINE = timedelta(seconds=25)
+# The API caller waits for the payment link, so creation gives up after a bounded time,
+# within the API's own wait (PAYRECON_CREATE_TIMEOUT_SECONDS, 30 s): the workflow notices
+# its deadline at its next workflow task, at most ~8 s late while a local activity runs.
+INITIALIZE_DEADLINE = timedelta(seconds=20)
+_NOT_RETRIED = [
+    ErrorType.PAYSTACK_REJECTED,
+    ErrorType.PAYSTACK_UNAUTHORIZED,
+    ErrorType.DUPLICATE_REFERENCE,
+]
+# Before INITIALIZE_DEADLINE_BY_TIMER (workflows/invoice.py): unbounded attempts.
 INITIALIZE_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=500),
     maximum_interval=timedelta(seconds=4),
-    non_retryable_error_types=[
-        ErrorType.PAYSTACK_REJECTED,
-        ErrorType.PAYSTACK_UNAUTHORIZED,
-        ErrorType.DUPLICATE_REFERENCE,
-    ],
+    non_retryable_error_types=_NOT_RETRIED,
 )
+# 0.5 + 1 + 2 + 4 + 4 + 4 s between seven attempts: about the deadline when Paystack
+# refuses connections at once; the deadline's timer ends a slower outage.
+INITIALIZE_ATTEMPTS = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    maximum_interval=timedelta(seconds=4),
+    maximum_attempts=7,
+    non_retryable_error_types=_NOT_RETRIED,
+)
+INITIALIZE_CALL_TIMEOUT = timedelta(seconds=10)
 PAYSTACK_CALL_TIMEOUT = timedelta(seconds=15)
 # Verify retries until Paystack answers: an invoice never expires unverified.
 VERIFY_RETRY = RetryPolicy(

@@ -21,11 +21,20 @@ from temporalio.client import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from api.deps import EngineDep, KeyCheckedFirst, SettingsDep, TemporalDep, require_api_key
+from api.deps import (
+    Caller,
+    CallerDep,
+    EngineDep,
+    KeyCheckedFirst,
+    SettingsDep,
+    TemporalDep,
+    current_caller,
+)
 from api.errors import refused, temporal_call, unavailable
 from api.schemas import CreateInvoice, ErrorBody, InvoiceOut, InvoicePage
 from db import queries
-from domain.invoice import INVOICE_ID_PATTERN, InvoiceRequest, InvoiceStatus
+from db.models import Invoice
+from domain.invoice import DEFAULT_CALLER, INVOICE_ID_PATTERN, InvoiceRequest, InvoiceStatus
 from workflows.invoice import InvoiceWorkflow
 from workflows.starter import invoice_start
 from workflows.types import OpenInvoice, workflow_id_for
@@ -35,7 +44,7 @@ log = structlog.get_logger(__name__)
 router = APIRouter(
     prefix="/invoices",
     tags=["invoices"],
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(current_caller)],
     route_class=KeyCheckedFirst,
     responses={401: {"model": ErrorBody, "description": "Missing or invalid API key"}},
 )
@@ -43,11 +52,15 @@ router = APIRouter(
 InvoiceId = Annotated[str, Path(pattern=INVOICE_ID_PATTERN, description="The invoice id")]
 
 
-def invoice_id_for(idempotency_key: str | None) -> str:
-    """The same Idempotency-Key always names the same invoice, hence the same workflow."""
+def invoice_id_for(caller: str, idempotency_key: str | None) -> str:
+    """The same caller's same Idempotency-Key always names the same invoice, hence the same
+    workflow; another caller's same key, another. The default caller's ids are those made
+    before callers had names, so a create retried across that upgrade finds its invoice."""
     if idempotency_key is None:
         return f"inv-{secrets.token_hex(12)}"
-    return f"inv-{hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]}"
+    # Keys are printable ASCII: with a NUL between, no named caller's input is a bare key.
+    scoped = idempotency_key if caller == DEFAULT_CALLER else f"{caller}\0{idempotency_key}"
+    return f"inv-{hashlib.sha256(scoped.encode()).hexdigest()[:24]}"
 
 
 @router.post(
@@ -66,6 +79,7 @@ def invoice_id_for(idempotency_key: str | None) -> str:
 async def create_invoice(
     body: CreateInvoice,
     response: Response,
+    caller: CallerDep,
     settings: SettingsDep,
     engine: EngineDep,
     temporal: TemporalDep,
@@ -79,7 +93,7 @@ async def create_invoice(
         ),
     ] = None,
 ) -> InvoiceOut:
-    invoice_id = invoice_id_for(idempotency_key)
+    invoice_id = invoice_id_for(caller.name, idempotency_key)
     request_id = uuid.uuid4().hex
     fingerprint = body.fingerprint()
     request = InvoiceRequest(
@@ -92,6 +106,7 @@ async def create_invoice(
         metadata=body.metadata or {},
         idempotency_key=idempotency_key,
         fingerprint=fingerprint,
+        caller=caller.name,
     )
     start = invoice_start(settings, request, request_id=request_id)
     bound = log.bind(invoice_id=invoice_id, workflow_id=workflow_id_for(invoice_id))
@@ -130,12 +145,17 @@ async def _existing_invoice(
 @router.get("", summary="List invoices, newest first")
 def list_invoices(
     engine: EngineDep,
+    caller: CallerDep,
     status_filter: Annotated[InvoiceStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> InvoicePage:
     rows, total = queries.list_invoices(
-        engine, status=status_filter.value if status_filter else None, limit=limit, offset=offset
+        engine,
+        status=status_filter.value if status_filter else None,
+        limit=limit,
+        offset=offset,
+        caller=None if caller.operator else caller.name,
     )
     return InvoicePage(
         items=[InvoiceOut.model_validate(row) for row in rows],
@@ -150,11 +170,16 @@ def list_invoices(
     summary="Read one invoice",
     responses={404: {"model": ErrorBody, "description": "No such invoice"}},
 )
-def get_invoice(invoice_id: InvoiceId, engine: EngineDep) -> InvoiceOut:
+def get_invoice(invoice_id: InvoiceId, engine: EngineDep, caller: CallerDep) -> InvoiceOut:
+    return InvoiceOut.model_validate(_visible_invoice(engine, invoice_id, caller))
+
+
+def _visible_invoice(engine: Engine, invoice_id: str, caller: Caller) -> Invoice:
+    """The invoice, if this caller may see it; another caller's is as unknown as none."""
     row = queries.get_invoice(engine, invoice_id)
-    if row is None:
+    if row is None or not caller.owns(row.caller):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no invoice {invoice_id}")
-    return InvoiceOut.model_validate(row)
+    return row
 
 
 @router.post(
@@ -173,7 +198,11 @@ async def cancel_invoice(
     settings: SettingsDep,
     engine: EngineDep,
     temporal: TemporalDep,
+    caller: CallerDep,
 ) -> InvoiceOut:
+    # Its row is written before its payment link is handed out: a caller can name no
+    # invoice of theirs that has none.
+    await run_in_threadpool(_visible_invoice, engine, invoice_id, caller)
     handle = temporal.get_workflow_handle(workflow_id_for(invoice_id))
     deadline = asyncio.get_running_loop().time() + settings.payrecon_create_timeout_seconds
     try:

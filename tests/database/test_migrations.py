@@ -13,11 +13,13 @@ from pathlib import Path
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 from sqlmodel import SQLModel
 
 from db.engine import make_engine
 from db.migrate import alembic_config, migrate
+
+HEAD = "0006"
 
 
 def test_migrations_make_exactly_the_models_schema(engine: Engine) -> None:
@@ -30,12 +32,15 @@ def test_indexes_for_the_api_queries(engine: Engine) -> None:
     indexes = {index["name"]: index for index in inspect(engine).get_indexes("invoices")}
     assert indexes["ix_invoices_status_created_at"]["column_names"] == ["status", "created_at"]
     assert indexes["ix_invoices_customer_email"]["column_names"] == ["customer_email"]
-    assert indexes["ux_invoices_idempotency_key"]["unique"]
+    idempotency = indexes["ux_invoices_caller_idempotency_key"]
+    assert idempotency["unique"] and idempotency["column_names"] == ["caller", "idempotency_key"]
+    assert indexes["ix_invoices_caller_created_at"]["column_names"] == ["caller", "created_at"]
     outbox = {index["name"]: index for index in inspect(engine).get_indexes("webhook_deliveries")}
     assert outbox["ix_webhook_deliveries_outcome_relay_after"]["column_names"] == [
         "outcome",
         "relay_after",
     ]
+    assert outbox["ix_webhook_deliveries_body_sha256"]["unique"]
 
 
 def test_concurrent_migrations_end_at_head(database_url: str) -> None:
@@ -43,7 +48,7 @@ def test_concurrent_migrations_end_at_head(database_url: str) -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(migrate, engines))
     with engines[0].connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0004"
+        assert MigrationContext.configure(connection).get_current_revision() == HEAD
     for engine in engines:
         engine.dispose()
 
@@ -101,3 +106,44 @@ def test_the_alembic_command_upgrades_and_finds_nothing_left_to_generate(
     assert "No new upgrade operations detected" in checked.stdout
     current = alembic(database_url, "current")
     assert "(head)" in current.stdout
+
+
+def test_upgrade_to_0005_redacts_stored_bodies_and_merges_repeats(
+    engine: Engine, database_url: str
+) -> None:
+    command.downgrade(alembic_config(database_url), "0004")
+    card = (
+        '{"event": "charge.success", "data": {"id": 9, "reference": "inv-1", "amount": 5000,'
+        ' "authorization": {"authorization_code": "AUTH_8dfhjjdt", "last4": "4081"},'
+        ' "customer": {"email": "ada@example.com"}}}'
+    )
+    rows = [
+        (card, "signalled", None),
+        (card, "duplicate", None),
+        (card, "queued", "2026-11-23 10:05:00"),
+        ('{"event": "charge.success", "data": {"reference": "inv-2"}}', "ignored", None),
+    ]
+    with engine.begin() as connection:
+        for minute, (body, outcome, relay_after) in enumerate(rows):
+            connection.execute(
+                text(
+                    "INSERT INTO webhook_deliveries (received_at, event, body_sha256, raw_body,"
+                    " outcome, relay_after, relay_attempts) VALUES (:at, 'charge.success',"
+                    " :digest, :body, :outcome, :relay_after, 0)"
+                ),
+                {
+                    "at": f"2026-11-23 10:0{minute}:00",
+                    "digest": hashlib.sha256(body.encode()).hexdigest(),
+                    "body": body,
+                    "outcome": outcome,
+                    "relay_after": relay_after,
+                },
+            )
+    migrate(engine)
+    with engine.connect() as connection:
+        kept = connection.exec_driver_sql(
+            "SELECT redacted_body, outcome, repeats FROM webhook_deliveries ORDER BY id"
+        ).all()
+    assert [(outcome, repeats) for _, outcome, repeats in kept] == [("queued", 2), ("ignored", 0)]
+    assert "AUTH_" not in kept[0][0] and "4081" not in kept[0][0] and "ada@" not in kept[0][0]
+    assert '"reference": "inv-1"' in kept[0][0] and '"amount": 5000' in kept[0][0]

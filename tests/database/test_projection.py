@@ -95,6 +95,7 @@ def a_full_snapshot() -> InvoiceSnapshot:
         paystack_transaction_id=2**64 - 1,  # Paystack's ids are unsigned 64-bit
         paystack_reference="inv-projection.2",
         review_reason=ReviewReason.AMOUNT_MISMATCH,
+        caller="shop",
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +14,7 @@ from db import queries
 from db.projection import apply_snapshot
 from domain.invoice import InvoiceSnapshot, InvoiceStatus
 from inbox import store
+from inbox.intake import accept
 from inbox.outcomes import Intake, Relay
 from paystack.events import parse_webhook
 
@@ -59,25 +61,76 @@ def test_list_filters_by_status_newest_first_and_counts(engine: Engine) -> None:
     assert queries.count_status_changes(engine) == {"paid": 3, "pending": 6}
 
 
-def test_webhook_deliveries_are_kept_with_their_outcome(engine: Engine) -> None:
-    body = (
-        b'{"event": "charge.success", "data": {"id": 18446744073709551615, "reference": "inv-1"}}'
-    )
+# A charge.success as Paystack sends it: a reusable card token, the card, the payer.
+CHARGE = {
+    "event": "charge.success",
+    "data": {
+        "id": 2**64 - 1,
+        "domain": "live",
+        "status": "success",
+        "reference": "inv-1",
+        "amount": 250000,
+        "currency": "NGN",
+        "paid_at": "2026-11-23T09:15:02.000Z",
+        "channel": "card",
+        "ip_address": "197.210.54.33",
+        "metadata": {"phone": "+2348012345678"},
+        "authorization": {
+            "authorization_code": "AUTH_8dfhjjdt",
+            "bin": "408408",
+            "last4": "4081",
+            "exp_month": "12",
+            "exp_year": "2030",
+            "reusable": True,
+            "signature": "SIG_idyuhgd87dUYSHO92D",
+        },
+        "customer": {"id": 84312, "email": "ada@example.com", "customer_code": "CUS_xnxdt6s1"},
+        "transaction": {"id": 7, "reference": "inv-1", "authorization": {"bin": "408408"}},
+    },
+}
+SECRETS = ("AUTH_8dfhjjdt", "408408", "4081", "2030", "SIG_", "ada@example.com", "197.210", "+234")
+
+
+def test_a_delivery_is_stored_redacted_and_parses_back_to_the_same_event(
+    engine: Engine,
+) -> None:
+    body = json.dumps(CHARGE).encode()
     event = parse_webhook(body)
 
-    assert not store.is_stored(engine, store.body_digest(body))
-    delivery_id = store.record_delivery(engine, event, body, Intake.QUEUED)
+    decided, delivery_id = accept(engine, event, body, START)
+    assert decided is Intake.UNKNOWN_REFERENCE  # no invoice inv-1 here
     store.finish_deliveries(engine, [(delivery_id, Relay.SIGNALLED)])
 
     [stored] = store.deliveries_for(engine, "inv-1")
     assert stored.id == delivery_id and stored.outcome == "signalled"
+    for secret in SECRETS:
+        assert secret not in stored.redacted_body, secret
     # The largest unsigned 64-bit id, kept exactly on both databases.
-    assert stored.raw_body == body.decode() and stored.transaction_id == 2**64 - 1
+    assert stored.transaction_id == 2**64 - 1
     assert stored.body_sha256 == hashlib.sha256(body).hexdigest()
-    assert store.is_stored(engine, stored.body_sha256)
+    assert parse_webhook(stored.redacted_body.encode()) == dataclasses.replace(
+        event, data=json.loads(stored.redacted_body)["data"]
+    )
+    assert json.loads(stored.redacted_body)["data"]["customer"] == {
+        "id": 84312,
+        "customer_code": "CUS_xnxdt6s1",
+    }
+
+
+def test_a_repeated_body_is_counted_on_its_row_even_when_sent_at_once(engine: Engine) -> None:
+    body = json.dumps(CHARGE).encode()
+    event = parse_webhook(body)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: accept(engine, event, body, START), range(8)))
+
+    [stored] = store.deliveries_for(engine, "inv-1")
+    assert sorted(decided for decided, _ in answers).count(Intake.DUPLICATE) == 7
+    assert {delivery_id for _, delivery_id in answers} == {stored.id}
+    assert stored.repeats == 7 and stored.last_repeated_at is not None
     # The same event in other bytes is another delivery: its owner judges it against Paystack.
-    assert not store.is_stored(engine, store.body_digest(body.replace(b": ", b":")))
-    assert store.get_delivery(engine, delivery_id) is not None
+    other = body.replace(b": ", b":")
+    assert accept(engine, parse_webhook(other), other, START)[0] is Intake.UNKNOWN_REFERENCE
+    assert len(store.deliveries_for(engine, "inv-1")) == 2
 
 
 def _queued(engine: Engine, reference: str, relay_after: datetime) -> int:

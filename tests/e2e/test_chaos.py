@@ -1,6 +1,7 @@
 """A small chaos run inside `make test`: 60 invoices, each process SIGKILLed once, sandbox
-faults on; once as `make run` runs payrecon, once as it is deployed (Postgres, two API
-processes behind one address, two workers). `make chaos` runs the full one."""
+faults on, Paystack down once for 3 s; once as `make run` runs payrecon, once as it is
+deployed (Postgres, two API processes behind one address, two workers). `make chaos` runs
+the full one."""
 
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ async def test_small_chaos_run_keeps_every_invoice_right(
         "--due-seconds=12",
         "--late-window=8",
         "--poll-schedule=1,2,4",
+        "--outages=1",
+        "--outage-seconds=3",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -47,6 +50,9 @@ async def test_small_chaos_run_keeps_every_invoice_right(
     assert _row(output, "double transitions") == "0", output
     assert _row(output, "payments not reflected") == "0", output
     assert _row(output, "invoices") == "60 (60 created)"
+    # Paystack went away once: creates meanwhile were refused or waited, none half-made.
+    assert re.fullmatch(r"\d+\.\d s", _row(output, "Paystack outages")), output
+    assert _row(output, "half-made invoices") == "0", output
     for name in killed:
         assert _row(output, f"restarts: {name}") == "1"
     assert int(_row(output, "fault: dropped")) > 0
@@ -54,4 +60,5 @@ async def test_small_chaos_run_keeps_every_invoice_right(
     progress = re.findall(r"^\[\s*[\d.]+s\] (.*)$", output, re.MULTILINE)
     assert "invoices: created, paid or not, kills: done (60/60)" in progress, output
     assert sum("SIGKILLed and started again" in line for line in progress) == len(killed), output
+    assert sum("Paystack down (1/1)" in line for line in progress) == 1, output
     assert process.returncode == 0, output

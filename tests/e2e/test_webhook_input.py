@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -192,25 +193,27 @@ async def test_webhook_claims_alone_never_change_an_unpaid_invoice(
     await _unchanged(api, stack, invoice["id"])
 
 
-async def test_a_repeated_delivery_is_recorded_but_signalled_once(
+async def test_a_repeated_delivery_is_counted_on_its_row_and_signalled_once(
     stack: Stack, api: httpx.AsyncClient
 ) -> None:
     invoice = await create_invoice(api, due_in_seconds=600)
     event = charge_success(invoice["id"])
 
     first = await post_webhook(stack, event)
-    again = await post_webhook(stack, event)
+    again = [await post_webhook(stack, event) for _ in range(3)]
     other = await post_webhook(stack, charge_success(invoice["id"], amount=1))
 
-    assert [r.json()["outcome"] for r in (first, again, other)] == [
+    assert [r.json()["outcome"] for r in (first, *again, other)] == [
         "queued",
+        "duplicate",
+        "duplicate",
         "duplicate",
         "queued",
     ]
 
     def relayed() -> None:
-        outcomes = [d.outcome for d in deliveries(stack, invoice["id"])]
-        assert outcomes == ["signalled", "duplicate", "signalled"], outcomes
+        stored = [(d.outcome, d.repeats) for d in deliveries(stack, invoice["id"])]
+        assert stored == [("signalled", 3), ("signalled", 0)], stored
 
     await eventually(relayed)
     assert await signals_received(stack, invoice["id"]) == ["payment_notified"] * 2
@@ -264,7 +267,8 @@ async def test_source_allowlist_behind_a_trusted_proxy(
     api_behind_proxy: Stack, forwarded_for: str | None, expected: int
 ) -> None:
     before = delivery_count(api_behind_proxy)
-    body = json.dumps({"event": "made.up", "data": {}}).encode()
+    # A body of its own: a stored one would only be counted as a repeat.
+    body = json.dumps({"event": "made.up", "data": {"id": uuid.uuid4().int >> 64}}).encode()
     headers = {"content-type": "application/json", SIGNATURE_HEADER: sign(body, SECRET_KEY)}
     if forwarded_for is not None:
         headers["X-Forwarded-For"] = forwarded_for

@@ -7,11 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.service import TLSConfig
 
-from config import Settings
+from config import ApiKey, Settings
 from db.engine import make_engine
 from temporal_config import TemporalConfigError, connect_config
 from worker import ACTIVITY_THREADS, build_workers, make_paystack_client
@@ -121,7 +120,7 @@ async def test_paystack_activities_have_their_own_rate_capped_queue(
         temporal_task_queue="unit-invoices",
         temporal_paystack_task_queue="unit-paystack",
         paystack_max_calls_per_second=25,
-        payrecon_api_keys=[SecretStr("k")],
+        payrecon_api_keys=[ApiKey.parse("k")],
     )
     engine = make_engine("sqlite://")
     paystack = make_paystack_client(settings)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from config import DEV_PAYSTACK_SECRET_KEY, Settings
+from config import DEV_PAYSTACK_SECRET_KEY, ApiKey, Settings
 from domain.reconcile import Outcome, Verification, reconcile
 from paystack.events import MalformedWebhook, parse_webhook
 from paystack.signature import is_valid_signature, sign
@@ -157,7 +157,38 @@ class TestSettings:
             {"payrecon_poll_schedule": "1, 2.5,30", "payrecon_api_keys": "a,b"}
         )
         assert settings.payrecon_poll_schedule == [1.0, 2.5, 30.0]
-        assert [key.get_secret_value() for key in settings.payrecon_api_keys] == ["a", "b"]
+        assert [key.key.get_secret_value() for key in settings.payrecon_api_keys] == ["a", "b"]
+
+    def test_api_keys_are_named_and_may_operate(self) -> None:
+        settings = Settings.model_validate(
+            {"payrecon_api_keys": "bare, shop:k1, shop:k2, ops:k3:operator"}
+        )
+        assert [
+            (key.caller, key.key.get_secret_value(), key.operator)
+            for key in settings.payrecon_api_keys
+        ] == [
+            ("default", "bare", False),
+            ("shop", "k1", False),
+            ("shop", "k2", False),
+            ("ops", "k3", True),
+        ]
+        assert settings.payrecon_api_keys[3].as_setting() == "ops:k3:operator"
+
+    @pytest.mark.parametrize(
+        ("entry", "reason"),
+        [
+            ("shop:k1:admin", "name:key:operator"),
+            ("a:b:c:d", "name:key:operator"),
+            ("sh op:k1", "caller's name"),
+            (":k1", "caller's name"),
+        ],
+    )
+    def test_a_malformed_api_key_is_refused_without_echoing_it(
+        self, entry: str, reason: str
+    ) -> None:
+        with pytest.raises(ValidationError, match=reason) as refused:
+            Settings.model_validate({"payrecon_api_keys": entry})
+        assert "k1" not in str(refused.value) and "admin" not in str(refused.value)
 
     @pytest.mark.parametrize("schedule", ["", "0", "5,-1", "x"])
     def test_bad_poll_schedule_refused(self, schedule: str) -> None:
@@ -173,7 +204,8 @@ class TestSettings:
 
     def test_secrets_hidden_in_repr(self) -> None:
         settings = Settings(
-            paystack_secret_key=SecretStr("sk_live_secret123"), payrecon_api_keys=[SecretStr("k1")]
+            paystack_secret_key=SecretStr("sk_live_secret123"),
+            payrecon_api_keys=[ApiKey.parse("shop:k1")],
         )
         assert "sk_live_secret123" not in repr(settings)
         assert "k1" not in str(settings.payrecon_api_keys)
@@ -191,6 +223,7 @@ class TestSecretsFailClosed:
                 "payrecon_development_mode": False,
                 "paystack_secret_key": "sk_test_" + "9" * 40,
                 "payrecon_api_keys": self.REAL_API_KEY,
+                "payrecon_codec_keys": "k1:" + "a" * 43 + "=",  # 32 bytes of base64
                 **values,
             }
         )

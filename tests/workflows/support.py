@@ -8,13 +8,12 @@ import uuid
 from collections import Counter
 from datetime import timedelta
 
-from pydantic import SecretStr
 from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.paystack import InitializeInput
-from config import Settings
+from config import ApiKey, Settings
 from domain.invoice import InvoiceRequest, InvoiceSnapshot, InvoiceStatus
 from domain.reconcile import Verification
 from paystack.client import PaymentLink
@@ -80,7 +79,7 @@ class PaystackAndDatabase:
 SETTINGS = Settings(
     temporal_task_queue=QUEUE,
     temporal_paystack_task_queue=QUEUE,
-    payrecon_api_keys=[SecretStr("k")],
+    payrecon_api_keys=[ApiKey.parse("k")],
 )
 
 

@@ -13,7 +13,6 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from pydantic import SecretStr
 from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowUpdateFailedError,
@@ -22,7 +21,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from config import Settings
+from config import ApiKey, Settings
 from domain.errors import ErrorType
 from domain.invoice import InvoiceStatus
 from tests.workflows.support import QUEUE, PaystackAndDatabase, create, workflow_of
@@ -64,7 +63,7 @@ async def test_continue_as_new_carries_the_schedule_and_the_invoice(
     settings = Settings(
         temporal_task_queue=QUEUE,
         temporal_paystack_task_queue=QUEUE,
-        payrecon_api_keys=[SecretStr("k")],
+        payrecon_api_keys=[ApiKey.parse("k")],
         payrecon_continue_as_new_after_events=40,
     )
     invoice = await create(env, due_in=timedelta(hours=24), settings=settings)
