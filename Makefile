@@ -65,9 +65,10 @@ screenshot: $(INSTALLED)
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium)
 	$(PY) -m devstack.screenshot
 
-# Schemathesis with the full budget: over 1,000 generated requests across every route.
+# Schemathesis with the full budget: over 10,000 generated requests across every route,
+# half with a caller's key and half with an operator's.
 fuzz: $(INSTALLED)
-	PAYRECON_FUZZ_EXAMPLES=100 PAYRECON_FUZZ_MINIMUM_CASES=1000 \
+	PAYRECON_FUZZ_EXAMPLES=600 PAYRECON_FUZZ_MINIMUM_CASES=5000 \
 		$(PY) -m pytest tests/e2e/test_fuzz.py -s -p no:cacheprovider
 
 # Re-record the workflow histories that tests/workflows/test_replay.py replays.

@@ -1,5 +1,6 @@
-"""Schemathesis against the API's own OpenAPI: no 5xx, and every answer matches the schema.
-`make test` runs a small budget; `make fuzz` sets PAYRECON_FUZZ_EXAMPLES for the full one."""
+"""Schemathesis against the API's own OpenAPI: no 5xx, and every answer matches the schema,
+once with a caller's API key and once with an operator's (webhook bodies signed). `make
+test` runs a small budget; `make fuzz` sets PAYRECON_FUZZ_EXAMPLES for the full one."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import asyncio
 import os
 import re
 
+import pytest
+
 from devstack.processes import BIN_DIR
 from tests.helpers import delivery_count
-from tests.stack import API_KEY, SECRET_KEY, Stack
+from tests.stack import API_KEY, OPERATOR_KEY, SECRET_KEY, Stack
 
 EXAMPLES_PER_OPERATION = int(os.environ.get("PAYRECON_FUZZ_EXAMPLES", "8"))
+# Of each run (one a key).
 MINIMUM_CASES = int(os.environ.get("PAYRECON_FUZZ_MINIMUM_CASES", "150"))
 CHECKS = ",".join(
     [
@@ -24,8 +28,9 @@ CHECKS = ",".join(
 )
 
 
+@pytest.mark.parametrize("api_key", [API_KEY, OPERATOR_KEY], ids=["caller", "operator"])
 async def test_generated_requests_get_no_5xx_and_schema_conformant_answers(
-    stack: Stack,
+    stack: Stack, api_key: str
 ) -> None:
     deliveries_before = delivery_count(stack)
     process = await asyncio.create_subprocess_exec(
@@ -33,7 +38,7 @@ async def test_generated_requests_get_no_5xx_and_schema_conformant_answers(
         "run",
         f"{stack.api_url}/openapi.json",
         "--header",
-        f"Authorization: Bearer {API_KEY}",
+        f"Authorization: Bearer {api_key}",
         "--checks",
         CHECKS,
         "--max-examples",
@@ -53,6 +58,7 @@ async def test_generated_requests_get_no_5xx_and_schema_conformant_answers(
     )
     output = (await process.communicate())[0].decode()
     print(output[-3000:])
+    print(f"fuzz with the {'operator' if api_key == OPERATOR_KEY else 'caller'} key")
 
     assert process.returncode == 0, output[-8000:]
     counted = re.search(r"(\d+) generated", output)

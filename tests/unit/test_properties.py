@@ -1,13 +1,16 @@
-"""Property-based tests (hypothesis) for the signature check and the webhook parser."""
+"""Property-based tests (hypothesis) for the signature check, the webhook parser and the
+redacted copy of a delivery that is stored."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from inbox.redaction import stored_body
 from paystack.events import MalformedWebhook, WebhookEvent, parse_webhook
 from paystack.signature import is_valid_signature, sign
 
@@ -97,3 +100,81 @@ def test_json_bodies_parse_or_are_refused_with_a_reason(payload: Any) -> None:
 @given(body=bodies)
 def test_any_bytes_parse_or_are_refused_with_a_reason(body: bytes) -> None:
     _parse(body)
+
+
+@given(transaction_id=st.integers(min_value=-(2**70), max_value=2**70))
+def test_an_id_is_taken_exactly_when_it_is_an_unsigned_64_bit_integer(
+    transaction_id: int,
+) -> None:
+    body = json.dumps({"event": "charge.success", "data": {"id": transaction_id}}).encode()
+    if 0 <= transaction_id <= 2**64 - 1:
+        assert parse_webhook(body).transaction_id == transaction_id
+    else:
+        with pytest.raises(MalformedWebhook, match="unsigned 64-bit"):
+            parse_webhook(body)
+
+
+@given(
+    text=st.text(min_size=1, max_size=300),
+    where=st.sampled_from(["event", "reference"]),
+)
+def test_event_and_reference_are_short_and_free_of_nul_or_refused(text: str, where: str) -> None:
+    payload: dict[str, Any] = {"event": "charge.success", "data": {}}
+    if where == "event":
+        payload["event"] = text
+    else:
+        payload["data"]["reference"] = text
+    limit = 100 if where == "event" else 200
+    body = json.dumps(payload).encode()
+    if "\x00" in text or len(text) > limit:
+        with pytest.raises(MalformedWebhook):
+            parse_webhook(body)
+    else:
+        parse_webhook(body)
+
+
+@given(depth=st.integers(min_value=1, max_value=20_000))
+@settings(max_examples=30, deadline=None)
+def test_any_nesting_depth_parses_or_is_refused_with_a_reason(depth: int) -> None:
+    body = b'{"event": "charge.success", "data": {"x": ' + b"[" * depth + b"]" * depth + b"}}"
+    try:
+        parse_webhook(body)
+    except MalformedWebhook as refused:
+        assert str(refused)
+
+
+@given(
+    payload=event_like,
+    card=st.fixed_dictionaries(
+        {
+            "authorization_code": st.from_regex(r"AUTH_[a-z0-9]{10}", fullmatch=True),
+            "bin": st.from_regex(r"[0-9]{6}", fullmatch=True),
+            "last4": st.from_regex(r"[0-9]{4}", fullmatch=True),
+        }
+    ),
+    email=st.emails(),
+)
+def test_a_stored_body_holds_no_card_or_payer_and_parses_back_the_same(
+    payload: dict[str, Any], card: dict[str, str], email: str
+) -> None:
+    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    payload = {"event": "charge.success", **payload}
+    payload["data"] = {**data, "authorization": card, "customer": {"email": email}}
+    try:
+        event = parse_webhook(json.dumps(payload).encode())
+    except MalformedWebhook:
+        return
+    stored = stored_body(event)
+    assert card["authorization_code"] not in stored and email not in stored
+    again = parse_webhook(stored.encode())
+    assert (again.event, again.reference, again.transaction_id, again.amount) == (
+        event.event,
+        event.reference,
+        event.transaction_id,
+        event.amount,
+    )
+    assert (again.currency, again.status, again.paid_at) == (
+        event.currency,
+        event.status,
+        event.paid_at,
+    )
