@@ -157,7 +157,8 @@ def test_any_nesting_depth_parses_or_is_refused_with_a_reason(depth: int) -> Non
 def test_a_stored_body_holds_no_card_or_payer_and_parses_back_the_same(
     payload: dict[str, Any], card: dict[str, str], email: str
 ) -> None:
-    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    given = payload.get("data")
+    data: dict[str, Any] = given if isinstance(given, dict) else {}
     payload = {"event": "charge.success", **payload}
     payload["data"] = {**data, "authorization": card, "customer": {"email": email}}
     try:
