@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from domain import events
 from domain.invoice import DEFAULT_CALLER
 
 # The sandbox's dev key: printed by `make run`, useless against real Paystack.
@@ -116,6 +117,8 @@ class Settings(BaseSettings):
     temporal_task_queue: str = "payrecon-invoices"
     # Paystack calls run on their own queue, so one rate cap covers every worker.
     temporal_paystack_task_queue: str = "payrecon-paystack"
+    # Events and emails run on theirs, so a slow merchant never holds up an invoice.
+    temporal_events_task_queue: str = "payrecon-events"
     paystack_max_calls_per_second: float | None = Field(None, gt=0)
     # The worker's Temporal SDK metrics for Prometheus (host:port); empty turns them off.
     payrecon_worker_metrics_address: str = "127.0.0.1:9464"
@@ -183,8 +186,25 @@ class Settings(BaseSettings):
     # set only when this is on. Unset: on in development mode, off outside it.
     payrecon_customer_email_search_attribute: bool | None = None
 
+    # Events to merchants' endpoints: seconds between attempts (the last repeats, each with
+    # jitter), for how long they go on, and how long one attempt may take.
+    payrecon_event_retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: list(events.RETRY_SCHEDULE)
+    )
+    payrecon_event_retry_for_seconds: float = Field(events.RETRY_FOR_SECONDS, gt=0)
+    payrecon_event_timeout_seconds: float = Field(events.ATTEMPT_TIMEOUT_SECONDS, gt=0)
+    # An endpoint whose every delivery has failed for this long is disabled.
+    payrecon_endpoint_disable_after_seconds: float = Field(events.DISABLE_AFTER_SECONDS, gt=0)
+    # The customer's emails (receipts, invoices): smtp://[user:password@]host[:port], or
+    # smtps:// for TLS from the start, ?starttls=true to upgrade. Unset: no emails.
+    smtp_url: SecretStr | None = None
+    payrecon_email_from: str = "payrecon <receipts@payrecon.localhost>"
+    # How long the checkout return keeps asking Paystack while it says ongoing or pending.
+    payrecon_checkout_wait_seconds: float = Field(10.0, ge=0)
+
     @field_validator(
         "payrecon_poll_schedule",
+        "payrecon_event_retry_schedule",
         "payrecon_webhook_allowed_ips",
         "payrecon_trusted_proxies",
         "payrecon_codec_keys",
@@ -195,7 +215,7 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("payrecon_poll_schedule")
+    @field_validator("payrecon_poll_schedule", "payrecon_event_retry_schedule")
     @classmethod
     def _positive_intervals(cls, value: list[float]) -> list[float]:
         if not value or any(interval <= 0 for interval in value):

@@ -1,13 +1,26 @@
 """Database tables. The `invoices` table is a projection of the invoice workflows, written
 only by the `record_invoice` activity (db/projection.py); `webhook_deliveries` is the
-webhook inbox's audit log and outbox (inbox/store.py)."""
+webhook inbox's audit log and outbox (inbox/store.py); `invoice_timeline` is everything that
+happened to an invoice (db/timeline.py); the merchants' endpoints, the events sent to them
+and the customers' emails are outbound/'s."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -88,6 +101,11 @@ class Invoice(SQLModel, table=True):
     revision: int = 0
     # The API key's name that created it: callers see their own invoices, operators all.
     caller: str = Field(default=DEFAULT_CALLER, max_length=64)
+    success_url: str | None = Field(default=None, sa_column=Column(Text))
+    cancel_url: str | None = Field(default=None, sa_column=Column(Text))
+    send_invoice_email: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, default=False)
+    )
 
 
 class InvoiceStatusChange(SQLModel, table=True):
@@ -133,3 +151,93 @@ class WebhookDelivery(SQLModel, table=True):
     # lease ahead; a failed attempt moves it to the next try. Cleared once relayed.
     relay_after: datetime | None = utc_column(nullable=True)
     relay_attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
+
+
+class InvoiceTimelineEntry(SQLModel, table=True):
+    """One thing that happened to an invoice: GET /invoices/{id}/events, oldest first."""
+
+    __tablename__ = "invoice_timeline"
+    __table_args__ = (Index("ix_invoice_timeline_invoice_at", "invoice_id", "at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    invoice_id: str = Field(max_length=64)
+    at: datetime = utc_column()
+    kind: str = Field(max_length=40)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """A merchant's URL that receives the events of its caller's invoices."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (Index("ix_webhook_endpoints_caller", "caller", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    caller: str = Field(max_length=64)
+    # Made with an operator's key: also receives operator events.
+    operator: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    # The event types it receives; empty: every type.
+    events: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    description: str | None = Field(default=None, sa_column=Column(Text))
+    enabled: bool = Field(default=True, sa_column=Column(Boolean, nullable=False))
+    disabled_reason: str | None = None
+    # Signing secrets, encrypted (outbound/secrets.py); the previous one signs too until
+    # it expires, so a receiver can roll its secret over without losing events.
+    secret: str = Field(sa_column=Column(Text, nullable=False))
+    previous_secret: str | None = Field(default=None, sa_column=Column(Text))
+    previous_secret_expires_at: datetime | None = utc_column(nullable=True)
+    # Since when every delivery to it has failed (None: the last one succeeded).
+    failing_since: datetime | None = utc_column(nullable=True)
+    created_at: datetime = utc_column()
+    updated_at: datetime = utc_column()
+
+
+class OutboundEvent(SQLModel, table=True):
+    """An event as sent: one id and one body for every attempt and redelivery."""
+
+    __tablename__ = "outbound_events"
+    __table_args__ = (Index("ix_outbound_events_invoice_id", "invoice_id"),)
+
+    id: str = Field(primary_key=True, max_length=100)
+    type: str = Field(max_length=64)
+    caller: str = Field(max_length=64)
+    invoice_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime = utc_column()
+    # The JSON body, exactly as every attempt sends it.
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class EventAttempt(SQLModel, table=True):
+    """One attempt to deliver one event to one endpoint."""
+
+    __tablename__ = "event_attempts"
+    __table_args__ = (
+        Index("ix_event_attempts_endpoint_attempted_at", "endpoint_id", "attempted_at"),
+        Index("ix_event_attempts_event_id", "event_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(max_length=100)
+    endpoint_id: str = Field(max_length=40)
+    attempt: int
+    attempted_at: datetime = utc_column()
+    # delivered, failed (retried at next_attempt_at), gave_up, or endpoint_disabled.
+    outcome: str = Field(max_length=20)
+    status_code: int | None = None
+    latency_ms: float = Field(sa_column=Column(Float, nullable=False))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    next_attempt_at: datetime | None = utc_column(nullable=True)
+
+
+class CustomerEmail(SQLModel, table=True):
+    """An email sent to an invoice's customer: at most one of each kind per invoice."""
+
+    __tablename__ = "customer_emails"
+    __table_args__ = (Index("ux_customer_emails_invoice_kind", "invoice_id", "kind", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    invoice_id: str = Field(max_length=64)
+    kind: str = Field(max_length=20)
+    message_id: str = Field(max_length=255)
+    sent_at: datetime = utc_column()

@@ -14,8 +14,10 @@ from pydantic import TypeAdapter
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from db import timeline
 from db.engine import write_session
 from db.models import Invoice, InvoiceStatusChange
+from db.timeline import TimelineKind
 from domain.invoice import InvoiceSnapshot
 
 # Snapshot field -> row attribute, where they differ (`metadata` is SQLAlchemy's own name).
@@ -67,6 +69,15 @@ def apply_snapshot(engine: Engine, snapshot: InvoiceSnapshot) -> bool:
                     review_reason=values["review_reason"],
                     changed_at=snapshot.updated_at,
                 )
+            )
+            timeline.add(
+                session,
+                snapshot.invoice_id,
+                TimelineKind.STATUS_CHANGED,
+                snapshot.updated_at,
+                status=values["status"],
+                revision=snapshot.revision,
+                review_reason=values["review_reason"],
             )
         return True
 

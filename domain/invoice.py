@@ -99,6 +99,11 @@ class InvoiceRequest:
     fingerprint: str = ""
     # Who created it (its API key's name): only they, and operators, see it.
     caller: str = DEFAULT_CALLER
+    # Where the checkout return sends the customer: paid, or not (given at creation only).
+    success_url: str | None = None
+    cancel_url: str | None = None
+    # Email the customer the invoice with its payment link when it is created.
+    send_invoice_email: bool = False
 
 
 @dataclass
@@ -128,6 +133,9 @@ class InvoiceSnapshot:
     paystack_reference: str | None = None
     review_reason: ReviewReason | None = None
     caller: str = DEFAULT_CALLER
+    success_url: str | None = None
+    cancel_url: str | None = None
+    send_invoice_email: bool = False
 
     @classmethod
     def opened(

@@ -28,7 +28,12 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from config import Settings
 from domain.invoice import InvoiceRequest, InvoiceSnapshot, InvoiceStatus
 from workflows.invoice import InvoiceWorkflow
-from workflows.types import InvoiceWorkflowInput, initial_search_attributes, workflow_id_for
+from workflows.types import (
+    EventPolicy,
+    InvoiceWorkflowInput,
+    initial_search_attributes,
+    workflow_id_for,
+)
 
 
 def invoice_start(
@@ -50,6 +55,7 @@ def invoice_start(
             paystack_task_queue=settings.temporal_paystack_task_queue,
             resume_only=resume_only,
             continue_as_new_after_events=settings.payrecon_continue_as_new_after_events,
+            events=event_policy(settings),
         ),
         id=workflow_id_for(request.invoice_id),
         task_queue=settings.temporal_task_queue,
@@ -66,6 +72,16 @@ def invoice_start(
         static_summary=(
             f"{request.currency} {request.amount / 100:.2f} from {request.customer_email}"
         ),
+    )
+
+
+def event_policy(settings: Settings) -> EventPolicy:
+    return EventPolicy(
+        retry_schedule=settings.payrecon_event_retry_schedule,
+        retry_for=settings.payrecon_event_retry_for_seconds,
+        attempt_timeout=settings.payrecon_event_timeout_seconds,
+        disable_after=settings.payrecon_endpoint_disable_after_seconds,
+        task_queue=settings.temporal_events_task_queue,
     )
 
 

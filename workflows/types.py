@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +13,7 @@ from temporalio.common import (
     TypedSearchAttributes,
 )
 
+from domain import events
 from domain.invoice import InvoiceRequest, InvoiceSnapshot, InvoiceStatus
 
 # Search attributes on every invoice workflow, for the Temporal UI and `temporal workflow list`.
@@ -91,6 +92,20 @@ class CarriedState:
 
 
 @dataclass
+class EventPolicy:
+    """How an invoice's events are delivered (workflows/events.py): the settings' values
+    (config.py), or their defaults for runs started before events were."""
+
+    # Seconds between attempts to one endpoint; the last repeats. Jittered by ±20 %.
+    retry_schedule: list[float] = field(default_factory=lambda: list(events.RETRY_SCHEDULE))
+    retry_for: float = events.RETRY_FOR_SECONDS
+    attempt_timeout: float = events.ATTEMPT_TIMEOUT_SECONDS
+    disable_after: float = events.DISABLE_AFTER_SECONDS
+    # Where event workflows run; None: the invoice's own queue.
+    task_queue: str | None = None
+
+
+@dataclass
 class InvoiceWorkflowInput:
     request: InvoiceRequest
     # Seconds between verify polls; the last interval repeats.
@@ -106,6 +121,7 @@ class InvoiceWorkflowInput:
     resume_only: bool = False
     # Continue as new after this many history events, besides when Temporal suggests it.
     continue_as_new_after_events: int | None = None
+    events: EventPolicy = field(default_factory=EventPolicy)
 
 
 @dataclass

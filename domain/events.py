@@ -1,0 +1,87 @@
+"""What payrecon tells others: the events its merchants' endpoints receive, and the emails
+its customers get. Decided by the invoice workflow at each transition (pure: workflow code
+imports this module); delivered by workflows/events.py.
+
+A new event type is one entry in `EventType` (and, for an invoice status, one in
+`EVENT_OF_STATUS`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from domain.invoice import InvoiceSnapshot, InvoiceStatus
+
+# Between attempts to deliver an event to one endpoint (the first is at once): 5 s, 5 m,
+# 30 m, 2 h, 5 h, then every 10 h, each with jitter, for up to 3 days. An endpoint whose
+# every delivery has failed for 5 days is disabled.
+RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0)
+RETRY_FOR_SECONDS = 3 * 86400.0
+DISABLE_AFTER_SECONDS = 5 * 86400.0
+ATTEMPT_TIMEOUT_SECONDS = 10.0
+
+
+class EventType(StrEnum):
+    INVOICE_CREATED = "invoice.created"
+    INVOICE_PAID = "invoice.paid"
+    INVOICE_NEEDS_REVIEW = "invoice.needs_review"
+    INVOICE_EXPIRED = "invoice.expired"
+    INVOICE_CANCELLED = "invoice.cancelled"
+
+    @property
+    def for_operators_only(self) -> bool:
+        """Operator events (reconciliation's, later) reach operators' endpoints only."""
+        return False
+
+
+EVENT_OF_STATUS = {
+    InvoiceStatus.PENDING: EventType.INVOICE_CREATED,
+    InvoiceStatus.PAID: EventType.INVOICE_PAID,
+    InvoiceStatus.NEEDS_REVIEW: EventType.INVOICE_NEEDS_REVIEW,
+    InvoiceStatus.EXPIRED: EventType.INVOICE_EXPIRED,
+    InvoiceStatus.CANCELLED: EventType.INVOICE_CANCELLED,
+}
+
+
+class EmailKind(StrEnum):
+    """What the customer is emailed: the invoice with its link, and the receipt once paid."""
+
+    INVOICE = "invoice"
+    RECEIPT = "receipt"
+
+
+def event_id_for(invoice_id: str, revision: int) -> str:
+    """One id per transition, the same for all its attempts and redeliveries: a receiver
+    deduplicates on it (`webhook-id`)."""
+    return f"evt_{invoice_id}_{revision}"
+
+
+@dataclass
+class InvoiceEvent:
+    """One transition of an invoice, to tell: the invoice as it stands after it."""
+
+    event_id: str
+    type: EventType
+    invoice: InvoiceSnapshot
+    emails: list[EmailKind] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, invoice: InvoiceSnapshot) -> InvoiceEvent:
+        """The event the invoice's latest transition makes, and the emails it sends."""
+        event_type = EVENT_OF_STATUS[invoice.status]
+        emails = []
+        if event_type is EventType.INVOICE_CREATED and invoice.send_invoice_email:
+            emails.append(EmailKind.INVOICE)
+        if event_type is EventType.INVOICE_PAID:
+            emails.append(EmailKind.RECEIPT)
+        return cls(
+            event_id=event_id_for(invoice.invoice_id, invoice.revision),
+            type=event_type,
+            invoice=invoice,
+            emails=emails,
+        )
+
+    @property
+    def caller(self) -> str:
+        return self.invoice.caller
