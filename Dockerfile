@@ -23,6 +23,7 @@ COPY paystack ./paystack
 COPY db ./db
 COPY domain ./domain
 COPY cli ./cli
+COPY outbound ./outbound
 # payrecon itself; every dependency is installed above.
 RUN pip install --no-deps . \
     && useradd --system --no-create-home --uid 10001 payrecon

@@ -68,7 +68,7 @@ screenshot: $(INSTALLED)
 # Schemathesis with the full budget: over 10,000 generated requests across every route,
 # half with a caller's key and half with an operator's.
 fuzz: $(INSTALLED)
-	PAYRECON_FUZZ_EXAMPLES=600 PAYRECON_FUZZ_MINIMUM_CASES=5000 \
+	PAYRECON_FUZZ_EXAMPLES=1500 PAYRECON_FUZZ_MINIMUM_CASES=5000 \
 		$(PY) -m pytest tests/e2e/test_fuzz.py -s -p no:cacheprovider
 
 # Re-record the workflow histories that tests/workflows/test_replay.py replays.

@@ -2,8 +2,10 @@
 
     python -m worker        (make run starts it for you)
 
-Two pollers share one process: the invoice queue (workflows and database writes) and the
-Paystack queue, whose activity rate is capped across every worker by the server.
+Three pollers share one process: the invoice queue (workflows and database writes), the
+Paystack queue, whose activity rate is capped across every worker by the server, and the
+events queue (merchants' endpoints, customers' emails), whose slow answers hold up no
+invoice.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import structlog
 from sqlalchemy import Engine
 from temporalio import activity, workflow
@@ -20,7 +23,10 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
+from activities.announce import Announcer
 from activities.database import DatabaseActivities
+from activities.email import EmailActivities, make_mailer
+from activities.events import EventActivities
 from activities.paystack import PaystackActivities
 from config import Settings, get_settings
 from db.engine import make_engine
@@ -29,6 +35,7 @@ from lifecycle import exit_process
 from log import configure_logging
 from paystack.client import PaystackClient
 from temporal_config import connect
+from workflows.events import EventWorkflow
 from workflows.invoice import InvoiceWorkflow
 from workflows.retention import WebhookRetentionWorkflow
 from workflows.schedules import ensure_schedules
@@ -37,6 +44,8 @@ log = structlog.get_logger(__name__)
 
 ACTIVITY_THREADS = 32
 PAYSTACK_CONCURRENCY = 100
+# Deliveries wait on merchants' servers, each up to its timeout: many at once.
+EVENT_CONCURRENCY = 200
 
 
 def build_workers(
@@ -45,8 +54,9 @@ def build_workers(
     engine: Engine,
     paystack: PaystackClient,
     executor: ThreadPoolExecutor,
+    outbound: httpx.AsyncClient,
 ) -> list[Worker]:
-    paystack_activities = PaystackActivities(paystack, settings.paystack_callback_url)
+    paystack_activities = PaystackActivities(paystack, settings.paystack_callback_url, engine)
     database = DatabaseActivities(engine)
     invoices = Worker(
         client,
@@ -59,6 +69,7 @@ def build_workers(
             database.delete_expired_deliveries,
             paystack_activities.initialize_transaction,
             paystack_activities.verify_transaction,
+            Announcer(client).announce_event,
         ],
         activity_executor=executor,
         # No more activities at once than threads to run the synchronous ones.
@@ -71,7 +82,28 @@ def build_workers(
         max_concurrent_activities=PAYSTACK_CONCURRENCY,
         max_task_queue_activities_per_second=settings.paystack_max_calls_per_second,
     )
-    return [invoices, paystack_calls]
+    events = EventActivities(
+        engine,
+        outbound,
+        settings.codec_keys,
+        development_mode=settings.payrecon_development_mode,
+    )
+    emails = EmailActivities(engine, make_mailer(settings), settings.payrecon_email_from)
+    telling = Worker(
+        client,
+        task_queue=settings.temporal_events_task_queue,
+        workflows=[EventWorkflow],
+        activities=[
+            events.store_event,
+            events.redelivery_targets,
+            events.deliver_event,
+            emails.send_customer_email,
+        ],
+        activity_executor=executor,
+        max_concurrent_activities=ACTIVITY_THREADS,
+        max_concurrent_local_activities=EVENT_CONCURRENCY,
+    )
+    return [invoices, paystack_calls, telling]
 
 
 def make_paystack_client(settings: Settings) -> PaystackClient:
@@ -101,15 +133,20 @@ async def main() -> None:
     client = await connect(runtime=make_runtime(settings), settings=settings)
     await ensure_schedules(client, settings)
     paystack = make_paystack_client(settings)
+    outbound = httpx.AsyncClient()
     with ThreadPoolExecutor(ACTIVITY_THREADS, thread_name_prefix="activity") as executor:
-        workers = build_workers(client, settings, engine, paystack, executor)
+        workers = build_workers(client, settings, engine, paystack, executor, outbound)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         log.info(
             "worker.started",
-            task_queues=[settings.temporal_task_queue, settings.temporal_paystack_task_queue],
+            task_queues=[
+                settings.temporal_task_queue,
+                settings.temporal_paystack_task_queue,
+                settings.temporal_events_task_queue,
+            ],
             temporal=client.service_client.config.target_host,
             namespace=client.namespace,
             paystack=settings.paystack_base_url,
@@ -121,6 +158,7 @@ async def main() -> None:
             await stop.wait()
         log.info("worker.stopped")
     await paystack.aclose()
+    await outbound.aclose()
     engine.dispose()
 
 

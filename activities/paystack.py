@@ -3,14 +3,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from db import timeline
+from db.timeline import TimelineKind
 from domain.errors import ErrorType
+from domain.invoice import invoice_id_from_reference, is_invoice_reference
 from domain.reconcile import Verification
 from paystack.client import PaymentLink, PaystackClient, PaystackError
 
@@ -44,9 +51,16 @@ def _as_application_error(error: PaystackError) -> ApplicationError:
 
 
 class PaystackActivities:
-    def __init__(self, client: PaystackClient, callback_url: str | None = None) -> None:
+    def __init__(
+        self,
+        client: PaystackClient,
+        callback_url: str | None = None,
+        engine: Engine | None = None,
+    ) -> None:
         self._client = client
         self._callback_url = callback_url
+        # Where each verify's answer goes on its invoice's timeline (none without it).
+        self._engine = engine
 
     @activity.defn(name="initialize_transaction")
     async def initialize_transaction(self, request: InitializeInput) -> PaymentLink:
@@ -91,4 +105,30 @@ class PaystackActivities:
             amount=verification.amount,
             currency=verification.currency,
         )
+        await self._on_timeline(reference, verification)
         return verification
+
+    async def _on_timeline(self, reference: str, verification: Verification) -> None:
+        """Paystack's answer on the invoice's timeline: a declined attempt shows as
+        `failed` with the bank's `gateway_response`."""
+        if self._engine is None or not is_invoice_reference(reference):
+            return
+        try:
+            await asyncio.to_thread(
+                timeline.record,
+                self._engine,
+                invoice_id_from_reference(reference),
+                TimelineKind.PAYSTACK_VERIFIED,
+                datetime.now(UTC),
+                reference=reference,
+                found=verification.found,
+                paystack_status=verification.status,
+                gateway_response=verification.gateway_response,
+                amount=verification.amount,
+                currency=verification.currency,
+                transaction_id=verification.transaction_id,
+            )
+        except SQLAlchemyError as error:
+            # The answer is what the workflow needs; failing here would only ask Paystack
+            # again. The entry is for people reading the timeline.
+            log.warning("timeline.verify_not_recorded", invoice_id=reference, error=str(error))

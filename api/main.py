@@ -20,7 +20,7 @@ from api.errors import invalid_request
 from api.limits import BodyLimitMiddleware
 from api.metrics import register_invoice_metrics
 from api.middleware import RequestContextMiddleware
-from api.routers import codec, health, invoices, webhooks
+from api.routers import checkout, codec, events, health, invoices, webhook_endpoints, webhooks
 from config import Settings, get_settings
 from db.engine import checkpointing, make_engine
 from db.migrate import migrate
@@ -95,6 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(invoices.router)
     app.include_router(webhooks.router)
+    app.include_router(webhook_endpoints.router)
+    app.include_router(events.router)
     app.include_router(health.router)
     app.include_router(codec.router)
+    app.include_router(checkout.router)
     return app

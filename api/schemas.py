@@ -9,12 +9,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     EmailStr,
     Field,
+    HttpUrl,
+    TypeAdapter,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -27,6 +30,22 @@ MAX_DUE_IN_SECONDS = 365 * 24 * 3600
 MAX_AMOUNT = 10**12
 MAX_METADATA_BYTES = 4096
 MAX_METADATA_DEPTH = 10
+MAX_URL_LENGTH = 2048
+_http_url = TypeAdapter(HttpUrl)
+
+
+def _checked_url(value: str | None) -> str | None:
+    """An absolute http(s) URL, as a browser would be sent to it (host lowercased, the
+    rest percent-encoded): the checkout return redirects the customer there."""
+    if value is None:
+        return None
+    url = str(_http_url.validate_python(value))
+    if len(url) > MAX_URL_LENGTH:
+        raise ValueError(f"must be at most {MAX_URL_LENGTH} characters once encoded")
+    return url
+
+
+ReturnUrl = Annotated[str | None, Field(max_length=MAX_URL_LENGTH), AfterValidator(_checked_url)]
 
 
 class ErrorBody(BaseModel):
@@ -45,6 +64,9 @@ class CreateInvoice(BaseModel):
                     "description": "Order 1042",
                     "due_in_seconds": 86400,
                     "metadata": {"order_id": "1042"},
+                    "success_url": "https://shop.example/orders/1042/paid",
+                    "cancel_url": "https://shop.example/orders/1042",
+                    "send_invoice_email": True,
                 }
             ]
         },
@@ -66,6 +88,18 @@ class CreateInvoice(BaseModel):
     due_in_seconds: Annotated[int | None, Field(strict=True, ge=1, le=MAX_DUE_IN_SECONDS)] = None
     due_at: AwareDatetime | None = None
     metadata: dict[str, Any] | None = None
+    success_url: ReturnUrl = Field(
+        default=None, description="Where the checkout return sends the customer once paid"
+    )
+    cancel_url: ReturnUrl = Field(
+        default=None,
+        description="Where the checkout return sends the customer when the payment is not coming",
+    )
+    send_invoice_email: bool = Field(
+        default=False,
+        strict=True,
+        description="Email the customer the invoice, with its payment link, once created",
+    )
 
     @field_validator("metadata")
     @classmethod
@@ -108,8 +142,13 @@ class CreateInvoice(BaseModel):
 
     def fingerprint(self) -> str:
         """A digest of the body as sent, to tell a repeat from a different request."""
+        # `send_invoice_email: false` is the body without it: a body from before the field
+        # keeps its digest, so its retry is still a repeat.
+        skipped = None if self.send_invoice_email else {"send_invoice_email"}
         canonical = json.dumps(
-            self.model_dump(mode="json", exclude_none=True), sort_keys=True, separators=(",", ":")
+            self.model_dump(mode="json", exclude_none=True, exclude=skipped),
+            sort_keys=True,
+            separators=(",", ":"),
         )
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -151,6 +190,9 @@ class InvoiceOut(BaseModel):
                     "paystack_reference": "inv-5f0c8a1e2b3d4c5e6f7a8b9c",
                     "review_reason": None,
                     "revision": 1,
+                    "success_url": "https://shop.example/orders/1042/paid",
+                    "cancel_url": "https://shop.example/orders/1042",
+                    "send_invoice_email": True,
                 }
             ]
         },
@@ -182,10 +224,87 @@ class InvoiceOut(BaseModel):
         description="Grows by one at every change: of two views of one invoice, the one "
         "with the higher revision is the newer"
     )
+    success_url: str | None = None
+    cancel_url: str | None = None
+    send_invoice_email: bool = False
 
 
 class InvoicePage(BaseModel):
     items: list[InvoiceOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class TimelineEntryOut(BaseModel):
+    """One thing that happened to an invoice."""
+
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 41,
+                    "at": "2026-11-23T10:02:11.204000Z",
+                    "kind": "paystack_verified",
+                    "detail": {
+                        "reference": "inv-5f0c8a1e2b3d4c5e6f7a8b9c",
+                        "found": True,
+                        "paystack_status": "failed",
+                        "gateway_response": "Declined",
+                        "amount": 250000,
+                        "currency": "NGN",
+                        "transaction_id": 4100000000,
+                    },
+                }
+            ]
+        },
+    )
+
+    id: int
+    at: datetime
+    kind: str = Field(
+        description="status_changed, webhook_received, paystack_verified, cancel_requested, "
+        "event_delivery, email_sent (more may come: treat an unknown kind as information)"
+    )
+    detail: dict[str, Any] = Field(description="What the kind says happened")
+
+
+class TimelinePage(BaseModel):
+    """The invoice's timeline, oldest first."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "id": 40,
+                            "at": "2026-11-23T10:00:00Z",
+                            "kind": "status_changed",
+                            "detail": {"status": "pending", "revision": 1, "review_reason": None},
+                        },
+                        {
+                            "id": 52,
+                            "at": "2026-11-23T10:04:09.871000Z",
+                            "kind": "webhook_received",
+                            "detail": {
+                                "event": "charge.success",
+                                "reference": "inv-5f0c8a1e2b3d4c5e6f7a8b9c",
+                                "outcome": "queued",
+                                "delivery_id": 17,
+                            },
+                        },
+                    ],
+                    "total": 5,
+                    "limit": 2,
+                    "offset": 0,
+                }
+            ]
+        }
+    )
+
+    items: list[TimelineEntryOut]
     total: int
     limit: int
     offset: int

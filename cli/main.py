@@ -1,9 +1,10 @@
 """`payrecon`: the operator's command line.
 
     payrecon invoices list --status needs_review
-    payrecon invoices show inv-…           (with its state history and webhook deliveries)
+    payrecon invoices show inv-…           (with its state history, webhook deliveries, timeline)
     payrecon invoices reverify inv-…       (ask Paystack again, now)
     payrecon webhooks redeliver 42         (hand a stored delivery to its invoice again)
+    payrecon events redeliver evt_…        (send an event to its caller's endpoints again)
     payrecon temporal setup                (add missing search attributes, idempotently)
 
 It reads the same settings (environment variables) as the API and the worker.
@@ -17,6 +18,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from sqlalchemy import Engine
+from sqlmodel import Session
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
@@ -26,8 +28,9 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from config import Settings, get_settings
-from db import queries
+from db import queries, timeline
 from db.engine import make_engine
+from db.models import InvoiceTimelineEntry, OutboundEvent
 from db.projection import load_snapshot
 from domain.invoice import InvoiceSnapshot, InvoiceStatus
 from inbox import store
@@ -37,7 +40,7 @@ from lifecycle import exit_process
 from paystack.events import MalformedWebhook, parse_webhook
 from temporal_config import connect
 from workflows.invoice import InvoiceWorkflow
-from workflows.starter import reach_invoice
+from workflows.starter import reach_invoice, redeliver_event
 from workflows.types import SEARCH_ATTRIBUTES
 
 app = typer.Typer(
@@ -47,9 +50,11 @@ app = typer.Typer(
 invoices_app = typer.Typer(help="Find, inspect and re-drive invoices.", no_args_is_help=True)
 webhooks_app = typer.Typer(help="Stored Paystack deliveries.", no_args_is_help=True)
 temporal_app = typer.Typer(help="The Temporal namespace payrecon uses.", no_args_is_help=True)
+events_app = typer.Typer(help="Events sent to merchants' endpoints.", no_args_is_help=True)
 app.add_typer(invoices_app, name="invoices")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(temporal_app, name="temporal")
+app.add_typer(events_app, name="events")
 
 
 def _engine(settings: Settings) -> Engine:
@@ -109,7 +114,7 @@ def list_invoices(
 
 @invoices_app.command("show")
 def show_invoice(invoice_id: str) -> None:
-    """One invoice: its record, state history, webhook deliveries and workflow."""
+    """One invoice: its record, state history, webhook deliveries, workflow and timeline."""
     settings = get_settings()
     engine = _engine(settings)
     row = queries.get_invoice(engine, invoice_id)
@@ -148,6 +153,54 @@ def show_invoice(invoice_id: str) -> None:
     )
     typer.echo("\nworkflow")
     typer.echo(asyncio.run(_describe(row.workflow_id)))
+    typer.echo("\ntimeline")
+    _table(
+        [
+            [_when_exactly(e.at), e.kind, _summary(e.kind, e.detail)]
+            for e in _timeline(engine, row.id)
+        ],
+        ["at (UTC)", "kind", "what"],
+    )
+
+
+def _timeline(engine: Engine, invoice_id: str) -> list[InvoiceTimelineEntry]:
+    """Every entry, oldest first, a page at a time."""
+    entries: list[InvoiceTimelineEntry] = []
+    while True:
+        page, total = timeline.page(engine, invoice_id, limit=500, offset=len(entries))
+        entries.extend(page)
+        if not page or len(entries) >= total:
+            return entries
+
+
+def _when_exactly(moment: datetime) -> str:
+    # Milliseconds: a webhook, its verify and the status it leads to share a second.
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _summary(kind: str, detail: dict[str, Any]) -> str:
+    """One line for an entry: the fields a reader looks for first, then the rest."""
+    shown = dict(detail)
+    words: list[str] = []
+    if kind == timeline.TimelineKind.STATUS_CHANGED:
+        reason = shown.pop("review_reason", None)
+        words.append(f"{shown.pop('status', '?')}{f' / {reason}' if reason else ''}")
+    elif kind == timeline.TimelineKind.WEBHOOK_RECEIVED:
+        words += [str(shown.pop("event", "?")), str(shown.pop("outcome", "?"))]
+    elif kind == timeline.TimelineKind.PAYSTACK_VERIFIED:
+        found = shown.pop("found", True)
+        status = shown.pop("paystack_status", None)
+        gateway = shown.pop("gateway_response", None)
+        words.append(
+            f"{status or '-'}{f' ({gateway})' if gateway else ''}" if found else "not found"
+        )
+        amount, currency = shown.pop("amount", None), shown.pop("currency", None)
+        if amount is not None and currency:
+            words.append(_money(amount, currency))
+    elif kind == timeline.TimelineKind.CANCEL_REQUESTED:
+        words.append(f"by {shown.pop('caller', '?')}")
+    words += [f"{key}={value}" for key, value in shown.items() if value is not None]
+    return ", ".join(words)
 
 
 async def _describe(workflow_id: str) -> str:
@@ -217,6 +270,25 @@ def redeliver_delivery(delivery_id: int) -> None:
         )
     store.finish_deliveries(engine, [(delivery_id, outcome.value)], detail)
     typer.echo(f"delivery {delivery_id} redelivered: {outcome.value}")
+
+
+@events_app.command("redeliver")
+def redeliver_stored_event(event_id: str) -> None:
+    """Send a stored event again, with its id and body, to its caller's endpoints as they
+    are now (enabled ones, taking its type)."""
+    settings = get_settings()
+    with Session(_engine(settings)) as session:
+        if session.get(OutboundEvent, event_id) is None:
+            _fail(f"no event {event_id}")
+
+    async def send() -> str:
+        return await redeliver_event(await connect(), settings, event_id)
+
+    try:
+        workflow_id = asyncio.run(send())
+    except RPCError as error:
+        _fail(f"{event_id}: not redelivered: {error}")
+    typer.echo(f"event {event_id}: redelivery started, workflow {workflow_id}")
 
 
 @temporal_app.command("setup")

@@ -3,9 +3,15 @@ the projection (db/projection.py); webhook deliveries live in inbox/store.py."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, func
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Engine, String, cast, func
 from sqlmodel import Session, col, select
 
+from db.engine import is_sqlite
 from db.models import Invoice, InvoiceStatusChange
 
 
@@ -14,22 +20,73 @@ def get_invoice(engine: Engine, invoice_id: str) -> Invoice | None:
         return session.get(Invoice, invoice_id)
 
 
+@dataclass(frozen=True)
+class InvoiceFilter:
+    """What a backend knows of the invoices it looks for; every field given must hold."""
+
+    customer_email: str | None = None
+    idempotency_key: str | None = None
+    # Key -> value, each compared as text: `77` finds both 77 and "77".
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    # Inclusive; exclusive.
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
 def list_invoices(
-    engine: Engine, *, status: str | None, limit: int, offset: int, caller: str | None = None
+    engine: Engine,
+    *,
+    status: str | None = None,
+    limit: int,
+    offset: int,
+    caller: str | None = None,
+    where: InvoiceFilter | None = None,
 ) -> tuple[list[Invoice], int]:
-    """Newest first: every caller's invoices, or one caller's."""
+    """Newest first: every caller's invoices, or one caller's, that match the filter."""
+    wanted = where or InvoiceFilter()
+    conditions = _conditions(engine, wanted, status=status, caller=caller)
     with Session(engine) as session:
-        query = select(Invoice)
-        count = select(func.count()).select_from(Invoice)
-        if status is not None:
-            query = query.where(Invoice.status == status)
-            count = count.where(Invoice.status == status)
-        if caller is not None:
-            query = query.where(Invoice.caller == caller)
-            count = count.where(Invoice.caller == caller)
+        query = select(Invoice).where(*conditions)
+        count = select(func.count()).select_from(Invoice).where(*conditions)
         query = query.order_by(col(Invoice.created_at).desc(), col(Invoice.id)).offset(offset)
         rows = list(session.exec(query.limit(limit)))
         return rows, session.exec(count).one()
+
+
+def _conditions(
+    engine: Engine, wanted: InvoiceFilter, *, status: str | None, caller: str | None
+) -> list[ColumnElement[bool]]:
+    # Each of the first four has an index (status, caller, customer_email, caller +
+    # idempotency_key: an operator's lookup by key alone, rare, reads every invoice); a
+    # metadata match reads the rows the others leave.
+    conditions: list[ColumnElement[bool]] = []
+    if status is not None:
+        conditions.append(col(Invoice.status) == status)
+    if caller is not None:
+        conditions.append(col(Invoice.caller) == caller)
+    if wanted.customer_email is not None:
+        conditions.append(col(Invoice.customer_email) == wanted.customer_email)
+    if wanted.idempotency_key is not None:
+        conditions.append(col(Invoice.idempotency_key) == wanted.idempotency_key)
+    if wanted.created_after is not None:
+        conditions.append(col(Invoice.created_at) >= wanted.created_after)
+    if wanted.created_before is not None:
+        conditions.append(col(Invoice.created_at) < wanted.created_before)
+    for key, value in wanted.metadata.items():
+        conditions.append(_metadata_text(engine, key) == value)
+    return conditions
+
+
+def _metadata_text(engine: Engine, key: str) -> ColumnElement[Any]:
+    """The metadata value under `key` as text (NULL when absent): a number and the string
+    of its digits read alike. The JSON functions are the dialects' own."""
+    metadata = col(Invoice.invoice_metadata)
+    if is_sqlite(engine):
+        # json_extract hands back SQL values (77, not '77'); a quoted label takes any key.
+        return cast(func.json_extract(metadata, f'$."{key}"'), String)
+    # Postgres: metadata ->> key, the value as text.
+    value: ColumnElement[Any] = metadata[key].as_string()
+    return value
 
 
 def status_history(engine: Engine, invoice_id: str) -> list[InvoiceStatusChange]:

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, delete, func
 from sqlmodel import Session, col, select
 
 from db.engine import write_session
@@ -27,29 +27,46 @@ class TimelineKind(StrEnum):
     EMAIL_SENT = "email_sent"  # kind, message_id
 
 
-def add(session: Session, invoice_id: str, kind: TimelineKind, at: datetime, **detail: Any) -> None:
-    """Adds an entry within the caller's transaction."""
+def add(
+    session: Session, invoice_id: str, kind: TimelineKind, at: datetime, /, **detail: Any
+) -> None:
+    """Adds an entry within the caller's transaction. Positional-only parameters: a detail
+    may be named `kind` too (an email's)."""
     session.add(InvoiceTimelineEntry(invoice_id=invoice_id, at=at, kind=kind.value, detail=detail))
 
 
 def record(
-    engine: Engine, invoice_id: str, kind: TimelineKind, at: datetime, **detail: Any
-) -> None:
-    """Adds an entry in a transaction of its own."""
+    engine: Engine, invoice_id: str, kind: TimelineKind, at: datetime, /, **detail: Any
+) -> int:
+    """Adds an entry in a transaction of its own; its id."""
     with write_session(engine) as session:
-        add(session, invoice_id, kind, at, **detail)
+        entry = InvoiceTimelineEntry(invoice_id=invoice_id, at=at, kind=kind.value, detail=detail)
+        session.add(entry)
+        session.flush()
+        assert entry.id is not None
+        return entry.id
+
+
+def forget(engine: Engine, entry_id: int) -> None:
+    """Takes back an entry noted ahead of what it records, when that did not happen."""
+    with write_session(engine) as session:
+        session.execute(
+            delete(InvoiceTimelineEntry).where(col(InvoiceTimelineEntry.id) == entry_id)
+        )
 
 
 def page(
     engine: Engine, invoice_id: str, *, limit: int, offset: int
 ) -> tuple[list[InvoiceTimelineEntry], int]:
-    """Oldest first; entries at the same moment in the order they were added."""
+    """Oldest first: in the order the entries were added. Each part adds what it saw after
+    what caused it, so that order is the causal one; `at` is not, across writers (a status
+    change is stamped with the workflow's time, taken before the verify it follows ends)."""
     with Session(engine) as session:
         where = InvoiceTimelineEntry.invoice_id == invoice_id
         query = (
             select(InvoiceTimelineEntry)
             .where(where)
-            .order_by(col(InvoiceTimelineEntry.at), col(InvoiceTimelineEntry.id))
+            .order_by(col(InvoiceTimelineEntry.id))
             .offset(offset)
             .limit(limit)
         )

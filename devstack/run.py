@@ -39,6 +39,7 @@ def _banner(
     api_url: str,
     sandbox_url: str,
     ui_url: str | None,
+    mail_url: str | None,
 ) -> str:
     api_key = settings.payrecon_api_keys[0].key.get_secret_value()
     lines = [
@@ -48,6 +49,9 @@ def _banner(
         f"  Temporal       {temporal['target_host']}  namespace {temporal['namespace']}",
         f"  Temporal UI    {ui_url or 'not started (TEMPORAL_ADDRESS is not local)'}",
         f"  Sandbox        {sandbox_url}   (a local Paystack; webhooks -> {api_url})",
+        f"  Mail catcher   {mail_url}   (the customers' emails)"
+        if mail_url
+        else "  Mail catcher   not started (SMTP_URL is set: emails go there)",
         f"  Database       {settings.database_url}",
         "",
         f"  API key              {api_key}",
@@ -87,7 +91,11 @@ def main() -> int:
         ui=_port("TEMPORAL_UI_PORT", 8233),
         api=_port("PAYRECON_API_PORT", 8000),
         sandbox=_port("SANDBOX_PORT", 8100),
+        smtp=_port("MAILCATCHER_SMTP_PORT", 1025),
+        mail=_port("MAILCATCHER_PORT", 8025),
     )
+    # The developer's own SMTP server, if they set one; the mail catcher otherwise.
+    mail_catcher = settings.smtp_url is None
     stack = Stack(
         DATA_DIR,
         ports=ports,
@@ -107,7 +115,11 @@ def main() -> int:
         on_terminal=frozenset({"sandbox", "worker", "api"}),
         without=frozenset(
             name
-            for name, local in (("temporal", local_temporal), ("sandbox", sandbox_local))
+            for name, local in (
+                ("temporal", local_temporal),
+                ("sandbox", sandbox_local),
+                ("mailcatcher", mail_catcher),
+            )
             if not local
         ),
     )
@@ -116,6 +128,8 @@ def main() -> int:
         wanted |= {"Temporal": ports.temporal, "Temporal UI": ports.ui}
     if sandbox_local:
         wanted["sandbox"] = ports.sandbox
+    if mail_catcher:
+        wanted |= {"mail catcher": ports.mail, "mail catcher SMTP": ports.smtp}
     if settings.payrecon_worker_metrics_address:
         wanted["worker metrics"] = int(settings.payrecon_worker_metrics_address.rpartition(":")[2])
     if taken := _ports_in_use(wanted):
@@ -137,7 +151,8 @@ def main() -> int:
     try:
         stack.start_all()
         ui_url = f"http://localhost:{ports.ui}" if local_temporal else None
-        _say(_banner(settings, temporal, stack.api_url, stack.sandbox_url, ui_url))
+        mail_url = stack.mail_url if mail_catcher else None
+        _say(_banner(settings, temporal, stack.api_url, stack.sandbox_url, ui_url, mail_url))
         while not stopping:
             for service in stack.services.values():
                 if service.process is not None and service.process.poll() is not None:

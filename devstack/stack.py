@@ -55,6 +55,9 @@ class Ports:
     ui: int = field(default_factory=free_port)
     api: int = field(default_factory=free_port)
     sandbox: int = field(default_factory=free_port)
+    # The mail catcher's SMTP server, and its page.
+    smtp: int = field(default_factory=free_port)
+    mail: int = field(default_factory=free_port)
 
 
 @dataclass
@@ -90,6 +93,15 @@ class Stack:
         return f"http://127.0.0.1:{self.ports.sandbox}"
 
     @property
+    def mail_url(self) -> str:
+        """The mail catcher's page: the emails the workers sent."""
+        return f"http://127.0.0.1:{self.ports.mail}"
+
+    @property
+    def smtp_url(self) -> str:
+        return f"smtp://127.0.0.1:{self.ports.smtp}"
+
+    @property
     def temporal_address(self) -> str:
         return f"127.0.0.1:{self.ports.temporal}"
 
@@ -107,6 +119,8 @@ class Stack:
             "TEMPORAL_ADDRESS": self.temporal_address,
             "DATABASE_URL": self.database_url,
             "PAYRECON_API_KEYS": self.api_key,
+            # Paystack sends the customer back here after checkout.
+            "PAYSTACK_CALLBACK_URL": f"{self.api_url}/checkout/return",
             "PAYRECON_DEVELOPMENT_MODE": "true",
             "PAYRECON_LOG_LEVEL": "WARNING",
             "PAYRECON_WORKER_METRICS_ADDRESS": "",
@@ -148,8 +162,18 @@ class Stack:
             },
             ready=lambda: wait_for_http(f"{self.sandbox_url}/_sandbox/healthz", timeout=60),
         )
+        self._add(
+            "mailcatcher",
+            python_module(
+                "devstack.mailcatcher",
+                *("--smtp-port", str(self.ports.smtp), "--http-port", str(self.ports.mail)),
+            ),
+            ready=lambda: wait_for_http(f"{self.mail_url}/healthz", timeout=30),
+        )
+        # The customers' emails go to the mail catcher, when this stack runs one.
+        mail = {} if "mailcatcher" in self.without else {"SMTP_URL": self.smtp_url}
         for name in self._numbered("worker", self.topology.workers):
-            self._add(name, python_module("worker"), env=self.env())
+            self._add(name, python_module("worker"), env=self.env(**mail))
         for name, port in api_ports.items():
             self._add(
                 name,
@@ -191,7 +215,7 @@ class Stack:
 
     def start_all(self) -> None:
         """Postgres first (its address goes into every process's settings), then the table
-        in order: Temporal, the sandbox, workers, APIs, the balancer."""
+        in order: Temporal, the sandbox, the mail catcher, workers, APIs, the balancer."""
         self.directory.mkdir(parents=True, exist_ok=True)
         if self.topology.postgres and self.postgres is None:
             self.postgres = ThrowawayPostgres.start()

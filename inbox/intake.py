@@ -33,9 +33,9 @@ def accept(
 ) -> tuple[Intake, int]:
     """Decides and commits a delivery: a body stored already is counted on its row (a
     duplicate); a new one is stored, and if it is to be relayed, queued and leased to the
-    caller."""
+    caller. Either way, a delivery for one of our invoices is on that invoice's timeline."""
     digest = store.body_digest(raw_body)
-    repeated = store.count_repeat(engine, digest)
+    repeated = store.count_repeat(engine, digest, event)
     if repeated is not None:
         return Intake.DUPLICATE, repeated
     decided = route_of(engine, event)
@@ -46,7 +46,7 @@ def accept(
         )
     except IntegrityError:
         # The same body, committed by another request since we looked.
-        repeated = store.count_repeat(engine, digest)
+        repeated = store.count_repeat(engine, digest, event)
         assert repeated is not None
         return Intake.DUPLICATE, repeated
     return decided, delivery_id

@@ -6,11 +6,13 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, delete, func, insert, update
+from sqlalchemy import JSON, Connection, Engine, delete, exists, func, insert, literal, update
 from sqlmodel import Session, col, select
 
 from db.engine import write_transaction
-from db.models import WebhookDelivery
+from db.models import Invoice, InvoiceTimelineEntry, UTCDateTime, WebhookDelivery
+from db.timeline import TimelineKind
+from domain.invoice import invoice_id_from_reference, is_invoice_reference
 from inbox.outcomes import Intake
 from inbox.redaction import stored_body
 from paystack.events import WebhookEvent
@@ -21,16 +23,19 @@ def body_digest(raw_body: bytes) -> str:
     return hashlib.sha256(raw_body).hexdigest()
 
 
-def count_repeat(engine: Engine, digest: str) -> int | None:
+def count_repeat(engine: Engine, digest: str, event: WebhookEvent | None = None) -> int | None:
     """Counts one more delivery of a stored body on its row; the row's id, or None if no
-    such body is stored."""
+    such body is stored. With the event, its invoice's timeline shows the repeat."""
+    received_at = datetime.now(UTC)
     with write_transaction(engine) as connection:
         counted = connection.execute(
             update(WebhookDelivery)
             .where(col(WebhookDelivery.body_sha256) == digest)
-            .values(repeats=WebhookDelivery.repeats + 1, last_repeated_at=datetime.now(UTC))
+            .values(repeats=WebhookDelivery.repeats + 1, last_repeated_at=received_at)
             .returning(col(WebhookDelivery.id))
         ).scalar_one_or_none()
+        if counted is not None and event is not None:
+            _on_timeline(connection, event, Intake.DUPLICATE, int(counted), received_at)
     return None if counted is None else int(counted)
 
 
@@ -42,11 +47,12 @@ def record_delivery(
     *,
     relay_after: datetime | None = None,
 ) -> int:
-    """Stores a new body (its redacted copy, named by the raw body's digest); an identical
-    one committed meanwhile raises IntegrityError."""
+    """Stores a new body (its redacted copy, named by the raw body's digest), and notes it
+    on its invoice's timeline; an identical one committed meanwhile raises IntegrityError."""
     # Core, not the ORM: this runs for every webhook, before Paystack gets its answer.
+    received_at = datetime.now(UTC)
     row = {
-        "received_at": datetime.now(UTC),
+        "received_at": received_at,
         "event": event.event,
         "reference": event.reference,
         "transaction_id": event.transaction_id,
@@ -61,7 +67,34 @@ def record_delivery(
         inserted = connection.execute(insert(WebhookDelivery).values(row))
         (delivery_id,) = inserted.inserted_primary_key or (None,)
         assert isinstance(delivery_id, int)
+        _on_timeline(connection, event, outcome, delivery_id, received_at)
         return delivery_id
+
+
+def _on_timeline(
+    connection: Connection, event: WebhookEvent, outcome: str, delivery_id: int, at: datetime
+) -> None:
+    """A WEBHOOK_RECEIVED entry, in the delivery's own transaction, if the event names one
+    of our invoices. One statement: the entry is inserted only where the invoice exists,
+    so a reference of our shape that is not ours (another integration's) leaves none."""
+    reference = event.reference
+    if reference is None or not is_invoice_reference(reference):
+        return
+    invoice_id = invoice_id_from_reference(reference)
+    detail = {
+        "event": event.event,
+        "reference": reference,
+        "outcome": str(outcome),
+        "delivery_id": delivery_id,
+    }
+    values = select(
+        literal(invoice_id),
+        literal(at, UTCDateTime()),
+        literal(TimelineKind.WEBHOOK_RECEIVED.value),
+        literal(detail, JSON()),
+    ).where(exists().where(col(Invoice.id) == invoice_id))
+    columns = ["invoice_id", "at", "kind", "detail"]
+    connection.execute(insert(InvoiceTimelineEntry).from_select(columns, values))
 
 
 def requeue_delivery(

@@ -23,6 +23,7 @@ from devstack.postgres import ThrowawayPostgres
 from devstack.stack import Stack as Processes
 from sandbox.controls import SandboxControls
 from temporal_codec import payrecon_data_converter
+from tests.mailbox import Mailbox
 from tests.stack import (
     API_KEY,
     API_KEYS,
@@ -96,7 +97,8 @@ def processes(data_dir: Path) -> Iterator[Processes]:
         ],
         # Kept on disk at every change, as Paystack keeps its books through an outage.
         sandbox_settings={"SANDBOX_STATE_FILE": str(data_dir / "sandbox-state.json")},
-        without=frozenset({"worker"}),
+        # The worker's emails go to the session's `mailbox`, not to a mail catcher.
+        without=frozenset({"worker", "mailcatcher"}),
     )
     try:
         processes.start_all()
@@ -114,7 +116,16 @@ async def temporal(processes: Processes, settings: Settings) -> Client:
 
 
 @pytest.fixture(scope="session")
-def settings(processes: Processes) -> Settings:
+def mailbox() -> Iterator[Mailbox]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 and what it received; the stack's worker
+    sends the customers' emails to it."""
+    mailbox = Mailbox().start()
+    yield mailbox
+    mailbox.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(processes: Processes, mailbox: Mailbox) -> Settings:
     """The in-process worker's settings: the same as the stack's processes have."""
     return Settings(
         paystack_secret_key=SecretStr(SECRET_KEY),
@@ -123,6 +134,13 @@ def settings(processes: Processes) -> Settings:
         payrecon_api_keys=[ApiKey.parse(entry) for entry in API_KEYS.split(",")],
         payrecon_poll_schedule=[float(seconds) for seconds in POLL_SCHEDULE.split(",")],
         payrecon_late_payment_window=float(LATE_PAYMENT_WINDOW),
+        smtp_url=SecretStr(mailbox.smtp_url),
+        paystack_callback_url=f"{processes.api_url}/checkout/return",
+        # A merchant's failures retried within a test's patience; an endpoint left failing
+        # after its test is given up within a minute.
+        payrecon_event_retry_schedule=[0.5, 1.0, 2.0],
+        payrecon_event_retry_for_seconds=60.0,
+        payrecon_event_timeout_seconds=5.0,
     )
 
 

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -57,13 +58,20 @@ class WorkerControl:
         self._engine = engine
         self._executor = ThreadPoolExecutor(max_workers=ACTIVITY_THREADS)
         self._paystack: PaystackClient | None = None
+        self._outbound: httpx.AsyncClient | None = None
         self._workers: list[Worker] = []
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         self._paystack = make_paystack_client(self._settings)
+        self._outbound = httpx.AsyncClient()
         self._workers = build_workers(
-            self._client, self._settings, self._engine, self._paystack, self._executor
+            self._client,
+            self._settings,
+            self._engine,
+            self._paystack,
+            self._executor,
+            self._outbound,
         )
         self._tasks = [asyncio.create_task(worker.run()) for worker in self._workers]
 
@@ -72,7 +80,9 @@ class WorkerControl:
         await asyncio.gather(*self._tasks)
         if self._paystack is not None:
             await self._paystack.aclose()
-        self._workers, self._tasks, self._paystack = [], [], None
+        if self._outbound is not None:
+            await self._outbound.aclose()
+        self._workers, self._tasks, self._paystack, self._outbound = [], [], None, None
 
     def close(self) -> None:
         self._executor.shutdown(wait=False)
@@ -91,6 +101,8 @@ def settings_env(settings: Settings, temporal_address: str) -> dict[str, str]:
         "PAYRECON_DEVELOPMENT_MODE": "true",
         # Every scrape reads anew: tests compare figures right after what changes them.
         "PAYRECON_METRICS_REFRESH_SECONDS": "0",
+        # A worker started from these sends the customers' emails to the session's mailbox.
+        **({"SMTP_URL": settings.smtp_url.get_secret_value()} if settings.smtp_url else {}),
     }
 
 

@@ -10,6 +10,10 @@ Read `run` top to bottom; it follows the lifecycle in the README's "How it works
                one last verify as the window closes
     done       once every handler has finished
 
+Every transition, once recorded, is told to others by a workflow of its own
+(workflows/events.py), started by an activity: the merchant's endpoints and, for some, the
+customer.
+
 A run whose history grows long hands its state to a fresh run (continue-as-new). A run
 started on a completed invoice (woken by a request months later, see workflows/starter.py)
 resumes from the invoice's record, answers the request, and completes again.
@@ -29,9 +33,11 @@ from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
+    from activities.announce import Announcer
     from activities.database import DatabaseActivities
     from activities.paystack import InitializeInput, PaystackActivities
     from domain.errors import ErrorType
+    from domain.events import InvoiceEvent
     from domain.invoice import (
         InvoiceSnapshot,
         InvoiceStatus,
@@ -40,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.reconcile import Outcome, Verification, reconcile
     from paystack.client import PaymentLink
+    from workflows.events import EventInput
     from workflows.policies import (
         INITIALIZE_ATTEMPTS,
         INITIALIZE_CALL_TIMEOUT,
@@ -53,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         PAYSTACK_CALL_TIMEOUT,
         RECORD_RETRY,
         RECORD_TIMEOUT,
+        VERIFY_NOW_INTERVAL,
         VERIFY_RETRY,
     )
     from workflows.types import (
@@ -62,6 +70,7 @@ with workflow.unsafe.imports_passed_through():
         InvoiceWorkflowInput,
         OpenedInvoice,
         OpenInvoice,
+        PaymentCheck,
         PaymentNotice,
         search_attributes_of,
     )
@@ -70,6 +79,7 @@ with workflow.unsafe.imports_passed_through():
 LOCAL_NOTICE_VERIFY = "local-notice-verify"
 RESUME_FROM_RECORD = "resume-from-record"
 INITIALIZE_DEADLINE_BY_TIMER = "initialize-deadline-by-timer"
+TELL_OTHERS = "tell-others"
 
 LATE_PAYMENT_REASON = {
     InvoiceStatus.EXPIRED: ReviewReason.PAID_AFTER_EXPIRY,
@@ -94,6 +104,9 @@ class InvoiceWorkflow:
         self._cancel_requested = False
         self._poll_count = 0
         self._next_poll_at = workflow.now()
+        # Paystack's last answer (when, and its status), and whether a check-now is asking.
+        self._last_verified: tuple[datetime, str | None] | None = None
+        self._checking_now = False
         if input.carried is not None:
             self._resume(input.carried)
 
@@ -183,6 +196,7 @@ class InvoiceWorkflow:
         self._created_here = True
         self._next_poll_at = now + self._poll_interval()
         await self._record()
+        await self._announce()
         return self._invoice
 
     async def _initialize(self, reference: str) -> PaymentLink:
@@ -296,6 +310,7 @@ class InvoiceWorkflow:
         else:
             verification = await self._verify()
         if verification is not None:
+            self._last_verified = (workflow.now(), verification.status)
             await self._apply(verification)
 
     async def _apply(self, verification: Verification) -> None:
@@ -415,6 +430,7 @@ class InvoiceWorkflow:
         workflow.upsert_search_attributes([INVOICE_STATUS.value_set(status.value)])
         workflow.logger.info("invoice %s is now %s", invoice.invoice_id, status.value)
         await self._record()
+        await self._announce()
 
     async def _record(self) -> None:
         # Local: a short, idempotent write that the next step waits for.
@@ -427,6 +443,20 @@ class InvoiceWorkflow:
             summary=f"record {snapshot.status.value}",
         )
         self._recorded_revision = max(self._recorded_revision, snapshot.revision)
+
+    async def _announce(self) -> None:
+        """Starts the workflow that tells others of the transition just recorded: it goes
+        on after this run ends, and this run never waits for its deliveries."""
+        if not workflow.patched(TELL_OTHERS):
+            return
+        event = InvoiceEvent.of(self._current)
+        await workflow.execute_local_activity_method(
+            Announcer.announce_event,
+            EventInput(event_id=event.event_id, policy=self._input.events, event=event),
+            start_to_close_timeout=RECORD_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+            summary=f"tell {event.type.value}",
+        )
 
     # --- messages -----------------------------------------------------------------
 
@@ -460,6 +490,34 @@ class InvoiceWorkflow:
         await self._check_payment()
         await workflow.wait_condition(lambda: self._recorded_revision >= self._current.revision)
         return self._current
+
+    @workflow.update
+    async def check_now(self) -> PaymentCheck:
+        """POST /invoices/{id}/verify and the checkout return: ask Paystack now, unless it
+        was asked within VERIFY_NOW_INTERVAL (or is being asked), and answer the invoice as
+        it stands after that, with Paystack's status."""
+        await workflow.wait_condition(
+            lambda: self._invoice is not None or self._creation_error is not None
+        )
+        self._raise_creation_error()
+        if self._checking_now:
+            await workflow.wait_condition(lambda: not self._checking_now)
+        elif not self._verified_within(VERIFY_NOW_INTERVAL):
+            self._checking_now = True
+            try:
+                await self._check_payment()
+            finally:
+                self._checking_now = False
+        await workflow.wait_condition(lambda: self._recorded_revision >= self._current.revision)
+        verified_at, paystack_status = self._last_verified or (None, None)
+        return PaymentCheck(
+            invoice=self._current, paystack_status=paystack_status, verified_at=verified_at
+        )
+
+    def _verified_within(self, interval: timedelta) -> bool:
+        return (
+            self._last_verified is not None and workflow.now() - self._last_verified[0] < interval
+        )
 
     @workflow.update
     async def cancel(self) -> InvoiceSnapshot:

@@ -56,6 +56,9 @@ LOCAL_ACTIVITY_FAILURES = (ActivityError, ApplicationError, TemporalTimeoutError
 RECORD_TIMEOUT = timedelta(seconds=30)
 RECORD_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 MIN_TIMER = timedelta(milliseconds=1)
+# A check-now this soon after Paystack's last answer is answered from it: a customer's
+# browser refreshing the checkout return costs Paystack nothing more.
+VERIFY_NOW_INTERVAL = timedelta(seconds=2)
 # Paystack references tried when the first is already taken: `<id>`, `<id>.2`, `<id>.3`.
 MAX_PAYSTACK_REFERENCES = 3
 # Each distinct payment notice costs one verify; replays beyond this are left to the polls.

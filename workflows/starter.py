@@ -27,6 +27,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from config import Settings
 from domain.invoice import InvoiceRequest, InvoiceSnapshot, InvoiceStatus
+from workflows.events import EventInput, EventWorkflow, event_workflow_id
 from workflows.invoice import InvoiceWorkflow
 from workflows.types import (
     EventPolicy,
@@ -100,3 +101,17 @@ async def reach_invoice(
     return await client.execute_update_with_start_workflow(
         update, start_workflow_operation=start, **options
     )
+
+
+async def redeliver_event(client: Client, settings: Settings, event_id: str) -> str:
+    """Sends a stored event again, with its id and body, to its caller's endpoints as they
+    are now: a run of its own beside the first. Answers that run's workflow id."""
+    workflow_id = f"{event_workflow_id(event_id)}-redelivery-{uuid.uuid4().hex[:12]}"
+    await client.start_workflow(
+        EventWorkflow.run,
+        EventInput(event_id=event_id, policy=event_policy(settings)),
+        id=workflow_id,
+        task_queue=settings.temporal_events_task_queue,
+        static_summary=f"redeliver {event_id}",
+    )
+    return workflow_id

@@ -139,6 +139,16 @@ class OpenedInvoice:
 
 
 @dataclass
+class PaymentCheck:
+    """The invoice after a check-now, and what Paystack last said of its transaction
+    (`ongoing`, `pending`, `failed`, `success`…; None if it has not been asked)."""
+
+    invoice: InvoiceSnapshot
+    paystack_status: str | None = None
+    verified_at: datetime | None = None
+
+
+@dataclass
 class PaymentNotice:
     """A signed Paystack `charge.success`, relayed by the API. A hint to verify, never proof."""
 

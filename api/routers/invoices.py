@@ -1,19 +1,33 @@
-"""Invoices: create (with its payment link), read, list, cancel."""
+"""Invoices: create (with its payment link), read, find, cancel, and the invoice's timeline."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import secrets
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    Header,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    Response,
+    status,
+)
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from pydantic import AwareDatetime, EmailStr
 from sqlalchemy import Engine
 from temporalio.client import (
+    Client,
     RPCTimeoutOrCancelledError,
     WorkflowUpdateFailedError,
     WorkflowUpdateStage,
@@ -31,13 +45,23 @@ from api.deps import (
     current_caller,
 )
 from api.errors import refused, temporal_call, unavailable
-from api.schemas import CreateInvoice, ErrorBody, InvoiceOut, InvoicePage
-from db import queries
+from api.schemas import (
+    CreateInvoice,
+    ErrorBody,
+    InvoiceOut,
+    InvoicePage,
+    TimelineEntryOut,
+    TimelinePage,
+)
+from config import Settings
+from db import queries, timeline
 from db.models import Invoice
+from db.projection import snapshot_of
+from db.timeline import TimelineKind
 from domain.invoice import DEFAULT_CALLER, INVOICE_ID_PATTERN, InvoiceRequest, InvoiceStatus
 from workflows.invoice import InvoiceWorkflow
-from workflows.starter import invoice_start
-from workflows.types import OpenInvoice, workflow_id_for
+from workflows.starter import invoice_start, reach_invoice
+from workflows.types import OpenInvoice, PaymentCheck, workflow_id_for
 
 log = structlog.get_logger(__name__)
 
@@ -50,6 +74,12 @@ router = APIRouter(
 )
 
 InvoiceId = Annotated[str, Path(pattern=INVOICE_ID_PATTERN, description="The invoice id")]
+# As the Idempotency-Key header takes them.
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]+$"
+METADATA_PARAM = re.compile(r"^metadata\[(?P<key>[A-Za-z0-9_.-]{1,64})\]$")
+MAX_METADATA_FILTERS = 5
+# Metadata is at most 4 KiB in all; no single value to look for is longer.
+MAX_METADATA_VALUE_CHARS = 4096
 
 
 def invoice_id_for(caller: str, idempotency_key: str | None) -> str:
@@ -88,7 +118,7 @@ async def create_invoice(
         Header(
             min_length=1,
             max_length=255,
-            pattern=r"^[\x21-\x7e]+$",
+            pattern=IDEMPOTENCY_KEY_PATTERN,
             description="Repeat a create safely: the same key returns the same invoice",
         ),
     ] = None,
@@ -107,6 +137,9 @@ async def create_invoice(
         idempotency_key=idempotency_key,
         fingerprint=fingerprint,
         caller=caller.name,
+        success_url=body.success_url,
+        cancel_url=body.cancel_url,
+        send_invoice_email=body.send_invoice_email,
     )
     start = invoice_start(settings, request, request_id=request_id)
     bound = log.bind(invoice_id=invoice_id, workflow_id=workflow_id_for(invoice_id))
@@ -142,20 +175,113 @@ async def _existing_invoice(
     return InvoiceOut.model_validate(row)
 
 
-@router.get("", summary="List invoices, newest first")
+def _invalid(name: str, message: str, given: Any) -> dict[str, Any]:
+    """One 422 problem, shaped as FastAPI's own."""
+    return {"type": "value_error", "loc": ["query", name], "msg": message, "input": given}
+
+
+def metadata_filters(request: Request) -> dict[str, str]:
+    """The `metadata[<key>]=<value>` parameters: dynamic names, so read from the query
+    string itself. Anything named like one but not one is a 422 naming it."""
+    found: dict[str, str] = {}
+    problems: list[dict[str, Any]] = []
+    for name, value in request.query_params.multi_items():
+        if name != "metadata" and not name.startswith("metadata["):
+            continue
+        match = METADATA_PARAM.match(name)
+        if match is None:
+            problems.append(
+                _invalid(
+                    name,
+                    "must be metadata[<key>]=<value>, the key 1 to 64 characters of "
+                    "A-Z a-z 0-9 _ . -",
+                    value,
+                )
+            )
+        elif match["key"] in found:
+            problems.append(_invalid(name, "must be given once", value))
+        elif len(value) > MAX_METADATA_VALUE_CHARS:
+            problems.append(
+                _invalid(name, f"must be at most {MAX_METADATA_VALUE_CHARS} characters", value)
+            )
+        elif "\x00" in value:
+            problems.append(_invalid(name, "must not hold a NUL character", value))
+        else:
+            found[match["key"]] = value
+    if len(found) > MAX_METADATA_FILTERS:
+        problems.append(
+            _invalid("metadata", f"at most {MAX_METADATA_FILTERS} metadata filters", sorted(found))
+        )
+    if problems:
+        raise RequestValidationError(problems)
+    return found
+
+
+def _in_utc(name: str, moment: datetime | None) -> datetime | None:
+    # Year 9999 west of Greenwich is past the last datetime once in UTC.
+    try:
+        return None if moment is None else moment.astimezone(UTC)
+    except OverflowError:
+        raise RequestValidationError(
+            [_invalid(name, "must be within years 1 to 9999 in UTC", str(moment))]
+        ) from None
+
+
+@router.get(
+    "",
+    summary="List and find invoices, newest first",
+    responses={422: {"model": ErrorBody, "description": "A filter is malformed"}},
+)
 def list_invoices(
     engine: EngineDep,
     caller: CallerDep,
+    metadata: Annotated[dict[str, str], Depends(metadata_filters)],
     status_filter: Annotated[InvoiceStatus | None, Query(alias="status")] = None,
+    customer_email: Annotated[
+        EmailStr | None, Query(description="The customer's email, as given at creation")
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=255,
+            pattern=IDEMPOTENCY_KEY_PATTERN,
+            description="The Idempotency-Key the invoice was created with (yours)",
+        ),
+    ] = None,
+    created_after: Annotated[
+        AwareDatetime | None, Query(description="Created at or after (with a time zone)")
+    ] = None,
+    created_before: Annotated[
+        AwareDatetime | None, Query(description="Created before (with a time zone)")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> InvoicePage:
+    """Every filter given must hold. `metadata[<key>]=<value>` (up to five; the key of
+    A-Z a-z 0-9 _ . -) matches the metadata value under that key compared as text, so
+    `metadata[learner_id]=77` finds both `77` and `"77"`."""
+    after = _in_utc("created_after", created_after)
+    before = _in_utc("created_before", created_before)
+    if after and before and after > before:
+        raise RequestValidationError(
+            [_invalid("created_after", "must not be after created_before", str(created_after))]
+        )
     rows, total = queries.list_invoices(
         engine,
         status=status_filter.value if status_filter else None,
         limit=limit,
         offset=offset,
+        # Callers find their own invoices, by their own Idempotency-Keys; operators, any.
         caller=None if caller.operator else caller.name,
+        where=queries.InvoiceFilter(
+            # Stored as EmailStr made it: the domain in lower case, the rest as given.
+            customer_email=str(customer_email) if customer_email else None,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
+            created_after=after,
+            created_before=before,
+        ),
     )
     return InvoicePage(
         items=[InvoiceOut.model_validate(row) for row in rows],
@@ -182,6 +308,64 @@ def _visible_invoice(engine: Engine, invoice_id: str, caller: Caller) -> Invoice
     return row
 
 
+@router.get(
+    "/{invoice_id}/events",
+    summary="The invoice's timeline: everything that happened to it, oldest first",
+    responses={404: {"model": ErrorBody, "description": "No such invoice"}},
+)
+def invoice_events(
+    invoice_id: InvoiceId,
+    engine: EngineDep,
+    caller: CallerDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+) -> TimelinePage:
+    """Status changes, webhooks received (with their outcome), each verify with Paystack's
+    answer (a declined attempt: `paystack_status` `failed` and the bank's
+    `gateway_response`), cancels, deliveries to your endpoints, emails sent."""
+    _visible_invoice(engine, invoice_id, caller)
+    entries, total = timeline.page(engine, invoice_id, limit=limit, offset=offset)
+    return TimelinePage(
+        items=[TimelineEntryOut.model_validate(entry) for entry in entries],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.post(
+    "/{invoice_id}/verify",
+    summary="Ask Paystack now, and answer the invoice as it stands after",
+    responses={
+        404: {"model": ErrorBody, "description": "No such invoice"},
+        503: {"model": ErrorBody, "description": "Temporal unavailable"},
+    },
+)
+async def verify_invoice(
+    invoice_id: InvoiceId,
+    settings: SettingsDep,
+    engine: EngineDep,
+    temporal: TemporalDep,
+    caller: CallerDep,
+) -> InvoiceOut:
+    """Through the invoice's workflow, its one writer (a completed invoice's is woken for
+    it). Within 2 s of Paystack's last answer for the invoice, that answer stands: no new
+    call to Paystack."""
+    row = await run_in_threadpool(_visible_invoice, engine, invoice_id, caller)
+    deadline = asyncio.get_running_loop().time() + settings.payrecon_create_timeout_seconds
+    async with temporal_call(deadline):
+        check: PaymentCheck = await reach_invoice(
+            temporal, settings, snapshot_of(row), InvoiceWorkflow.check_now
+        )
+    log.info(
+        "invoice.verified_now",
+        invoice_id=invoice_id,
+        status=check.invoice.status.value,
+        paystack_status=check.paystack_status,
+    )
+    return InvoiceOut.model_validate(check.invoice)
+
+
 @router.post(
     "/{invoice_id}/cancel",
     summary="Cancel an unpaid invoice (after one last verify with Paystack)",
@@ -203,6 +387,26 @@ async def cancel_invoice(
     # Its row is written before its payment link is handed out: a caller can name no
     # invoice of theirs that has none.
     await run_in_threadpool(_visible_invoice, engine, invoice_id, caller)
+    # On the timeline before the workflow hears of it, so its last verify and the status
+    # it ends in come after it; taken back when the cancel is refused or not accepted.
+    noted = await run_in_threadpool(
+        timeline.record,
+        engine,
+        invoice_id,
+        TimelineKind.CANCEL_REQUESTED,
+        datetime.now(UTC),
+        caller=caller.name,
+    )
+    try:
+        return await _cancel(invoice_id, response, settings, engine, temporal)
+    except Exception:
+        await run_in_threadpool(timeline.forget, engine, noted)
+        raise
+
+
+async def _cancel(
+    invoice_id: str, response: Response, settings: Settings, engine: Engine, temporal: Client
+) -> InvoiceOut:
     handle = temporal.get_workflow_handle(workflow_id_for(invoice_id))
     deadline = asyncio.get_running_loop().time() + settings.payrecon_create_timeout_seconds
     try:
@@ -225,7 +429,7 @@ async def cancel_invoice(
     try:
         async with asyncio.timeout_at(deadline):
             snapshot = await update.result()
-    except WorkflowUpdateFailedError as error:
+    except WorkflowUpdateFailedError as error:  # refused by its validator, or by its handler
         raise refused(error) from error
     except (TimeoutError, RPCTimeoutOrCancelledError, RPCError) as error:
         # Accepted, and the workflow finishes it: the last verify is still under way.

@@ -96,6 +96,9 @@ def a_full_snapshot() -> InvoiceSnapshot:
         paystack_reference="inv-projection.2",
         review_reason=ReviewReason.AMOUNT_MISMATCH,
         caller="shop",
+        success_url="https://shop.example/orders/1042/paid",
+        cancel_url="https://shop.example/orders/1042",
+        send_invoice_email=True,
     )
 
 

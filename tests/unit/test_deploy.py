@@ -230,7 +230,17 @@ def dockerfile_stages() -> dict[str, list[str]]:
     return stages
 
 
-SERVICE_PACKAGES = {"workflows", "activities", "api", "inbox", "paystack", "db", "domain", "cli"}
+SERVICE_PACKAGES = {
+    "workflows",
+    "activities",
+    "api",
+    "inbox",
+    "paystack",
+    "db",
+    "domain",
+    "cli",
+    "outbound",
+}
 
 
 def test_the_service_image_holds_the_service_and_its_migrations_only() -> None:

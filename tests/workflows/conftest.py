@@ -8,14 +8,17 @@ from collections.abc import AsyncIterator
 import pytest
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.announce import Announcer
 from devstack.processes import BIN_DIR
 from temporal_codec import payrecon_data_converter
 from tests.workflows.support import QUEUE, SETTINGS, PaystackAndDatabase
+from workflows.events import EventWorkflow, event_workflow_id
 from workflows.invoice import InvoiceWorkflow
-from workflows.types import SEARCH_ATTRIBUTES
+from workflows.types import SEARCH_ATTRIBUTES, workflow_id_for
 
 
 @pytest.fixture(scope="session")
@@ -44,12 +47,26 @@ async def books(env: WorkflowEnvironment) -> AsyncIterator[PaystackAndDatabase]:
     async with Worker(
         env.client,
         task_queue=QUEUE,
-        workflows=[InvoiceWorkflow],
+        workflows=[InvoiceWorkflow, EventWorkflow],
         activities=[
             books.record_invoice,
             books.load_invoice,
             books.initialize_transaction,
             books.verify_transaction,
+            Announcer(env.client).announce_event,
+            books.store_event,
+            books.redelivery_targets,
+            books.deliver_event,
+            books.send_customer_email,
         ],
     ):
         yield books
+        # Every event told before this worker goes: an activity it was running when it
+        # stopped would hold the next test's clock until its timeout.
+        for event in books.events:
+            await env.client.get_workflow_handle(event_workflow_id(event.event_id)).result()
+        # Nor an invoice left watching: its polls would run in the next test's worker.
+        for invoice_id in books.records:
+            handle = env.client.get_workflow_handle(workflow_id_for(invoice_id))
+            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                await handle.terminate("the test is over")

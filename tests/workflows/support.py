@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from activities.email import CustomerEmailInput
+from activities.events import DeliveryAttempt, DeliveryOutcome
 from activities.paystack import InitializeInput
 from config import ApiKey, Settings
+from domain.events import InvoiceEvent
 from domain.invoice import InvoiceRequest, InvoiceSnapshot, InvoiceStatus
 from domain.reconcile import Verification
 from paystack.client import PaymentLink
@@ -34,6 +37,12 @@ class PaystackAndDatabase:
         self.charges: dict[str, Verification] = {}
         self.verifies: Counter[str] = Counter()
         self.held: asyncio.Event | None = None
+        # What the event workflows were given, and what the merchant's endpoint answers.
+        self.events: list[InvoiceEvent] = []
+        self.endpoints = ["we_test"]
+        self.merchant_answers: list[DeliveryOutcome] = []
+        self.attempts: list[tuple[DeliveryAttempt, datetime]] = []
+        self.emails: list[CustomerEmailInput] = []
 
     def pay(self, reference: str, amount: int = AMOUNT) -> None:
         self.charges[reference] = Verification(
@@ -74,11 +83,41 @@ class PaystackAndDatabase:
             reference, Verification(reference=reference, found=True, status="abandoned")
         )
 
+    @activity.defn(name="store_event")
+    async def store_event(self, event: InvoiceEvent) -> list[str]:
+        self.events.append(event)
+        return self.endpoints
+
+    @activity.defn(name="redelivery_targets")
+    async def redelivery_targets(self, event_id: str) -> list[str]:
+        return self.endpoints
+
+    @activity.defn(name="deliver_event")
+    async def deliver_event(self, attempt: DeliveryAttempt) -> DeliveryOutcome:
+        """The merchant's next answer (delivered once the test's list runs out); a failure
+        on the last attempt is the attempt's own `gave_up`, as the real one records."""
+        self.attempts.append((attempt, activity.info().current_attempt_scheduled_time))
+        outcome = self.merchant_answers.pop(0) if self.merchant_answers else None
+        if outcome is None:
+            return DeliveryOutcome.DELIVERED
+        if outcome is DeliveryOutcome.FAILED and attempt.next_attempt_at is None:
+            return DeliveryOutcome.GAVE_UP
+        return outcome
+
+    @activity.defn(name="send_customer_email")
+    async def send_customer_email(self, email: CustomerEmailInput) -> str:
+        self.emails.append(email)
+        return f"<{email.kind.value}.{email.invoice.invoice_id}@test>"
+
+    def event_types(self, invoice_id: str) -> list[str]:
+        return [e.type.value for e in self.events if e.invoice.invoice_id == invoice_id]
+
 
 # The real defaults: polls from a minute to twelve hours, a 72 h late-payment window.
 SETTINGS = Settings(
     temporal_task_queue=QUEUE,
     temporal_paystack_task_queue=QUEUE,
+    temporal_events_task_queue=QUEUE,
     payrecon_api_keys=[ApiKey.parse("k")],
 )
 
