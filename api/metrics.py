@@ -29,6 +29,7 @@ class Figures:
     transitions: dict[str, int]
     invoices: dict[str, int]
     queued: int
+    endpoints: dict[str, int]
 
 
 class InvoiceCollector(Collector):
@@ -50,13 +51,14 @@ class InvoiceCollector(Collector):
                     transitions=queries.count_status_changes(self._engine),
                     invoices=queries.count_invoices_by_status(self._engine),
                     queued=store.count_queued_deliveries(self._engine),
+                    endpoints=queries.count_webhook_endpoints(self._engine),
                 )
                 self._read_at = time.monotonic()
             return self._figures
 
     def describe(self) -> Iterator[Metric]:
         """The names alone, for the registry: registering reads nothing."""
-        yield from self._families(Figures(transitions={}, invoices={}, queued=0))
+        yield from self._families(Figures(transitions={}, invoices={}, queued=0, endpoints={}))
 
     def collect(self) -> Iterator[Metric]:
         yield from self._families(self._current())
@@ -79,6 +81,14 @@ class InvoiceCollector(Collector):
             "Accepted deliveries not yet relayed to their workflows",
         )
         queued.add_metric([], figures.queued)
+        endpoints = GaugeMetricFamily(
+            "payrecon_webhook_endpoints",
+            "Merchants' webhook endpoints, enabled or disabled (by a 410, or failing too long)",
+            labels=["state"],
+        )
+        for state, count in figures.endpoints.items():
+            endpoints.add_metric([state], count)
+        yield endpoints
         yield transitions
         yield invoices
         yield queued

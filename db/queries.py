@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, Engine, String, cast, func
 from sqlmodel import Session, col, select
 
 from db.engine import is_sqlite
-from db.models import Invoice, InvoiceStatusChange
+from db.models import Invoice, InvoiceStatusChange, WebhookEndpoint
 
 
 def get_invoice(engine: Engine, invoice_id: str) -> Invoice | None:
@@ -117,3 +117,10 @@ def count_invoices_by_status(engine: Engine) -> dict[str, int]:
     with Session(engine) as session:
         query = select(Invoice.status, func.count()).group_by(Invoice.status)
         return {status: count for status, count in session.exec(query)}
+
+
+def count_webhook_endpoints(engine: Engine) -> dict[str, int]:
+    """Endpoints by state: `enabled` and `disabled`, both present (a few per merchant)."""
+    with Session(engine) as session:
+        states = list(session.exec(select(WebhookEndpoint.enabled)))
+    return {"enabled": states.count(True), "disabled": states.count(False)}

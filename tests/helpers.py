@@ -25,6 +25,7 @@ from paystack.signature import SIGNATURE_HEADER, sign
 from sandbox.controls import SandboxControls
 from temporal_codec import payrecon_data_converter
 from tests.stack import SECRET_KEY, Stack
+from workflows.events import EventWorkflow
 from workflows.invoice import InvoiceWorkflow
 from workflows.retention import WebhookRetentionWorkflow
 from workflows.types import workflow_id_for
@@ -173,7 +174,7 @@ HISTORY_DIR = Path(__file__).parent / "histories"
 # Live histories are encrypted with the test session's codec keys (the dev key unless
 # PAYRECON_CODEC_KEYS says otherwise); those recorded before the codec pass through as they are.
 REPLAY_CONVERTER = payrecon_data_converter(Settings(payrecon_development_mode=True))
-REPLAYED_WORKFLOWS = [InvoiceWorkflow, WebhookRetentionWorkflow]
+REPLAYED_WORKFLOWS = [InvoiceWorkflow, WebhookRetentionWorkflow, EventWorkflow]
 
 
 async def check_history(

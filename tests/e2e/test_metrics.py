@@ -37,6 +37,7 @@ async def test_api_metrics_count_requests_webhooks_and_transitions(
     assert "payrecon_http_request_duration_seconds_bucket" in text
     assert 'payrecon_webhook_relays_total{outcome="signalled"}' in text
     assert "payrecon_webhook_deliveries_queued " in text
+    assert 'payrecon_webhook_endpoints{state="disabled"}' in text
 
 
 async def test_a_method_the_client_chooses_is_one_label_not_one_per_method(
