@@ -13,6 +13,20 @@ from typing import Any
 Row = tuple[str, str, str]
 
 
+def last_run(results_dir: str) -> dict[str, Any] | None:
+    """The figures of the newest results file in `results_dir`, if any: this run's table
+    shows them beside its own."""
+    saved = sorted(Path(results_dir).glob("bench-*.json"))
+    for path in reversed(saved):
+        try:
+            figures = json.loads(path.read_text()).get("figures")
+        except (OSError, ValueError):
+            continue
+        if isinstance(figures, dict):
+            return figures
+    return None
+
+
 def report(
     rows: list[Row], figures: dict[str, Any], arguments: dict[str, Any], results_dir: str
 ) -> None:

@@ -28,10 +28,11 @@ from temporalio.client import Client
 from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_fixed
 
 from bench.load import ms, open_loop, percentile, provider_calls, rss_mib, signed_deliveries
-from bench.report import Row, report
+from bench.report import Row, last_run, report
 from config import Settings
 from db import queries
 from db.engine import make_engine
+from devstack.merchant import Merchant
 from devstack.processes import Service, free_port, python_module, wait_for_http
 from devstack.progress import Progress
 from devstack.stack import Stack
@@ -44,6 +45,10 @@ DAY = 86400.0
 # The production poll schedule (seconds); the polling-only run scales it down.
 POLL_SCHEDULE = (60.0, 300.0, 900.0, 3600.0, 10800.0, 21600.0, 43200.0)
 NAIVE_CRON_CALLS_PER_DAY = 24 * 60  # verify every pending invoice every minute
+# The goal for the merchant's invoice.paid, from the payment's webhook in: p99 under this.
+EVENT_GOAL_P99 = 0.250
+# How long to wait for one invoice.paid at the merchant before counting it missing.
+EVENT_WAIT_SECONDS = 30.0
 
 
 class Bench:
@@ -65,6 +70,10 @@ class Bench:
         self.deliveries_made = 0
         self.printed: list[Row] = []
         self.progress = Progress()
+        # The merchant's endpoint, registered for the bench's API key: every event goes to it.
+        self.merchant = Merchant()
+        # The last run's figures, to show beside this run's (None: no earlier run).
+        self.last = last_run(args.results_dir)
 
     # --- helpers -------------------------------------------------------------------
 
@@ -135,6 +144,21 @@ class Bench:
             await asyncio.gather(*(counted(n) for n in range(count)))
         return ids, latencies, time.perf_counter() - started
 
+    def beside_last(self, figure: str, shown: Callable[[dict[str, Any]], str]) -> str:
+        previous = (self.last or {}).get(figure)
+        if not previous:
+            return "last run: none"
+        try:
+            return f"last run: {shown(previous)}"
+        except (KeyError, TypeError, ValueError):
+            return "last run: not comparable"
+
+    async def register_merchant(self) -> None:
+        async with self.api() as api:
+            answer = await api.post("/webhook-endpoints", json={"url": self.merchant.url})
+        answer.raise_for_status()
+        self.merchant.secret = answer.json()["secret"]
+
     # --- 1. create -----------------------------------------------------------------
 
     async def bench_create(self) -> list[str]:
@@ -148,11 +172,18 @@ class Bench:
                 ids, latencies, wall = await self.create(api, count, concurrency)
                 created += ids
                 p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+                last = self.beside_last(
+                    f"create_c{concurrency}",
+                    lambda f: (
+                        f"p50 {f['p50_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms, "
+                        f"{f['per_second']:.0f} invoices/s"
+                    ),
+                )
                 self.rows.append(
                     (
                         f"create, concurrency {concurrency}",
                         f"p50 {ms(p50)}, p99 {ms(p99)}, {count / wall:.0f} invoices/s",
-                        f"n={count}",
+                        f"n={count}; {last}",
                     )
                 )
                 self.figures[f"create_c{concurrency}"] = {
@@ -167,6 +198,8 @@ class Bench:
 
     async def bench_time_to_paid(self) -> None:
         samples: list[float] = []
+        to_merchant: list[float] = []
+        missing = 0
         calls: list[int] = []
         async with self.api() as api, httpx.AsyncClient(base_url=self.stack.sandbox_url) as sb:
             for _ in range(self.args.paid_count):
@@ -178,16 +211,44 @@ class Bench:
                 log = await SandboxControls(sb).webhooks(invoice)
                 sent = datetime.fromisoformat(log[0]["attempted_at"].replace("Z", "+00:00"))
                 samples.append((seen - sent).total_seconds())
+                # The webhook in (Paystack's send) to the merchant's receipt of invoice.paid.
+                event = await asyncio.to_thread(
+                    self.merchant.wait_for, invoice, "invoice.paid", EVENT_WAIT_SECONDS
+                )
+                if event is None:
+                    missing += 1
+                else:
+                    to_merchant.append((event.received_at - sent).total_seconds())
                 counts = await provider_calls(sb, invoice)
                 calls.append(counts["initialize"] + counts["verify"])
         p50, p99 = percentile(samples, 50), percentile(samples, 99)
+        last = self.beside_last(
+            "time_to_paid", lambda f: f"p50 {f['p50_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms"
+        )
         self.rows.append(
             (
                 "time to paid (webhook sent -> API says paid)",
                 f"p50 {ms(p50)}, p99 {ms(p99)}",
-                f"n={len(samples)}",
+                f"n={len(samples)}; {last}",
             )
         )
+        e50, e99 = percentile(to_merchant, 50), percentile(to_merchant, 99)
+        met = "met" if to_merchant and not missing and e99 < EVENT_GOAL_P99 else "NOT met"
+        self.rows.append(
+            (
+                "invoice.paid at the merchant (webhook in -> merchant has it)",
+                f"p50 {ms(e50)}, p99 {ms(e99)}",
+                f"goal p99 < {ms(EVENT_GOAL_P99)}: {met}; n={len(to_merchant)}, "
+                f"{missing} not there within {EVENT_WAIT_SECONDS:.0f} s",
+            )
+        )
+        self.figures["paid_event_to_merchant"] = {
+            "p50_ms": e50 * 1000,
+            "p99_ms": e99 * 1000,
+            "goal_p99_ms": EVENT_GOAL_P99 * 1000,
+            "n": len(to_merchant),
+            "missing": missing,
+        }
         self.rows.append(
             (
                 "provider calls / invoice, webhook path",
@@ -432,6 +493,8 @@ class Bench:
         try:
             with self.progress.phase("starting the stack"):
                 await asyncio.to_thread(self.stack.start_all)
+                self.merchant.start()
+                await self.register_merchant()
             steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
             created: list[str] = []
 
@@ -461,6 +524,7 @@ class Bench:
             for service in self.extra:
                 service.stop()
             self.stack.stop_all()
+            self.merchant.stop()
         self.rows.append(("wall time", f"{time.perf_counter() - started:.0f} s", ""))
         self.progress.close()
         report(self.rows, self.figures, vars(self.args), self.args.results_dir)

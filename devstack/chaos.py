@@ -1,12 +1,16 @@
 """`make chaos`: many invoices through the whole stack while its processes are killed,
-Paystack misbehaves and twice goes down altogether; then every invoice is compared with
-the sandbox's truth.
+Paystack misbehaves and twice goes down altogether, and the merchant's webhook endpoint
+fails a fifth of deliveries, is slow at times and is down for a stretch; then every invoice
+is compared with the sandbox's truth, every transition with the events the merchant got,
+and every paid invoice with the receipts the mail catcher got.
 
     python -m devstack.chaos --invoices 1000 --kills 3 --outages 2 --outage-seconds 60
 
 Starts its own Temporal dev server (file persistence), sandbox (faults on), worker and API
-on free ports in a temporary directory. Exits non-zero unless there are no wrong final
-states, no double transitions, no lost payments and no half-made invoices.
+on free ports in a temporary directory, and the merchant's endpoint (devstack/merchant.py)
+in-process. Exits non-zero unless there are no wrong final states, no double transitions,
+no lost payments, no half-made invoices, no lost or phantom events and exactly one receipt
+Message-ID per paid invoice.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import asyncio
 import json
 import random
+import re
 import signal
 import statistics
 import sys
@@ -27,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlmodel import Session, select
 from tenacity import (
     AsyncRetrying,
     RetryError,
@@ -39,9 +45,12 @@ from tenacity import (
 
 from db import queries
 from db.engine import make_engine
+from db.models import InvoiceStatusChange
+from devstack.merchant import Merchant, summary
 from devstack.processes import wait_for_http
 from devstack.progress import Phase, Progress
 from devstack.stack import TOPOLOGIES, Stack, Topology
+from domain.events import event_id_for
 from sandbox.controls import SandboxControls
 
 FATES = {"pay": 0.50, "pay_wrong_amount": 0.10, "pay_late": 0.10, "expire": 0.20, "cancel": 0.10}
@@ -83,6 +92,14 @@ FAULTS: dict[str, Any] = {
         },
     },
 }
+# The merchant's endpoint: answers 500 to this share of deliveries, is slow (0.5-3 s) for
+# this share, and is down once for `--merchant-down-seconds` mid-run.
+MERCHANT_FAIL_RATE = 0.2
+MERCHANT_SLOW_RATE = 0.1
+# Events are retried soon and for long: past the merchant's outage and the whole run.
+EVENT_RETRY_SCHEDULE = "1,2,5"
+EVENT_RETRY_FOR_SECONDS = "3600"
+RECEIPT_ID = re.compile(r"^<receipt\.(?P<invoice>[^@>]+)@")
 # Statuses an invoice may pass through, in order; anything else is a double or backward step.
 FORWARD_PATHS = {
     ("pending", "paid"),
@@ -138,6 +155,8 @@ def chaos_stack(args: argparse.Namespace) -> Stack:
             "PAYRECON_POLL_SCHEDULE": args.poll_schedule,
             "PAYRECON_LATE_PAYMENT_WINDOW": str(args.late_window),
             "PAYRECON_CREATE_TIMEOUT_SECONDS": "20",
+            "PAYRECON_EVENT_RETRY_SCHEDULE": EVENT_RETRY_SCHEDULE,
+            "PAYRECON_EVENT_RETRY_FOR_SECONDS": EVENT_RETRY_FOR_SECONDS,
         },
         sandbox_settings={
             "SANDBOX_FAULTS": json.dumps({**FAULTS, "seed": args.seed}),
@@ -182,7 +201,12 @@ async def invoice_story(
     rng: random.Random,
     deadline: float,
 ) -> None:
-    body = {"customer_email": "chaos@example.com", "amount": invoice.amount, "currency": "NGN"}
+    # Each invoice its own customer: the mail catcher's receipts are told apart by address.
+    body = {
+        "customer_email": f"{invoice.key}@example.com",
+        "amount": invoice.amount,
+        "currency": "NGN",
+    }
     body["due_in_seconds"] = args.due_seconds
     refusals = 0
 
@@ -312,6 +336,135 @@ async def paystack_outages(
     return lasted
 
 
+async def register_merchant(api: httpx.AsyncClient, merchant: Merchant, until: float) -> None:
+    """The merchant's endpoint, for every event of the chaos run's API key."""
+    answer = await retrying(
+        lambda: api.post("/webhook-endpoints", json={"url": merchant.url}), until=until
+    )
+    if answer.status_code != 201:
+        raise RuntimeError(f"registering the merchant answered {answer.status_code}: {answer.text}")
+    merchant.secret = answer.json()["secret"]
+
+
+async def merchant_outage(
+    merchant: Merchant, args: argparse.Namespace, window: float, phase: Phase
+) -> float:
+    """The merchant's endpoint refuses connections for `args.merchant_down_seconds`, from
+    the middle of the window. Returns how long it was down."""
+    if args.merchant_down_seconds <= 0:
+        return 0.0
+    await asyncio.sleep(max(1.0, (window - args.merchant_down_seconds) / 2))
+    down = time.monotonic()
+    await asyncio.to_thread(merchant.down)
+    phase.note(f"merchant endpoint down for {args.merchant_down_seconds:g} s")
+    await asyncio.sleep(args.merchant_down_seconds)
+    await asyncio.to_thread(merchant.up)
+    lasted = time.monotonic() - down
+    phase.note(f"merchant endpoint back after {lasted:.1f} s")
+    return lasted
+
+
+@dataclass
+class Events:
+    """Every transition that happened, against what the merchant and the customers got."""
+
+    expected: set[str] = field(default_factory=set)
+    paid: set[str] = field(default_factory=set)
+    delivered: set[str] = field(default_factory=set)
+    received: set[str] = field(default_factory=set)
+    # Per invoice id: the distinct receipt Message-IDs its customer was sent.
+    receipts: dict[str, set[str]] = field(default_factory=dict)
+    merchant: dict[str, int] = field(default_factory=dict)
+    outage: float = 0.0
+
+    @property
+    def lost(self) -> set[str]:
+        return self.expected - self.delivered
+
+    @property
+    def phantom(self) -> set[str]:
+        return self.received - self.expected
+
+    @property
+    def receipt_counts(self) -> Counter[int]:
+        """How many paid invoices had 0, 1, 2… distinct receipt Message-IDs."""
+        return Counter(len(self.receipts.get(invoice, set())) for invoice in self.paid)
+
+    @property
+    def unpaid_receipts(self) -> int:
+        return sum(1 for invoice in self.receipts if invoice not in self.paid)
+
+    @property
+    def settled(self) -> bool:
+        return not self.lost and set(self.receipt_counts) <= {1}
+
+
+def transitions(stack: Stack) -> tuple[set[str], set[str]]:
+    """From invoice_status_changes: each transition's event id, and the invoices paid."""
+    engine = make_engine(stack.database_url)
+    try:
+        with Session(engine) as session:
+            changes = session.exec(select(InvoiceStatusChange)).all()
+    finally:
+        engine.dispose()
+    expected = {event_id_for(change.invoice_id, change.revision) for change in changes}
+    paid = {change.invoice_id for change in changes if change.status == "paid"}
+    return expected, paid
+
+
+async def receipts(mail: httpx.AsyncClient, invoices: list[Invoice]) -> dict[str, set[str]]:
+    """The receipts the mail catcher got, by the invoice whose customer they went to."""
+    customers = {
+        f"{invoice.key}@example.com": invoice.invoice_id
+        for invoice in invoices
+        if invoice.invoice_id is not None
+    }
+    found: dict[str, set[str]] = {}
+    for message in (await mail.get("/messages")).json():
+        message_id = message["message_id"]
+        if not RECEIPT_ID.match(message_id):
+            continue
+        for address in message["envelope_to"]:
+            invoice_id = customers.get(address) or f"(unknown customer {address})"
+            found.setdefault(invoice_id, set()).add(message_id)
+    return found
+
+
+async def settle_events(
+    stack: Stack,
+    merchant: Merchant,
+    mail: httpx.AsyncClient,
+    invoices: list[Invoice],
+    deadline: float,
+    phase: Phase,
+) -> Events:
+    """Waits until every transition's event reached the merchant and every paid invoice's
+    receipt the mail catcher, or the time is up; then counts."""
+    events = Events()
+    done, noted = 0, time.monotonic()
+    while True:
+        events.expected, events.paid = await asyncio.to_thread(transitions, stack)
+        received = merchant.received
+        events.delivered = {item.webhook_id for item in received if item.delivered}
+        events.received = {item.webhook_id for item in received}
+        events.receipts = await receipts(mail, invoices)
+        now_done = len(events.expected & events.delivered)
+        phase.advance(now_done - done)
+        done = now_done
+        if events.settled or time.monotonic() >= deadline:
+            break
+        if time.monotonic() - noted >= 10:
+            noted = time.monotonic()
+            missing = sum(1 for i in events.paid if len(events.receipts.get(i, ())) != 1)
+            phase.note(
+                f"still waiting: {len(events.lost)} events not delivered, "
+                f"{missing} paid invoices without one receipt"
+            )
+        await asyncio.sleep(1.0)
+    events.merchant = summary(merchant)
+    return events
+
+
 def half_made(stack: Stack, invoices: list[Invoice]) -> int:
     """Invoice rows that no create was answered with: made, but never handed to a caller."""
     answered = {invoice.invoice_id for invoice in invoices}
@@ -382,6 +535,7 @@ def verdict(
     restarts: Counter[str],
     outages: list[float],
     unanswered_rows: int,
+    events: Events,
     wall: float,
 ) -> tuple[list[tuple[str, str]], bool]:
     created = [i for i in invoices if i.invoice_id is not None]
@@ -409,6 +563,7 @@ def verdict(
         ("payments not reflected", str(len(lost))),
         ("invoices not created", str(len(invoices) - len(created))),
         ("provider calls per invoice", f"mean {statistics.mean(calls):.2f}, max {max(calls)}"),
+        *event_rows(events),
         ("wall time", f"{wall:.1f} s"),
     ]
     for invoice in (wrong + doubles + lost)[:10]:
@@ -426,8 +581,44 @@ def verdict(
         and not lost
         and not unanswered_rows
         and len(created) == len(invoices)
+        and not events.lost
+        and not events.phantom
+        and set(events.receipt_counts) <= {1}
+        and not events.unpaid_receipts
+        and not events.merchant.get("bad_signatures")
     )
     return rows, ok
+
+
+def event_rows(events: Events) -> list[tuple[str, str]]:
+    merchant = events.merchant
+    counts = events.receipt_counts
+    paid = len(events.paid)
+    if set(counts) <= {1}:
+        per_paid = f"1 each ({paid} paid invoices)"
+    else:
+        per_paid = (
+            f"min {min(counts)}, max {max(counts)}: {counts.get(0, 0)} of {paid} paid invoices "
+            f"without a receipt, {sum(n for k, n in counts.items() if k > 1)} with more than one"
+        )
+    rows = [
+        (
+            "merchant endpoint",
+            f"{merchant.get('requests', 0)} requests, {merchant.get('failed', 0)} answered 500, "
+            f"{merchant.get('slowed', 0)} slow, down {events.outage:.1f} s, "
+            f"{merchant.get('bad_signatures', 0)} bad signatures",
+        ),
+        ("events expected (transitions)", str(len(events.expected))),
+        ("lost events", str(len(events.lost))),
+        ("phantom events", str(len(events.phantom))),
+        ("receipt Message-IDs per paid invoice", per_paid),
+        ("receipts for unpaid invoices", str(events.unpaid_receipts)),
+    ]
+    for event_id in sorted(events.lost)[:5]:
+        rows.append(("  e.g. lost", event_id))
+    for event_id in sorted(events.phantom)[:5]:
+        rows.append(("  e.g. phantom", event_id))
+    return rows
 
 
 def print_table(rows: list[tuple[str, str]]) -> None:
@@ -443,6 +634,9 @@ async def run(args: argparse.Namespace) -> int:
     stack = chaos_stack(args)
     directory = stack.directory
     started = time.monotonic()
+    merchant = Merchant(
+        fail_rate=MERCHANT_FAIL_RATE, slow_rate=MERCHANT_SLOW_RATE, seed=args.seed
+    ).start()
     try:
         progress = Progress()
         with progress.phase("starting the stack"):
@@ -457,7 +651,12 @@ async def run(args: argparse.Namespace) -> int:
             for n in range(args.invoices)
         ]
         creation_time = args.invoices / 15.0
-        active = creation_time + args.due_seconds + args.outages * args.outage_seconds
+        active = (
+            creation_time
+            + args.due_seconds
+            + args.outages * args.outage_seconds
+            + args.merchant_down_seconds
+        )
         deadline = time.monotonic() + active + args.late_window + 300
         async with (
             httpx.AsyncClient(
@@ -466,8 +665,10 @@ async def run(args: argparse.Namespace) -> int:
                 timeout=30,
             ) as api,
             httpx.AsyncClient(base_url=stack.sandbox_url, timeout=30) as sandbox,
+            httpx.AsyncClient(base_url=stack.mail_url, timeout=30) as mail,
         ):
             gate = asyncio.Semaphore(args.concurrency)
+            await register_merchant(api, merchant, deadline)
 
             # Drawn first, in order, so a seed replays the same schedule.
             seeds = [rng.random() for _ in invoices]
@@ -487,17 +688,25 @@ async def run(args: argparse.Namespace) -> int:
                 outages = asyncio.create_task(
                     paystack_outages(stack, args, outage_rng, active, phase)
                 )
+                merchant_down = asyncio.create_task(merchant_outage(merchant, args, active, phase))
                 await asyncio.gather(
                     *(story(i, seed, phase) for i, seed in zip(invoices, seeds, strict=True))
                 )
                 restarts = await chaos
                 outage_lengths = await outages
+                merchant_down_for = await merchant_down
             created = sum(1 for invoice in invoices if invoice.invoice_id is not None)
             with progress.phase("waiting for every invoice's final state", created) as phase:
                 settle_by = time.monotonic() + args.late_window + args.due_seconds + 120
                 await settle(stack, invoices, settle_by, phase)
             with progress.phase("counting Paystack calls"):
                 await count_provider_calls(sandbox, invoices)
+            expected, _ = await asyncio.to_thread(transitions, stack)
+            with progress.phase("waiting for every event and receipt", len(expected)) as phase:
+                events = await settle_events(
+                    stack, merchant, mail, invoices, time.monotonic() + args.events_wait, phase
+                )
+                events.outage = merchant_down_for
             stats = await SandboxControls(sandbox).stats()
         progress.close()
         rows, ok = verdict(
@@ -506,6 +715,7 @@ async def run(args: argparse.Namespace) -> int:
             restarts,
             outage_lengths,
             await asyncio.to_thread(half_made, stack, invoices),
+            events,
             time.monotonic() - started,
         )
         print_table(rows)
@@ -513,6 +723,7 @@ async def run(args: argparse.Namespace) -> int:
         return 0 if ok else 1
     finally:
         stack.stop_all()
+        merchant.stop()
 
 
 def main() -> int:
@@ -526,6 +737,18 @@ def main() -> int:
     parser.add_argument("--outages", type=int, default=2, help="times Paystack goes down")
     parser.add_argument(
         "--outage-seconds", type=float, default=60.0, help="how long each Paystack outage lasts"
+    )
+    parser.add_argument(
+        "--merchant-down-seconds",
+        type=float,
+        default=30.0,
+        help="how long the merchant's endpoint refuses connections, mid-run",
+    )
+    parser.add_argument(
+        "--events-wait",
+        type=float,
+        default=180.0,
+        help="at most this long, at the end, for the last events and receipts (s)",
     )
     parser.add_argument("--seed", type=int, default=20261123)
     parser.add_argument(

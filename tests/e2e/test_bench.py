@@ -33,6 +33,8 @@ async def test_a_tiny_bench_reports_every_measurement(tmp_path: Path) -> None:
         "create, concurrency 1",
         "create, concurrency 20",
         "time to paid",
+        "invoice.paid at the merchant (webhook in -> merchant has it)",
+        "goal p99 < 250.0 ms",
         "provider calls / invoice, webhook path",
         "webhook ACK at 20/s",
         "highest rate held",
@@ -53,3 +55,9 @@ async def test_a_tiny_bench_reports_every_measurement(tmp_path: Path) -> None:
     assert report["cpu_count"] >= 1 and "temporalio" in report["packages"]
     assert report["figures"]["capacity"]["fired"] == 20
     assert report["figures"]["calls_webhook_path"]["max"] <= 3
+    # Every paid invoice's invoice.paid reached the bench's merchant endpoint.
+    assert report["figures"]["paid_event_to_merchant"]["n"] == 3
+    assert report["figures"]["paid_event_to_merchant"]["missing"] == 0
+    # Time to paid and create throughput stand beside the last run's (none the first time).
+    table = [line for line in output.splitlines() if line.startswith("| ")]
+    assert sum("last run: none" in line for line in table) == 3, output

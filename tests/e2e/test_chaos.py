@@ -1,5 +1,6 @@
 """A small chaos run inside `make test`: 60 invoices, each process SIGKILLed once, sandbox
-faults on, Paystack down once for 3 s; once as `make run` runs payrecon, once as it is
+faults on, Paystack down once for 3 s, the merchant's endpoint failing a fifth of deliveries,
+slow at times and down once for 4 s; once as `make run` runs payrecon, once as it is
 deployed (Postgres, two API processes behind one address, two workers). `make chaos` runs
 the full one."""
 
@@ -40,6 +41,8 @@ async def test_small_chaos_run_keeps_every_invoice_right(
         "--poll-schedule=1,2,4",
         "--outages=1",
         "--outage-seconds=3",
+        "--merchant-down-seconds=4",
+        "--events-wait=90",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -53,6 +56,17 @@ async def test_small_chaos_run_keeps_every_invoice_right(
     # Paystack went away once: creates meanwhile were refused or waited, none half-made.
     assert re.fullmatch(r"\d+\.\d s", _row(output, "Paystack outages")), output
     assert _row(output, "half-made invoices") == "0", output
+    # Every transition's event reached the merchant, none made up; one receipt per paid.
+    assert _row(output, "lost events") == "0", output
+    assert _row(output, "phantom events") == "0", output
+    assert int(_row(output, "events expected (transitions)")) >= 60 * 2, output
+    assert re.fullmatch(
+        r"1 each \(\d+ paid invoices\)", _row(output, "receipt Message-IDs per paid invoice")
+    ), output
+    assert _row(output, "receipts for unpaid invoices") == "0", output
+    merchant = _row(output, "merchant endpoint")
+    assert re.search(r"[1-9]\d* answered 500", merchant), output
+    assert "0 bad signatures" in merchant, output
     for name in killed:
         assert _row(output, f"restarts: {name}") == "1"
     assert int(_row(output, "fault: dropped")) > 0
@@ -61,4 +75,5 @@ async def test_small_chaos_run_keeps_every_invoice_right(
     assert "invoices: created, paid or not, kills: done (60/60)" in progress, output
     assert sum("SIGKILLed and started again" in line for line in progress) == len(killed), output
     assert sum("Paystack down (1/1)" in line for line in progress) == 1, output
+    assert sum("merchant endpoint down for 4 s" in line for line in progress) == 1, output
     assert process.returncode == 0, output
