@@ -28,6 +28,7 @@ from tests.stack import (
     API_KEY,
     API_KEYS,
     CONTINUE_AS_NEW_AFTER_EVENTS,
+    EVENT_SETTINGS,
     LATE_PAYMENT_WINDOW,
     POLL_SCHEDULE,
     SECRET_KEY,
@@ -89,6 +90,7 @@ def processes(data_dir: Path) -> Iterator[Processes]:
             "PAYRECON_POLL_SCHEDULE": POLL_SCHEDULE,
             "PAYRECON_LATE_PAYMENT_WINDOW": LATE_PAYMENT_WINDOW,
             "PAYRECON_METRICS_REFRESH_SECONDS": "0",
+            **EVENT_SETTINGS,
         },
         # Suggest continue-as-new early, so the tests reach it (the default is 4 Ki events).
         temporal_args=[
@@ -127,6 +129,10 @@ def mailbox() -> Iterator[Mailbox]:
 @pytest.fixture(scope="session")
 def settings(processes: Processes, mailbox: Mailbox) -> Settings:
     """The in-process worker's settings: the same as the stack's processes have."""
+    # The event settings as the processes read them, from the environment's text.
+    events = Settings.model_validate(
+        {name.lower(): value for name, value in EVENT_SETTINGS.items()}
+    )
     return Settings(
         paystack_secret_key=SecretStr(SECRET_KEY),
         paystack_base_url=processes.sandbox_url,
@@ -136,11 +142,9 @@ def settings(processes: Processes, mailbox: Mailbox) -> Settings:
         payrecon_late_payment_window=float(LATE_PAYMENT_WINDOW),
         smtp_url=SecretStr(mailbox.smtp_url),
         paystack_callback_url=f"{processes.api_url}/checkout/return",
-        # A merchant's failures retried within a test's patience; an endpoint left failing
-        # after its test is given up within a minute.
-        payrecon_event_retry_schedule=[0.5, 1.0, 2.0],
-        payrecon_event_retry_for_seconds=60.0,
-        payrecon_event_timeout_seconds=5.0,
+        payrecon_event_retry_schedule=events.payrecon_event_retry_schedule,
+        payrecon_event_retry_for_seconds=events.payrecon_event_retry_for_seconds,
+        payrecon_event_timeout_seconds=events.payrecon_event_timeout_seconds,
     )
 
 

@@ -31,6 +31,13 @@ API_KEYS = f"{API_KEY},shop:{OTHER_CALLER_KEY},ops:{OPERATOR_KEY}:operator"
 POLL_SCHEDULE = "2,4"
 LATE_PAYMENT_WINDOW = "4"
 CONTINUE_AS_NEW_AFTER_EVENTS = 100
+# A merchant's failures retried within a test's patience; an endpoint left failing after
+# its test is given up within a minute. The API starts invoices with these, so both have them.
+EVENT_SETTINGS = {
+    "PAYRECON_EVENT_RETRY_SCHEDULE": "0.5,1,2",
+    "PAYRECON_EVENT_RETRY_FOR_SECONDS": "60",
+    "PAYRECON_EVENT_TIMEOUT_SECONDS": "5",
+}
 
 
 @dataclass
