@@ -1,0 +1,115 @@
+"""Verify-now and the checkout return, end to end: the customer comes back from checkout,
+payrecon asks Paystack at once, and sends them only to the invoice's own URLs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.helpers import create_invoice, pay, provider_calls, set_webhooks, wait_for_status
+from tests.stack import OTHER_CALLER_KEY, Stack
+
+SUCCESS = "https://shop.example/thanks"
+CANCEL = "https://shop.example/cart"
+
+
+@pytest.fixture
+async def shop_api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    headers = {"Authorization": f"Bearer {OTHER_CALLER_KEY}"}
+    async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=30) as client:
+        yield client
+
+
+async def returned(stack: Stack, reference: str) -> httpx.Response:
+    """The customer's browser at the checkout return: no API key, no redirect followed."""
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as browser:
+        response = await browser.get("/checkout/return", params={"reference": reference})
+    location = response.headers.get("location")
+    assert location in (None, SUCCESS, CANCEL), location  # never anywhere else
+    return response
+
+
+async def test_verify_now_finds_a_payment_whose_webhook_never_came(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, shop_api: httpx.AsyncClient
+) -> None:
+    invoice = await create_invoice(api, due_in_seconds=3600)
+    await set_webhooks(sandbox, False)
+    try:
+        await pay(sandbox, invoice["id"])
+        verified = await api.post(f"/invoices/{invoice['id']}/verify")
+    finally:
+        await set_webhooks(sandbox, True)
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["status"] == "paid" and verified.json()["revision"] == 2
+    # Within 2 s of Paystack's answer, that answer stands: no second call.
+    calls = (await provider_calls(sandbox, invoice["id"]))["verify"]
+    again = await api.post(f"/invoices/{invoice['id']}/verify")
+    assert again.status_code == 200 and again.json() == verified.json()
+    assert (await provider_calls(sandbox, invoice["id"]))["verify"] == calls
+
+    # Another caller's invoice is as unknown as none; and bad ids are refused.
+    assert (await shop_api.post(f"/invoices/{invoice['id']}/verify")).status_code == 404
+    unknown = await api.post("/invoices/inv-000000000000000000000000/verify")
+    assert unknown.status_code == 404 and unknown.json()["detail"]
+    assert (await api.post("/invoices/not.an.id/verify")).status_code == 422
+
+
+async def test_verify_now_reaches_a_completed_invoice(api: httpx.AsyncClient) -> None:
+    invoice = await create_invoice(api)
+    cancelled = await api.post(f"/invoices/{invoice['id']}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    verified = await api.post(f"/invoices/{invoice['id']}/verify")
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["status"] == "cancelled"
+    assert verified.json()["revision"] == cancelled.json()["revision"]
+
+
+async def test_the_checkout_return_sends_the_customer_to_the_invoices_own_urls(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    invoice = await create_invoice(api, success_url=SUCCESS, cancel_url=CANCEL)
+    # Back from checkout without paying: Paystack says abandoned.
+    unpaid = await returned(stack, invoice["id"])
+    assert unpaid.status_code == 303 and unpaid.headers["location"] == CANCEL
+    await pay(sandbox, invoice["id"])
+    paid = await returned(stack, invoice["id"])
+    assert paid.status_code == 303 and paid.headers["location"] == SUCCESS
+    await wait_for_status(api, invoice["id"], "paid")
+
+
+async def test_without_urls_or_for_a_stranger_the_return_is_a_status_page(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    plain = await create_invoice(api)
+    await pay(sandbox, plain["id"])
+    page = await returned(stack, plain["id"])
+    assert page.status_code == 200 and "location" not in page.headers
+    assert "Payment received" in page.text
+
+    unknown = await returned(stack, "inv-000000000000000000000000")
+    assert unknown.status_code == 200 and "location" not in unknown.headers
+    assert "could not find" in unknown.text
+    for bad in ("../x", "a" * 200, ""):
+        answer = await returned(stack, bad)
+        assert answer.status_code == 422 and answer.json()["detail"], bad
+
+
+async def test_the_customers_journey_through_checkout_ends_at_success_url(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    invoice = await create_invoice(api, success_url=SUCCESS, cancel_url=CANCEL)
+    checkout = urlsplit(invoice["authorization_url"])
+    async with httpx.AsyncClient(timeout=30) as browser:
+        page = await browser.get(invoice["authorization_url"])
+        assert page.status_code == 200
+        # The customer presses Pay; Paystack sends them to our callback URL.
+        paid = await browser.post(f"{checkout.scheme}://{checkout.netloc}{checkout.path}/pay")
+        assert paid.status_code == 303
+        back = urlsplit(paid.headers["location"])
+        assert f"{back.scheme}://{back.netloc}" == stack.api_url
+        assert back.path == "/checkout/return"
+        onward = await browser.get(paid.headers["location"])
+    assert onward.status_code == 303 and onward.headers["location"] == SUCCESS
