@@ -20,6 +20,7 @@ import contextlib
 import random
 import threading
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -121,9 +122,9 @@ class Merchant:
     def listening(self) -> bool:
         return self._server is not None
 
-    def _call(self, work: object) -> None:
+    def _call(self, work: Coroutine[Any, Any, None]) -> None:
         assert self._loop is not None, "start() the merchant first"
-        asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout=30)  # type: ignore[arg-type]
+        asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout=30)
 
     async def _listen(self) -> None:
         if self._server is None:
