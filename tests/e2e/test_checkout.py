@@ -9,8 +9,16 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.helpers import create_invoice, pay, provider_calls, set_webhooks, wait_for_status
+from tests.helpers import (
+    create_invoice,
+    keep_history,
+    pay,
+    provider_calls,
+    set_webhooks,
+    wait_for_status,
+)
 from tests.stack import OTHER_CALLER_KEY, Stack
+from workflows.types import workflow_id_for
 
 SUCCESS = "https://shop.example/thanks"
 CANCEL = "https://shop.example/cart"
@@ -33,7 +41,10 @@ async def returned(stack: Stack, reference: str) -> httpx.Response:
 
 
 async def test_verify_now_finds_a_payment_whose_webhook_never_came(
-    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, shop_api: httpx.AsyncClient
+    stack: Stack,
+    api: httpx.AsyncClient,
+    sandbox: httpx.AsyncClient,
+    shop_api: httpx.AsyncClient,
 ) -> None:
     invoice = await create_invoice(api, due_in_seconds=3600)
     await set_webhooks(sandbox, False)
@@ -49,6 +60,8 @@ async def test_verify_now_finds_a_payment_whose_webhook_never_came(
     again = await api.post(f"/invoices/{invoice['id']}/verify")
     assert again.status_code == 200 and again.json() == verified.json()
     assert (await provider_calls(sandbox, invoice["id"]))["verify"] == calls
+    workflow = stack.temporal.get_workflow_handle(workflow_id_for(invoice["id"]))
+    await keep_history(await workflow.fetch_history(), "verified_now")
 
     # Another caller's invoice is as unknown as none; and bad ids are refused.
     assert (await shop_api.post(f"/invoices/{invoice['id']}/verify")).status_code == 404

@@ -37,6 +37,11 @@ WORKFLOW_PATHS = {
     "paystack_down",
     # The daily schedule's run that deletes expired webhook deliveries.
     "webhook_retention",
+    # POST /invoices/{id}/verify: the check-now update, Paystack asked at once.
+    "verified_now",
+    # An event's own workflow: delivered with the customer's receipt; failed, then delivered.
+    "event_delivered_with_receipt",
+    "event_retried",
 }
 
 EARLIER_VERSIONS = sorted(path for path in HISTORY_DIR.iterdir() if path.is_dir())
