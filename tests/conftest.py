@@ -30,6 +30,8 @@ from tests.stack import (
     CONTINUE_AS_NEW_AFTER_EVENTS,
     EVENT_SETTINGS,
     LATE_PAYMENT_WINDOW,
+    OPERATOR_KEY,
+    OTHER_CALLER_KEY,
     POLL_SCHEDULE,
     SECRET_KEY,
     Stack,
@@ -175,6 +177,22 @@ async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
         base_url=stack.api_url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30
     ) as client:
+        yield client
+
+
+@pytest.fixture
+async def shop(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """Another caller: the `shop` backend service."""
+    headers = {"Authorization": f"Bearer {OTHER_CALLER_KEY}"}
+    async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+async def operator(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """An operator, who sees every caller's invoices and endpoints."""
+    headers = {"Authorization": f"Bearer {OPERATOR_KEY}"}
+    async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=30) as client:
         yield client
 
 

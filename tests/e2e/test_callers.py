@@ -5,28 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 
 from db import queries
 from tests.helpers import INVOICE
-from tests.stack import API_KEY, OPERATOR_KEY, OTHER_CALLER_KEY, Stack, another_api
-
-
-@pytest.fixture
-async def shop(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"Authorization": f"Bearer {OTHER_CALLER_KEY}"}
-    async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-async def operator(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"Authorization": f"Bearer {OPERATOR_KEY}"}
-    async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=30) as client:
-        yield client
+from tests.stack import API_KEY, Stack, another_api
 
 
 async def _create(client: httpx.AsyncClient, key: str) -> httpx.Response:

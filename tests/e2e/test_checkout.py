@@ -3,11 +3,9 @@ payrecon asks Paystack at once, and sends them only to the invoice's own URLs.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
 
 from tests.helpers import (
     create_invoice,
@@ -17,18 +15,11 @@ from tests.helpers import (
     set_webhooks,
     wait_for_status,
 )
-from tests.stack import OTHER_CALLER_KEY, Stack
+from tests.stack import Stack
 from workflows.types import workflow_id_for
 
 SUCCESS = "https://shop.example/thanks"
 CANCEL = "https://shop.example/cart"
-
-
-@pytest.fixture
-async def shop_api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"Authorization": f"Bearer {OTHER_CALLER_KEY}"}
-    async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=30) as client:
-        yield client
 
 
 async def returned(stack: Stack, reference: str) -> httpx.Response:
@@ -44,7 +35,7 @@ async def test_verify_now_finds_a_payment_whose_webhook_never_came(
     stack: Stack,
     api: httpx.AsyncClient,
     sandbox: httpx.AsyncClient,
-    shop_api: httpx.AsyncClient,
+    shop: httpx.AsyncClient,
 ) -> None:
     invoice = await create_invoice(api, due_in_seconds=3600)
     await set_webhooks(sandbox, False)
@@ -64,7 +55,7 @@ async def test_verify_now_finds_a_payment_whose_webhook_never_came(
     await keep_history(await workflow.fetch_history(), "verified_now")
 
     # Another caller's invoice is as unknown as none; and bad ids are refused.
-    assert (await shop_api.post(f"/invoices/{invoice['id']}/verify")).status_code == 404
+    assert (await shop.post(f"/invoices/{invoice['id']}/verify")).status_code == 404
     unknown = await api.post("/invoices/inv-000000000000000000000000/verify")
     assert unknown.status_code == 404 and unknown.json()["detail"]
     assert (await api.post("/invoices/not.an.id/verify")).status_code == 422

@@ -4,28 +4,11 @@ Idempotency-Key, metadata and creation time, over HTTP against the test stack.""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.helpers import create_invoice
-from tests.stack import OPERATOR_KEY, OTHER_CALLER_KEY, Stack
-
-
-@pytest.fixture
-async def shop(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"Authorization": f"Bearer {OTHER_CALLER_KEY}"}
-    async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-async def operator(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"Authorization": f"Bearer {OPERATOR_KEY}"}
-    async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=30) as client:
-        yield client
 
 
 async def found(client: httpx.AsyncClient, **params: Any) -> list[str]:

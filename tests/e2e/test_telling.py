@@ -13,25 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import pytest
 from standardwebhooks import Webhook
 
 from devstack.processes import Service, free_port, python_module, wait_for_port
 from tests.helpers import create_invoice, eventually, keep_history, pay, wait_for_status
 from tests.mailbox import Mailbox
-from tests.stack import OTHER_CALLER_KEY, Stack
+from tests.stack import Stack
 from workflows.events import event_workflow_id
 
 README = (Path(__file__).parents[2] / "README.md").read_text()
 RECEIVER = re.search(r"<!-- receiver.py -->\n```python\n(.*?)```", README, re.S)
-
-
-@pytest.fixture
-async def shop(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    """Another caller than the session's other tests mostly use: fewer strangers' events."""
-    headers = {"Authorization": f"Bearer {OTHER_CALLER_KEY}"}
-    async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=30) as client:
-        yield client
 
 
 @asynccontextmanager

@@ -26,7 +26,7 @@ from db.models import EventAttempt, OutboundEvent, WebhookEndpoint
 from devstack.processes import free_port
 from outbound.secrets import unseal
 from tests.helpers import eventually
-from tests.stack import API_KEY, OPERATOR_KEY, OTHER_CALLER_KEY, Stack, another_api
+from tests.stack import API_KEY, Stack, another_api
 
 ENDPOINT_ID = re.compile(r"we_[0-9a-f]{24}")
 SHOWN = {
@@ -42,20 +42,6 @@ SHOWN = {
 # Nothing listens there: an endpoint made only to be read never receives anything.
 NOWHERE = "http://127.0.0.1:9/payrecon-tests"
 UNKNOWN_ID = "we_000000000000000000000000"
-
-
-@pytest.fixture
-async def shop(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"Authorization": f"Bearer {OTHER_CALLER_KEY}"}
-    async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-async def operator(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"Authorization": f"Bearer {OPERATOR_KEY}"}
-    async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=30) as client:
-        yield client
 
 
 @pytest.fixture
