@@ -69,7 +69,7 @@ def build_workers(
             database.delete_expired_deliveries,
             paystack_activities.initialize_transaction,
             paystack_activities.verify_transaction,
-            Announcer(client).announce_event,
+            Announcer(client, engine).announce_event,
         ],
         activity_executor=executor,
         # No more activities at once than threads to run the synchronous ones.

@@ -80,6 +80,7 @@ LOCAL_NOTICE_VERIFY = "local-notice-verify"
 RESUME_FROM_RECORD = "resume-from-record"
 INITIALIZE_DEADLINE_BY_TIMER = "initialize-deadline-by-timer"
 TELL_OTHERS = "tell-others"
+ANNOUNCE_WHEN_RESUMED = "announce-when-resumed"
 
 LATE_PAYMENT_REASON = {
     InvoiceStatus.EXPIRED: ReviewReason.PAID_AFTER_EXPIRY,
@@ -161,6 +162,10 @@ class InvoiceWorkflow:
         workflow.logger.info(
             "invoice %s resumed from its record at revision %d", invoice_id, recorded.revision
         )
+        if workflow.patched(ANNOUNCE_WHEN_RESUMED):
+            # A run that recorded a transition and died before telling it leaves the record
+            # alone to say so: tell it now (nothing, if it was told).
+            await self._announce()
         return recorded
 
     async def _create(self) -> InvoiceSnapshot:

@@ -23,7 +23,6 @@ from temporalio.client import RPCTimeoutOrCancelledError, WorkflowUpdateFailedEr
 from temporalio.service import RPCError
 
 from api.deps import EngineDep, SettingsDep, TemporalDep
-from api.schemas import ErrorBody
 from db import queries
 from db.projection import snapshot_of
 from domain.invoice import InvoiceSnapshot, InvoiceStatus, invoice_id_from_reference
@@ -68,7 +67,11 @@ PAGES = {
             "content": {"text/html": {}},
         },
         303: {"description": "To the invoice's success_url or cancel_url"},
-        422: {"model": ErrorBody, "description": "No reference, or not one of ours in shape"},
+        # Not the page's HTML: FastAPI's validation error, JSON as on every route.
+        422: {
+            "description": "No reference, or not one of ours in shape",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        },
     },
 )
 async def checkout_return(

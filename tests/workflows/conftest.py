@@ -3,9 +3,10 @@ with test activities for each test."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from sqlalchemy import Engine
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import WorkflowExecutionStatus
@@ -13,6 +14,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.announce import Announcer
+from db.engine import make_engine
+from db.migrate import migrate
 from devstack.processes import BIN_DIR
 from temporal_codec import payrecon_data_converter
 from tests.workflows.support import QUEUE, SETTINGS, PaystackAndDatabase
@@ -41,8 +44,18 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
+@pytest.fixture(scope="session")
+def outbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """A real database for the announcer, which looks there for events already told (the
+    test activities store none, so every event is started)."""
+    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('outbox') / 'outbox.db'}")
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture
-async def books(env: WorkflowEnvironment) -> AsyncIterator[PaystackAndDatabase]:
+async def books(env: WorkflowEnvironment, outbox: Engine) -> AsyncIterator[PaystackAndDatabase]:
     books = PaystackAndDatabase()
     async with Worker(
         env.client,
@@ -53,7 +66,7 @@ async def books(env: WorkflowEnvironment) -> AsyncIterator[PaystackAndDatabase]:
             books.load_invoice,
             books.initialize_transaction,
             books.verify_transaction,
-            Announcer(env.client).announce_event,
+            Announcer(env.client, outbox).announce_event,
             books.store_event,
             books.redelivery_targets,
             books.deliver_event,
