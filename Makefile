@@ -74,7 +74,9 @@ fuzz: $(INSTALLED)
 # Re-record the workflow histories that tests/workflows/test_replay.py replays.
 histories: $(INSTALLED)
 	rm -f tests/histories/*.json
-	PAYRECON_RECORD_HISTORIES=1 $(PY) -m pytest tests/e2e/test_lifecycle.py
+	PAYRECON_RECORD_HISTORIES=1 $(PY) -m pytest tests/e2e/test_lifecycle.py \
+		tests/e2e/test_paystack_down.py tests/e2e/test_retention.py \
+		tests/e2e/test_checkout.py tests/e2e/test_telling.py
 	$(PY) -m pytest tests/workflows/test_replay.py
 
 lint: $(INSTALLED)

@@ -62,7 +62,8 @@ def build_workers(
         client,
         task_queue=settings.temporal_task_queue,
         workflows=[InvoiceWorkflow, WebhookRetentionWorkflow],
-        # Run as local activities of the invoice workflows (see workflows/invoice.py).
+        # Mostly local activities of the invoice workflows; the retention sweep and the
+        # announce of each transition are regular ones (see workflows/invoice.py).
         activities=[
             database.record_invoice,
             database.load_invoice,

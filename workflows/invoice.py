@@ -81,6 +81,7 @@ RESUME_FROM_RECORD = "resume-from-record"
 INITIALIZE_DEADLINE_BY_TIMER = "initialize-deadline-by-timer"
 TELL_OTHERS = "tell-others"
 ANNOUNCE_WHEN_RESUMED = "announce-when-resumed"
+ANNOUNCE_BY_ACTIVITY = "announce-by-activity"
 
 LATE_PAYMENT_REASON = {
     InvoiceStatus.EXPIRED: ReviewReason.PAID_AFTER_EXPIRY,
@@ -455,12 +456,25 @@ class InvoiceWorkflow:
         if not workflow.patched(TELL_OTHERS):
             return
         event = InvoiceEvent.of(self._current)
+        announcement = EventInput(event_id=event.event_id, policy=self._input.events, event=event)
+        summary = f"tell {event.type.value}"
+        if workflow.patched(ANNOUNCE_BY_ACTIVITY):
+            # A regular activity: it is scheduled by the same task that answers the caller
+            # (a create, a check-now), which so never waits for the start of another workflow.
+            await workflow.execute_activity_method(
+                Announcer.announce_event,
+                announcement,
+                start_to_close_timeout=RECORD_TIMEOUT,
+                retry_policy=RECORD_RETRY,
+                summary=summary,
+            )
+            return
         await workflow.execute_local_activity_method(
             Announcer.announce_event,
-            EventInput(event_id=event.event_id, policy=self._input.events, event=event),
+            announcement,
             start_to_close_timeout=RECORD_TIMEOUT,
             retry_policy=RECORD_RETRY,
-            summary=f"tell {event.type.value}",
+            summary=summary,
         )
 
     # --- messages -----------------------------------------------------------------

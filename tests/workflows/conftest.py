@@ -3,6 +3,7 @@ with test activities for each test."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -74,8 +75,10 @@ async def books(env: WorkflowEnvironment, outbox: Engine) -> AsyncIterator[Payst
         ],
     ):
         yield books
-        # Every event told before this worker goes: an activity it was running when it
-        # stopped would hold the next test's clock until its timeout.
+        # Every announce made and every event told before this worker goes: an activity it
+        # was running when it stopped would hold the next test's clock until its timeout.
+        for invoice_id in books.records:
+            await _no_announce_pending(env, invoice_id)
         for event in books.events:
             await env.client.get_workflow_handle(event_workflow_id(event.event_id)).result()
         # Nor an invoice left watching: its polls would run in the next test's worker.
@@ -83,3 +86,13 @@ async def books(env: WorkflowEnvironment, outbox: Engine) -> AsyncIterator[Payst
             handle = env.client.get_workflow_handle(workflow_id_for(invoice_id))
             if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
                 await handle.terminate("the test is over")
+
+
+async def _no_announce_pending(env: WorkflowEnvironment, invoice_id: str) -> None:
+    handle = env.client.get_workflow_handle(workflow_id_for(invoice_id))
+    async with asyncio.timeout(10):
+        while True:
+            pending = (await handle.describe()).raw_description.pending_activities
+            if all(activity.activity_type.name != "announce_event" for activity in pending):
+                return
+            await asyncio.sleep(0.05)
