@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test demo histories fuzz chaos bench screenshot lint format install lock postgres clean
+.PHONY: run test demo histories fuzz chaos bench screenshot lint format install lock postgres promtool clean
 
 LOCK := requirements-dev.lock
 LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras \
@@ -39,10 +39,16 @@ postgres:
 		($(SUDO) apt-get update -qq && \
 		 DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql)
 
+# Debian's Prometheus, for promtool: the tests check the shipped alert rules with it.
+promtool:
+	@command -v promtool >/dev/null 2>&1 || \
+		($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		 $(SUDO) apt-get install -y -qq --no-install-recommends prometheus)
+
 run: $(INSTALLED)
 	$(PY) -m devstack.run
 
-test: $(INSTALLED) postgres
+test: $(INSTALLED) postgres promtool
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
@@ -76,7 +82,8 @@ histories: $(INSTALLED)
 	rm -f tests/histories/*.json
 	PAYRECON_RECORD_HISTORIES=1 $(PY) -m pytest tests/e2e/test_lifecycle.py \
 		tests/e2e/test_paystack_down.py tests/e2e/test_retention.py \
-		tests/e2e/test_checkout.py tests/e2e/test_telling.py
+		tests/e2e/test_checkout.py tests/e2e/test_telling.py \
+		tests/e2e/test_reconciliation.py
 	$(PY) -m pytest tests/workflows/test_replay.py
 
 lint: $(INSTALLED)

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from domain import events
+from domain import events, pricing
 from domain.invoice import DEFAULT_CALLER
 
 # The sandbox's dev key: printed by `make run`, useless against real Paystack.
@@ -201,6 +201,27 @@ class Settings(BaseSettings):
     payrecon_email_from: str = "payrecon <receipts@payrecon.localhost>"
     # How long the checkout return keeps asking Paystack while it says ongoing or pending.
     payrecon_checkout_wait_seconds: float = Field(10.0, ge=0)
+
+    # Reconciliation against Paystack's books: the sweep runs every `interval` over the
+    # trailing `window`, ending `grace` before now (webhooks still in flight are not
+    # discrepancies), and daily over the whole previous UTC day.
+    payrecon_recon_interval_seconds: float = Field(900.0, gt=0)
+    payrecon_recon_window_seconds: float = Field(86400.0, gt=0)
+    payrecon_recon_grace_seconds: float = Field(600.0, ge=0)
+    # Records per page of Paystack's lists: one activity each.
+    payrecon_recon_page_size: int = Field(100, ge=1, le=1000)
+    # A payment not in any settlement this long after it was paid is `unsettled`.
+    payrecon_unsettled_after_days: float = Field(3.0, gt=0)
+    # The agreed pricing each transaction's fees are checked against (domain/pricing.py):
+    # a JSON list of prices; unset, Paystack's published Nigerian pricing.
+    payrecon_pricing: Annotated[tuple[pricing.Price, ...], NoDecode] = pricing.NIGERIA
+    # The country of the Paystack account: cards issued elsewhere are international.
+    payrecon_account_country: str = Field("NG", pattern=r"^[A-Z]{2}$")
+
+    @field_validator("payrecon_pricing", mode="before")
+    @classmethod
+    def _pricing_table(cls, value: object) -> object:
+        return pricing.parse_pricing(value) if isinstance(value, str) else value
 
     @field_validator(
         "payrecon_poll_schedule",

@@ -28,6 +28,7 @@ from activities.database import DatabaseActivities
 from activities.email import EmailActivities, make_mailer
 from activities.events import EventActivities
 from activities.paystack import PaystackActivities
+from activities.reconciliation import ReconciliationActivities
 from config import Settings, get_settings
 from db.engine import make_engine
 from db.migrate import migrate
@@ -37,6 +38,7 @@ from paystack.client import PaystackClient
 from temporal_config import connect
 from workflows.events import EventWorkflow
 from workflows.invoice import InvoiceWorkflow
+from workflows.reconciliation import ReconciliationWorkflow
 from workflows.retention import WebhookRetentionWorkflow
 from workflows.schedules import ensure_schedules
 
@@ -58,10 +60,11 @@ def build_workers(
 ) -> list[Worker]:
     paystack_activities = PaystackActivities(paystack, settings.paystack_callback_url, engine)
     database = DatabaseActivities(engine)
+    reconciliation = ReconciliationActivities(paystack, engine, client, settings)
     invoices = Worker(
         client,
         task_queue=settings.temporal_task_queue,
-        workflows=[InvoiceWorkflow, WebhookRetentionWorkflow],
+        workflows=[InvoiceWorkflow, WebhookRetentionWorkflow, ReconciliationWorkflow],
         # Mostly local activities of the invoice workflows; the retention sweep and the
         # announce of each transition are regular ones (see workflows/invoice.py).
         activities=[
@@ -71,6 +74,10 @@ def build_workers(
             paystack_activities.initialize_transaction,
             paystack_activities.verify_transaction,
             Announcer(client, engine).announce_event,
+            reconciliation.start_run,
+            reconciliation.finish_run,
+            reconciliation.heal_missed_payment,
+            reconciliation.tell_operators,
         ],
         activity_executor=executor,
         # No more activities at once than threads to run the synchronous ones.
@@ -79,7 +86,14 @@ def build_workers(
     paystack_calls = Worker(
         client,
         task_queue=settings.temporal_paystack_task_queue,
-        activities=[paystack_activities.verify_transaction],
+        # Each of the sweep's pages is one Paystack call, so the cap bounds pages a second.
+        activities=[
+            paystack_activities.verify_transaction,
+            reconciliation.reconcile_transactions_page,
+            reconciliation.reconcile_settlements_page,
+            reconciliation.reconcile_settlement_transactions_page,
+            reconciliation.check_books,
+        ],
         max_concurrent_activities=PAYSTACK_CONCURRENCY,
         max_task_queue_activities_per_second=settings.paystack_max_calls_per_second,
     )

@@ -138,9 +138,15 @@ class EventActivities:
         return self._targets(event.caller, EventType(event.type))
 
     def _targets(self, caller: str, event_type: EventType) -> list[str]:
+        # An operator event goes to every operator's endpoints; any other, to its caller's.
+        belongs = (
+            WebhookEndpoint.operator == True  # noqa: E712
+            if event_type.for_operators_only
+            else WebhookEndpoint.caller == caller
+        )
         with Session(self._engine) as session:
             query = select(WebhookEndpoint).where(
-                WebhookEndpoint.caller == caller,
+                belongs,
                 WebhookEndpoint.enabled == True,  # noqa: E712
             )
             endpoints = session.exec(query).all()

@@ -20,7 +20,16 @@ from api.errors import invalid_request
 from api.limits import BodyLimitMiddleware
 from api.metrics import register_invoice_metrics
 from api.middleware import RequestContextMiddleware
-from api.routers import checkout, codec, events, health, invoices, webhook_endpoints, webhooks
+from api.routers import (
+    checkout,
+    codec,
+    events,
+    health,
+    invoices,
+    reconciliation,
+    webhook_endpoints,
+    webhooks,
+)
 from config import Settings, get_settings
 from db.engine import checkpointing, make_engine
 from db.migrate import migrate
@@ -100,4 +109,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(codec.router)
     app.include_router(checkout.router)
+    app.include_router(reconciliation.router)
     return app

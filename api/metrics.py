@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -14,6 +14,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
 from db import queries
+from db import reconciliation as books
+from domain.discrepancies import DiscrepancyKind
 from inbox import store
 
 HTTP_REQUESTS = Counter(
@@ -30,6 +32,7 @@ class Figures:
     invoices: dict[str, int]
     queued: int
     endpoints: dict[str, int]
+    recon: books.SweepFigures = field(default_factory=books.SweepFigures)
 
 
 class InvoiceCollector(Collector):
@@ -52,6 +55,7 @@ class InvoiceCollector(Collector):
                     invoices=queries.count_invoices_by_status(self._engine),
                     queued=store.count_queued_deliveries(self._engine),
                     endpoints=queries.count_webhook_endpoints(self._engine),
+                    recon=books.sweep_figures(self._engine),
                 )
                 self._read_at = time.monotonic()
             return self._figures
@@ -88,10 +92,43 @@ class InvoiceCollector(Collector):
         )
         for state, count in figures.endpoints.items():
             endpoints.add_metric([state], count)
+        yield from _sweep_families(figures.recon)
         yield endpoints
         yield transitions
         yield invoices
         yield queued
+
+
+def _sweep_families(figures: books.SweepFigures) -> Iterator[Metric]:
+    open_ = GaugeMetricFamily(
+        "payrecon_discrepancies_open",
+        "Reconciliation discrepancies not yet resolved, by kind",
+        labels=["kind"],
+    )
+    for kind in DiscrepancyKind:
+        open_.add_metric([kind.value], figures.open.get(kind.value, 0))
+    yield open_
+    healed = CounterMetricFamily(
+        "payrecon_missed_payments_healed",
+        "Payments the sweep found an invoice had missed, and its verify then recorded",
+    )
+    healed.add_metric([], figures.healed)
+    yield healed
+    if figures.last_success_at is not None:
+        age = GaugeMetricFamily(
+            "payrecon_reconciliation_last_success_age_seconds",
+            "Seconds since the last reconciliation run completed",
+        )
+        age.add_metric([], max(0.0, time.time() - figures.last_success_at.timestamp()))
+        yield age
+        matched = GaugeMetricFamily(
+            "payrecon_reconciliation_records",
+            "Paystack records the last completed run saw, and those it matched to invoices",
+            labels=["outcome"],
+        )
+        matched.add_metric(["seen"], figures.records_seen)
+        matched.add_metric(["matched"], figures.records_matched)
+        yield matched
 
 
 def register_invoice_metrics(engine: Engine, refresh_seconds: float) -> InvoiceCollector:

@@ -193,6 +193,9 @@ class InvoiceOut(BaseModel):
                     "success_url": "https://shop.example/orders/1042/paid",
                     "cancel_url": "https://shop.example/orders/1042",
                     "send_invoice_email": True,
+                    "settlement_id": None,
+                    "fees": None,
+                    "net_amount": None,
                 }
             ]
         },
@@ -227,6 +230,12 @@ class InvoiceOut(BaseModel):
     success_url: str | None = None
     cancel_url: str | None = None
     send_invoice_email: bool = False
+    # From Paystack's books, as the reconciliation sweep last saw them.
+    settlement_id: int | None = Field(
+        None, description="The Paystack settlement that paid this invoice out, once one has"
+    )
+    fees: int | None = Field(None, description="Paystack's fees on the payment, in the subunit")
+    net_amount: int | None = Field(None, description="amount_paid less fees, in the subunit")
 
 
 class InvoicePage(BaseModel):

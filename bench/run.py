@@ -19,7 +19,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,11 @@ import httpx
 from temporalio.client import Client
 from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_fixed
 
+from activities.reconciliation import RunSummary
 from bench.load import ms, open_loop, percentile, provider_calls, rss_mib, signed_deliveries
 from bench.report import Row, last_run, report
-from config import Settings
+from bench.seed import insert_paid_invoices
+from config import DEV_PAYSTACK_SECRET_KEY, Settings
 from db import queries
 from db.engine import make_engine
 from devstack.merchant import Merchant
@@ -37,8 +39,11 @@ from devstack.processes import Service, free_port, python_module, wait_for_http
 from devstack.progress import Progress
 from devstack.stack import Stack
 from lifecycle import exit_process
+from paystack.client import PaystackClient
 from sandbox.controls import SandboxControls
 from temporal_codec import payrecon_data_converter
+from workflows.reconciliation import ReconciliationWorkflow, Trigger
+from workflows.schedules import reconciliation_input
 
 RESULTS = Path(__file__).parent / "results"
 DAY = 86400.0
@@ -453,6 +458,117 @@ class Bench:
             "lateness_p99_ms": percentile(lateness, 99) * 1000,
         }
 
+    async def bench_reconciliation(self) -> None:
+        """A window of many Paystack transactions reconciled, the sandbox's books and our
+        invoice rows seeded directly (not through as many creates); beside the naive way,
+        verifying each invoice one call at a time, timed on a sample."""
+        count = self.args.recon_count
+        until = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+        since = until - timedelta(hours=2)
+        step = (until - since) / (count + 1)
+        references = [f"inv-bench{index:08d}" for index in range(count)]
+        with self.progress.phase(f"seeding {count:,} paid invoices on both sides"):
+            await self.seed_books(references, since, step)
+        async with httpx.AsyncClient(base_url=self.stack.sandbox_url, timeout=60) as sandbox:
+            controls = SandboxControls(sandbox)
+            calls_before = (await controls.stats())["calls"]
+            worker_pid = self.stack.services["worker"].pid
+            rss_before = rss_mib(worker_pid)
+            peak = rss_before
+            client = await self.temporal_client()
+            settings = Settings(payrecon_development_mode=True)
+            run_input = reconciliation_input(settings, Trigger.ON_DEMAND)
+            run_input.window_from, run_input.window_to = since, until
+            run_input.page_size = self.args.recon_page_size
+            started = time.perf_counter()
+            handle = await client.start_workflow(
+                ReconciliationWorkflow.run,
+                run_input,
+                id=f"recon_bench_{uuid.uuid4().hex[:12]}",
+                task_queue=settings.temporal_task_queue,
+            )
+            result = asyncio.ensure_future(handle.result())
+            while not result.done():
+                peak = max(peak, rss_mib(worker_pid))
+                self.progress.say(f"    reconciling: {time.perf_counter() - started:.0f} s")
+                await asyncio.wait({result}, timeout=5)
+            summary: RunSummary = result.result()
+            wall = time.perf_counter() - started
+            calls_after = (await controls.stats())["calls"]
+            calls = {kind: calls_after[kind] - calls_before.get(kind, 0) for kind in calls_after}
+            # The naive way: one verify per invoice, one after another, on a sample.
+            sample = references[: self.args.recon_naive_sample]
+            naive_started = time.perf_counter()
+            paystack = PaystackClient(self.stack.sandbox_url, DEV_PAYSTACK_SECRET_KEY)
+            try:
+                for reference in sample:
+                    await paystack.verify(reference)
+            finally:
+                await paystack.aclose()
+            naive = time.perf_counter() - naive_started
+        per_second = summary.records_seen / wall
+        naive_per_second = len(sample) / naive
+        self.rows.append(
+            (
+                f"reconcile {summary.records_seen:,} Paystack transactions",
+                f"{wall:.1f} s, {per_second:,.0f} records/s; worker RSS {rss_before:.0f} -> "
+                f"peak {peak:.0f} MiB; {calls.get('list', 0)} list calls, "
+                f"{calls.get('verify', 0)} verifies",
+                f"goal < 120 s and < 400 MB; {summary.records_matched:,} matched, "
+                f"discrepancies {summary.counts or 'none'}",
+            )
+        )
+        self.rows.append(
+            (
+                "naive: verify each invoice, one call at a time",
+                f"{naive_per_second:,.0f} records/s ({len(sample):,} in {naive:.1f} s)",
+                f"{count:,} would take {count / naive_per_second:.0f} s; the sweep is "
+                f"{per_second / naive_per_second:.1f}x",
+            )
+        )
+        self.figures["reconciliation"] = {
+            "records": summary.records_seen,
+            "matched": summary.records_matched,
+            "counts": summary.counts,
+            "wall_seconds": wall,
+            "records_per_second": per_second,
+            "worker_rss_mib": {"before": rss_before, "peak": peak},
+            "paystack_calls": calls,
+            "naive_sample": len(sample),
+            "naive_records_per_second": naive_per_second,
+        }
+
+    async def seed_books(self, references: list[str], since: datetime, step: timedelta) -> None:
+        """The same paid invoices on Paystack's side (the sandbox's bulk control) and ours
+        (rows written straight to the database, as the workflows' records would be)."""
+        engine = make_engine(self.stack.database_url)
+        amount, batch = 500_000, 10_000
+        async with httpx.AsyncClient(base_url=self.stack.sandbox_url, timeout=120) as sandbox:
+            controls = SandboxControls(sandbox)
+            for start in range(0, len(references), batch):
+                chunk = references[start : start + batch]
+                moments = [since + step * (start + offset + 1) for offset in range(len(chunk))]
+                await controls.bulk_transactions(
+                    [
+                        {
+                            "reference": reference,
+                            "amount": amount,
+                            "currency": "NGN",
+                            "email": "bench@example.com",
+                            "created_at": moment.isoformat(),
+                            "status": "success",
+                        }
+                        for reference, moment in zip(chunk, moments, strict=True)
+                    ]
+                )
+                await asyncio.to_thread(insert_paid_invoices, engine, chunk, moments, amount, "NGN")
+                self.progress.say(f"    seeded {start + len(chunk):,}")
+        engine.dispose()
+
+    async def temporal_client(self) -> Client:
+        converter = payrecon_data_converter(Settings(payrecon_development_mode=True))
+        return await Client.connect(self.stack.temporal_address, data_converter=converter)
+
     async def timer_lateness(self, invoice_ids: list[str]) -> list[float]:
         # As the stack's processes (development mode) connect: with their codec.
         converter = payrecon_data_converter(Settings(payrecon_development_mode=True))
@@ -507,6 +623,7 @@ class Bench:
                 ("ack", lambda: self.bench_webhooks(created)),
                 ("polling", self.bench_polling_day),
                 ("capacity", self.bench_capacity),
+                ("reconciliation", self.bench_reconciliation),
             ]
             first = True
             for name, step in steps:
@@ -547,8 +664,11 @@ def main() -> int:
     parser.add_argument(
         "--phases",
         type=lambda s: s.split(","),
-        default=["create", "paid", "ack", "polling", "capacity"],
+        default=["create", "paid", "ack", "polling", "capacity", "reconciliation"],
     )
+    parser.add_argument("--recon-count", type=int, default=100_000)
+    parser.add_argument("--recon-page-size", type=int, default=100)
+    parser.add_argument("--recon-naive-sample", type=int, default=10_000)
     parser.add_argument(
         "--capacity-timer", type=float, default=0.0, help="poll timer, s (0: after creation)"
     )

@@ -5,7 +5,11 @@
     payrecon invoices reverify inv-…       (ask Paystack again, now)
     payrecon webhooks redeliver 42         (hand a stored delivery to its invoice again)
     payrecon events redeliver evt_…        (send an event to its caller's endpoints again)
-    payrecon temporal setup                (add missing search attributes, idempotently)
+    payrecon temporal setup                (search attributes and schedules, idempotently)
+    payrecon recon run --from … --to …     (reconcile a window of Paystack's books now)
+    payrecon recon show [RUN]              (a run: counts, totals, what it found)
+    payrecon recon discrepancies --status open
+    payrecon recon resolve dsc_… --note "…"
 
 It reads the same settings (environment variables) as the API and the worker.
 """
@@ -29,9 +33,11 @@ from temporalio.service import RPCError
 
 from config import Settings, get_settings
 from db import queries, timeline
+from db import reconciliation as books
 from db.engine import make_engine
-from db.models import InvoiceTimelineEntry, OutboundEvent
+from db.models import Discrepancy, InvoiceTimelineEntry, OutboundEvent
 from db.projection import load_snapshot
+from domain.discrepancies import DiscrepancyKind, DiscrepancyStatus
 from domain.invoice import InvoiceSnapshot, InvoiceStatus
 from inbox import store
 from inbox.outcomes import Intake, Relay
@@ -40,6 +46,7 @@ from lifecycle import exit_process
 from paystack.events import MalformedWebhook, parse_webhook
 from temporal_config import connect
 from workflows.invoice import InvoiceWorkflow
+from workflows.schedules import ensure_schedules, start_reconciliation
 from workflows.starter import reach_invoice, redeliver_event
 from workflows.types import SEARCH_ATTRIBUTES
 
@@ -54,7 +61,9 @@ events_app = typer.Typer(help="Events sent to merchants' endpoints.", no_args_is
 app.add_typer(invoices_app, name="invoices")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(temporal_app, name="temporal")
+recon_app = typer.Typer(help="Reconciliation against Paystack's books.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
+app.add_typer(recon_app, name="recon")
 
 
 def _engine(settings: Settings) -> Engine:
@@ -293,9 +302,19 @@ def redeliver_stored_event(event_id: str) -> None:
 
 @temporal_app.command("setup")
 def setup() -> None:
-    """Register payrecon's search attributes on the namespace; existing ones are kept."""
+    """Register payrecon's search attributes on the namespace (existing ones are kept), and
+    make or update its schedules (the reconciliation sweeps, the webhook retention)."""
     added = asyncio.run(_add_search_attributes())
     typer.echo(f"added {', '.join(added)}" if added else "all search attributes already registered")
+    asyncio.run(_ensure_schedules())
+    typer.echo(
+        "schedules: payrecon-reconciliation, payrecon-reconciliation-daily, "
+        "payrecon-webhook-retention"
+    )
+
+
+async def _ensure_schedules() -> None:
+    await ensure_schedules(await connect(), get_settings())
 
 
 async def _add_search_attributes() -> list[str]:
@@ -314,6 +333,164 @@ async def _add_search_attributes() -> list[str]:
             AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
         )
     return sorted(missing)
+
+
+@recon_app.command("run")
+def recon_run(
+    since: Annotated[
+        datetime | None, typer.Option("--from", help="Start of the window (UTC if no zone)")
+    ] = None,
+    until: Annotated[
+        datetime | None, typer.Option("--to", help="End of the window, excluded")
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="Wait for the run, then show it")] = True,
+) -> None:
+    """Reconcile [from, to) now; by default the scheduled window: the trailing day, ending
+    the grace period before now."""
+    settings = get_settings()
+    end = (
+        _utc(until)
+        if until
+        else datetime.now(UTC) - timedelta(seconds=settings.payrecon_recon_grace_seconds)
+    )
+    start = (
+        _utc(since) if since else end - timedelta(seconds=settings.payrecon_recon_window_seconds)
+    )
+    if start >= end:
+        _fail("--from must be before --to")
+    engine = _engine(settings)
+
+    async def run() -> str:
+        temporal = await connect()
+        started = await start_reconciliation(
+            temporal, settings, engine, since=start, until=end, requested_by="cli"
+        )
+        typer.echo(f"run {started.id}: {_when(start)} to {_when(end)} (UTC)")
+        if wait:
+            await temporal.get_workflow_handle(started.id).result()
+        return started.id
+
+    try:
+        run_id = asyncio.run(run())
+    except RPCError as error:
+        _fail(f"not started: {error}")
+    if wait:
+        _show_run(engine, run_id)
+
+
+@recon_app.command("show")
+def recon_show(
+    run_id: Annotated[str | None, typer.Argument(help="Default: the newest")] = None,
+) -> None:
+    """A run: its window, counts by kind, totals per currency, and what it found."""
+    engine = _engine(get_settings())
+    if run_id is None:
+        newest, _ = books.list_runs(engine, limit=1, offset=0)
+        if not newest:
+            _fail("no reconciliation runs yet")
+        run_id = newest[0].id
+    _show_run(engine, run_id)
+
+
+def _show_run(engine: Engine, run_id: str) -> None:
+    run = books.get_run(engine, run_id)
+    if run is None:
+        _fail(f"no reconciliation run {run_id}")
+    _table(
+        [
+            ["run", run.id],
+            ["trigger", run.trigger],
+            ["window (UTC)", f"{_when(run.window_from)} to {_when(run.window_to)}"],
+            ["status", run.status + (f": {run.error}" if run.error else "")],
+            ["started / finished", f"{_when(run.started_at)} / {_when(run.finished_at)}"],
+            ["records seen / matched", f"{run.records_seen} / {run.records_matched}"],
+            ["Paystack pages", str(run.pages)],
+        ],
+        ["", ""],
+    )
+    typer.echo("")
+    counts = [[kind, str(count)] for kind, count in sorted(run.counts.items())]
+    _table(counts or [["(none)", "0"]], ["discrepancies seen", "count"])
+    typer.echo("")
+    _table(
+        [
+            [currency] + [_money(totals.get(name), currency) for name in TOTALS]
+            for currency, totals in sorted(run.totals.items())
+        ]
+        or [["-"] * (len(TOTALS) + 1)],
+        ["currency", *TOTALS],
+    )
+    found = books.run_discrepancies(engine, run.id)
+    if found:
+        typer.echo("")
+        _discrepancy_table(found)
+
+
+TOTALS = ("paystack_volume", "payrecon_volume", "fees", "net_settled")
+
+
+@recon_app.command("discrepancies")
+def recon_discrepancies(
+    kind: Annotated[DiscrepancyKind | None, typer.Option(help="Only this kind")] = None,
+    status: Annotated[DiscrepancyStatus | None, typer.Option(help="open or resolved")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+) -> None:
+    """Discrepancies, newest first."""
+    rows, total = books.list_discrepancies(
+        _engine(get_settings()),
+        kind=kind.value if kind else None,
+        status=status.value if status else None,
+        invoice_id=None,
+        limit=limit,
+        offset=0,
+    )
+    _discrepancy_table(rows)
+    typer.echo(f"{len(rows)} of {total}")
+
+
+def _discrepancy_table(rows: list[Discrepancy]) -> None:
+    _table(
+        [
+            [
+                row.id,
+                row.kind,
+                row.status,
+                row.invoice_id or "-",
+                row.paystack_reference or "-",
+                _money(row.details.get("amount"), str(row.details.get("currency") or "")),
+                _when(row.last_seen_at),
+            ]
+            for row in rows
+        ],
+        ["id", "kind", "status", "invoice", "reference", "amount", "last seen (UTC)"],
+    )
+
+
+@recon_app.command("resolve")
+def recon_resolve(
+    discrepancy_id: str,
+    note: Annotated[str, typer.Option(help="Why it is resolved: kept in its audit trail")],
+) -> None:
+    """Resolve a discrepancy by hand; a later run seeing it again does not open it again."""
+    if not note.strip():
+        _fail("--note must say why")
+    try:
+        books.resolve(
+            _engine(get_settings()),
+            discrepancy_id,
+            actor=f"{books.OPERATOR_PREFIX}cli",
+            note=note,
+            at=datetime.now(UTC),
+        )
+    except LookupError:
+        _fail(f"no discrepancy {discrepancy_id}")
+    except books.AlreadyResolved:
+        _fail(f"discrepancy {discrepancy_id} is already resolved")
+    typer.echo(f"discrepancy {discrepancy_id}: resolved")
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def main() -> None:

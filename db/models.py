@@ -241,3 +241,140 @@ class CustomerEmail(SQLModel, table=True):
     kind: str = Field(max_length=20)
     message_id: str = Field(max_length=255)
     sent_at: datetime = utc_column()
+
+
+class ReconciliationRun(SQLModel, table=True):
+    """One sweep of a window of Paystack's books: what it saw and what it found."""
+
+    __tablename__ = "reconciliation_runs"
+    __table_args__ = (Index("ix_reconciliation_runs_started_at", "started_at"),)
+
+    id: str = Field(primary_key=True, max_length=100)
+    # scheduled, daily or on_demand.
+    trigger: str = Field(max_length=20)
+    window_from: datetime = utc_column()
+    window_to: datetime = utc_column()
+    # running, completed or failed.
+    status: str = Field(max_length=20)
+    started_at: datetime = utc_column()
+    finished_at: datetime | None = utc_column(nullable=True)
+    # Discrepancies seen by this run, by kind.
+    counts: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Per currency: Paystack's volume, payrecon's, fees and net settled, in the subunit.
+    totals: dict[str, dict[str, int]] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
+    records_seen: int = 0
+    records_matched: int = 0
+    pages: int = 0
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    requested_by: str | None = Field(default=None, max_length=64)
+
+
+class PaystackTransaction(SQLModel, table=True):
+    """A transaction as the last sweep saw it on Paystack's books; `settlement_id` is
+    learned from the settlement's side (a transaction does not name its settlement)."""
+
+    __tablename__ = "paystack_transactions"
+    __table_args__ = (
+        Index("ix_paystack_transactions_reference", "reference"),
+        Index("ix_paystack_transactions_invoice_id", "invoice_id"),
+        Index("ix_paystack_transactions_settlement_id", "settlement_id"),
+    )
+
+    id: int = Field(sa_column=Column(PaystackId(), primary_key=True))
+    reference: str = Field(max_length=100)
+    # The invoice its reference names, when it has the shape of ours.
+    invoice_id: str | None = Field(default=None, max_length=64)
+    status: str = Field(max_length=20)
+    amount: int = Field(sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(max_length=3)
+    fees: int | None = Field(default=None, sa_column=Column(BigInteger))
+    channel: str | None = Field(default=None, max_length=40)
+    card_country: str | None = Field(default=None, max_length=2)
+    created_at: datetime = utc_column()
+    paid_at: datetime | None = utc_column(nullable=True)
+    settlement_id: int | None = Field(default=None, sa_column=Column(PaystackId()))
+    seen_at: datetime = utc_column()
+
+
+class Settlement(SQLModel, table=True):
+    """A payout from Paystack to the merchant's bank, as Paystack reports it."""
+
+    __tablename__ = "settlements"
+    __table_args__ = (Index("ix_settlements_settlement_date", "settlement_date"),)
+
+    id: int = Field(sa_column=Column(PaystackId(), primary_key=True))
+    status: str = Field(max_length=20)
+    currency: str = Field(max_length=3)
+    total_processed: int = Field(sa_column=Column(BigInteger, nullable=False))
+    total_fees: int = Field(sa_column=Column(BigInteger, nullable=False))
+    deductions: int = Field(sa_column=Column(BigInteger, nullable=False))
+    total_amount: int = Field(sa_column=Column(BigInteger, nullable=False))
+    settlement_date: datetime = utc_column()
+    paystack_updated_at: datetime | None = utc_column(nullable=True)
+    # When a sweep last added up its transactions (at that `paystack_updated_at`).
+    checked_at: datetime | None = utc_column(nullable=True)
+    seen_at: datetime = utc_column()
+
+
+class Discrepancy(SQLModel, table=True):
+    """Something on Paystack's books and ours that does not agree: stored once per subject
+    (`key`), open until a later run no longer sees it, a heal fixes it, or an operator
+    resolves it."""
+
+    __tablename__ = "discrepancies"
+    __table_args__ = (
+        Index("ux_discrepancies_key", "key", unique=True),
+        Index("ix_discrepancies_status_kind", "status", "kind"),
+        Index("ix_discrepancies_invoice_id", "invoice_id"),
+        Index("ix_discrepancies_first_seen_at", "first_seen_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    key: str = Field(max_length=200)
+    kind: str = Field(max_length=40)
+    status: str = Field(max_length=20)
+    invoice_id: str | None = Field(default=None, max_length=64)
+    paystack_reference: str | None = Field(default=None, max_length=100)
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # When the record it is about was made on Paystack's books: a run whose window covers
+    # this moment and no longer sees the discrepancy resolves it.
+    record_at: datetime = utc_column()
+    first_seen_at: datetime = utc_column()
+    last_seen_at: datetime = utc_column()
+    first_run_id: str = Field(max_length=100)
+    last_run_id: str = Field(max_length=100)
+    # The run that opened it last (first, or again after a run resolved it): that run tells
+    # operators, once, however often its activity is retried.
+    opened_run_id: str = Field(max_length=100)
+    resolved_at: datetime | None = utc_column(nullable=True)
+    # run:<id>, heal, or operator:<caller>; an operator's resolution is never undone.
+    resolved_by: str | None = Field(default=None, max_length=120)
+    resolution_note: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class DiscrepancyAudit(SQLModel, table=True):
+    """Append-only: every change to a discrepancy, who made it and why."""
+
+    __tablename__ = "discrepancy_audit"
+    __table_args__ = (Index("ix_discrepancy_audit_discrepancy_id", "discrepancy_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    discrepancy_id: str = Field(max_length=40)
+    at: datetime = utc_column()
+    actor: str = Field(max_length=120)
+    # opened, seen_again, healed, heal_tried, resolved, reopened.
+    action: str = Field(max_length=20)
+    note: str | None = Field(default=None, sa_column=Column(Text))
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class RunFinding(SQLModel, table=True):
+    """Which discrepancies each run saw: its counts and its report."""
+
+    __tablename__ = "reconciliation_run_findings"
+
+    run_id: str = Field(primary_key=True, max_length=100)
+    discrepancy_id: str = Field(primary_key=True, max_length=40)
+    kind: str = Field(max_length=40)

@@ -28,12 +28,18 @@ class EventType(StrEnum):
     INVOICE_NEEDS_REVIEW = "invoice.needs_review"
     INVOICE_EXPIRED = "invoice.expired"
     INVOICE_CANCELLED = "invoice.cancelled"
+    # A discrepancy the reconciliation sweep opened: for operators.
+    RECONCILIATION_DISCREPANCY = "reconciliation.discrepancy"
 
     @property
     def for_operators_only(self) -> bool:
-        """Operator events (reconciliation's, later) reach operators' endpoints only."""
-        return False
+        """Operator events reach operators' endpoints (of any caller) only."""
+        return self in OPERATOR_EVENTS
 
+
+OPERATOR_EVENTS = frozenset({EventType.RECONCILIATION_DISCREPANCY})
+# The caller named on operator events: they belong to no one caller.
+OPERATORS = "operators"
 
 EVENT_OF_STATUS = {
     InvoiceStatus.PENDING: EventType.INVOICE_CREATED,

@@ -7,12 +7,15 @@ base URL and the secret key differ.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
 
 from domain.reconcile import Verification
+from paystack.fields import parse_amount, parse_timestamp, paystack_time
+from paystack.settlements import SettlementRecord, settlement_record
+from paystack.transactions import Page, TransactionRecord, transaction_record
 
 NOT_FOUND_MESSAGES = ("Transaction reference not found",)
 
@@ -44,28 +47,6 @@ class PaymentLink:
     reference: str
     authorization_url: str
     access_code: str
-
-
-def parse_timestamp(value: Any) -> datetime | None:
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    # Paystack's timestamps are UTC; one without a zone is read as UTC, not local time.
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-def parse_amount(value: Any) -> int | None:
-    """Amounts are whole subunits, never negative; some events send them as digit strings."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
 
 
 def verification_from_data(reference: str, data: dict[str, Any]) -> Verification:
@@ -141,7 +122,70 @@ class PaystackClient:
             raise
         return verification_from_data(reference, data)
 
+    async def list_transactions(
+        self,
+        *,
+        since: datetime,
+        until: datetime,
+        per_page: int,
+        cursor: str | None = None,
+    ) -> Page[TransactionRecord]:
+        """One page of `GET /transaction` in cursor mode, newest first: cursors stay put
+        while new transactions arrive, where page numbers would shift under them."""
+        params: dict[str, str | int] = {
+            "from": paystack_time(since),
+            "to": paystack_time(until),
+            "perPage": per_page,
+            "use_cursor": "true",
+        }
+        if cursor is not None:
+            params["next"] = cursor
+        data, meta = await self._request_page("GET", "/transaction", params=params)
+        following = meta.get("next")
+        return Page(
+            records=[transaction_record(item) for item in data],
+            next_cursor=following if isinstance(following, str) and following else None,
+        )
+
+    async def list_settlements(
+        self, *, since: datetime, until: datetime, per_page: int, page: int
+    ) -> Page[SettlementRecord]:
+        params: dict[str, str | int] = {
+            "from": paystack_time(since),
+            "to": paystack_time(until),
+            "perPage": per_page,
+            "page": page,
+        }
+        data, meta = await self._request_page("GET", "/settlement", params=params)
+        return Page(
+            records=[settlement_record(item) for item in data],
+            next_cursor=str(page + 1) if _has_next_page(meta, page) else None,
+        )
+
+    async def settlement_transactions(
+        self, settlement_id: int, *, per_page: int, page: int
+    ) -> Page[TransactionRecord]:
+        params = {"perPage": per_page, "page": page}
+        path = f"/settlement/{settlement_id}/transactions"
+        data, meta = await self._request_page("GET", path, params=params)
+        return Page(
+            records=[transaction_record(item) for item in data],
+            next_cursor=str(page + 1) if _has_next_page(meta, page) else None,
+        )
+
+    async def _request_page(
+        self, method: str, path: str, **kwargs: Any
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        envelope = await self._envelope(method, path, **kwargs)
+        data, meta = envelope.get("data"), envelope.get("meta")
+        if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+            raise PaystackError(f"Paystack answered {path} without a list of records")
+        return data, meta if isinstance(meta, dict) else {}
+
     async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        return (await self._envelope(method, path, **kwargs)).get("data")
+
+    async def _envelope(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
             response = await self._http.request(method, path, **kwargs)
         except httpx.TimeoutException as error:
@@ -158,9 +202,14 @@ class PaystackClient:
                 status_code=response.status_code,
             )
         if response.is_success and envelope.get("status") is True:
-            return envelope.get("data")
+            return envelope
         raise PaystackError(
             str(envelope.get("message") or f"HTTP {response.status_code}"),
             status_code=response.status_code,
             code=envelope.get("code"),
         )
+
+
+def _has_next_page(meta: dict[str, Any], page: int) -> bool:
+    page_count = meta.get("pageCount")
+    return isinstance(page_count, int) and page < page_count

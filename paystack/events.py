@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from paystack.client import parse_amount, parse_timestamp
+from paystack.fields import parse_amount, parse_timestamp
 
 CHARGE_SUCCESS = "charge.success"
 # Paystack's ids are unsigned 64-bit integers.

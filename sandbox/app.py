@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from sandbox import checkout, control, paystack_api
+from sandbox import books, checkout, control, paystack_api
 from sandbox.context import Sandbox
 from sandbox.errors import PaystackError, handle_paystack_error
 from sandbox.settings import SandboxSettings
@@ -38,6 +38,9 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
     app.state.sandbox = sandbox
     app.add_exception_handler(PaystackError, handle_paystack_error)
     app.include_router(paystack_api.router)
+    app.include_router(books.paystack_router)
+    # Before control's /transactions/{reference}/... routes, which these do not clash with.
+    app.include_router(books.control_router)
     app.include_router(control.router)
     app.include_router(checkout.router)
     return app

@@ -16,6 +16,7 @@ def transaction_path(reference: str) -> str:
     return f"/_sandbox/transactions/{reference}"
 
 
+TRANSACTIONS, SETTLEMENTS_RUN = "/_sandbox/transactions", "/_sandbox/settlements/run"
 CONFIG, FAULTS, STATS, WEBHOOKS, RESET = (
     "/_sandbox/config",
     "/_sandbox/faults",
@@ -74,3 +75,33 @@ class SandboxControls:
             await self.http.get(WEBHOOKS, params={"reference": reference})
         ).json()
         return log
+
+    async def create_payment(
+        self, amount: int, currency: str, email: str, reference: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """A payment no invoice asked for (a payment page), with its charge.success."""
+        body = {"amount": amount, "currency": currency, "email": email, **fields}
+        if reference is not None:
+            body["reference"] = reference
+        response = await self.http.post(TRANSACTIONS, json=body)
+        response.raise_for_status()
+        created: dict[str, Any] = response.json()["data"]
+        return created
+
+    async def reverse(self, reference: str) -> None:
+        """A successful transaction reversed on Paystack's side, with no refund."""
+        (await self.http.post(f"{transaction_path(reference)}/reverse")).raise_for_status()
+
+    async def run_settlements(self, fault: str | None = None) -> dict[str, Any]:
+        """Pays out every successful transaction not yet settled; the whole answer, with
+        `faults` naming what was put wrong on purpose."""
+        response = await self.http.post(SETTLEMENTS_RUN, json={"fault": fault})
+        response.raise_for_status()
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    async def bulk_transactions(self, transactions: list[dict[str, Any]]) -> int:
+        response = await self.http.post(f"{TRANSACTIONS}/bulk", json={"transactions": transactions})
+        response.raise_for_status()
+        created: int = response.json()["data"]["created"]
+        return created

@@ -5,21 +5,36 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
+from domain.pricing import NIGERIA, expected_fee
 from sandbox.context import Sandbox
 from sandbox.store import Transaction, now, random_code
 from sandbox.webhooks import charge_success
 
 Outcome = Literal["success", "failed"]
 
-# Paystack's local card fee; the sandbox skips the cap and the flat fee.
-FEE_PER_MILLE = 15
+ACCOUNT_COUNTRY = "NG"
+# Where the pricing table has no price (other currencies): 1.5 %.
+FALLBACK_RATE_BP = 150
+
+
+def fees_for(amount: int, currency: str, channel: str, card_country: str | None) -> int:
+    """Paystack's fee for a payment, by the same pricing table payrecon checks against."""
+    fee = expected_fee(
+        NIGERIA,
+        amount=amount,
+        currency=currency,
+        channel=channel,
+        card_country=card_country,
+        account_country=ACCOUNT_COUNTRY,
+    )
+    return fee if fee is not None else (amount * FALLBACK_RATE_BP + 5_000) // 10_000
 
 
 class AlreadySettled(Exception):
     pass
 
 
-def card_authorization() -> dict[str, Any]:
+def card_authorization(country: str = ACCOUNT_COUNTRY) -> dict[str, Any]:
     """Paystack's test Visa card, as it appears in an authorization object."""
     return {
         "authorization_code": "AUTH_" + random_code(10),
@@ -30,7 +45,7 @@ def card_authorization() -> dict[str, Any]:
         "channel": "card",
         "card_type": "visa ",
         "bank": "TEST BANK",
-        "country_code": "NG",
+        "country_code": country,
         "brand": "visa",
         "reusable": True,
         "signature": "SIG_" + random_code(20),
@@ -68,6 +83,7 @@ async def settle(
     amount: int | None = None,
     currency: str | None = None,
     ip_address: str | None = None,
+    card_country: str = ACCOUNT_COUNTRY,
 ) -> Transaction:
     """Raises TransactionNotFound or AlreadySettled. A failed transaction can be retried."""
 
@@ -84,8 +100,8 @@ async def settle(
             tx.status = "success"
             tx.paid_at = settled_at
             tx.gateway_response = "Successful"
-            tx.fees = tx.amount * FEE_PER_MILLE // 1000
-            tx.authorization = card_authorization()
+            tx.authorization = card_authorization(card_country)
+            tx.fees = fees_for(tx.amount, tx.currency, tx.channel, card_country)
         else:
             tx.status = "failed"
             tx.paid_at = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hmac
 import math
 from collections.abc import Iterable
@@ -77,12 +78,13 @@ async def verify(reference: str, request: Request, sandbox: SandboxDep) -> dict[
 
 
 @router.get("/transaction")
+@router.get("/transaction/", include_in_schema=False)
 async def list_transactions(request: Request, sandbox: SandboxDep) -> dict[str, Any]:
     sandbox.store.count_call("list")
     require_key(request, sandbox)
     query = request.query_params
-    per_page = _positive_int(query.get("perPage") or query.get("per_page"), DEFAULT_PER_PAGE)
-    page = _positive_int(query.get("page"), 1)
+    per_page = positive_int(query.get("perPage") or query.get("per_page"), DEFAULT_PER_PAGE)
+    page = positive_int(query.get("page"), 1)
     amount = query.get("amount")
     if amount is not None and not (amount.isascii() and amount.isdigit()):
         raise validation_error(INVALID_AMOUNT)
@@ -90,12 +92,14 @@ async def list_transactions(request: Request, sandbox: SandboxDep) -> dict[str, 
         _filter(
             sandbox.store.newest_first(),
             status=query.get("status") or None,
-            since=_parse_date(query.get("from"), "from", end_of_day=False),
-            until=_parse_date(query.get("to"), "to", end_of_day=True),
+            since=parse_date(query.get("from"), "from", end_of_day=False),
+            until=parse_date(query.get("to"), "to", end_of_day=True),
             amount=int(amount) if amount is not None else None,
             reference=query.get("reference") or None,
         )
     )
+    if query.get("use_cursor") == "true":
+        return _cursor_page(matches, per_page, query.get("next"), query.get("previous"))
     skipped = (page - 1) * per_page
     return {
         "status": True,
@@ -130,14 +134,55 @@ async def fetch(transaction_id: str, request: Request, sandbox: SandboxDep) -> d
     return {"status": True, "message": "Transaction retrieved", "data": fetch_view(tx)}
 
 
-def _positive_int(value: str | None, default: int) -> int:
+def _cursor_page(
+    matches: list[Transaction], per_page: int, following: str | None, preceding: str | None
+) -> dict[str, Any]:
+    """Paystack's cursor mode: newest first, a page after (`next`) or before (`previous`)
+    a transaction id; cursors stay put while new transactions arrive."""
+    if following:
+        after = _cursor_id(following)
+        page = [tx for tx in matches if tx.id < after][:per_page]
+    elif preceding:
+        before = _cursor_id(preceding)
+        page = [tx for tx in matches if tx.id > before][-per_page:]
+    else:
+        page = matches[:per_page]
+    older = page and any(tx.id < page[-1].id for tx in matches)
+    newer = page and any(tx.id > page[0].id for tx in matches)
+    return {
+        "status": True,
+        "message": "Transactions retrieved",
+        "data": [list_view(tx) for tx in page],
+        "meta": {
+            "next": _cursor(page[-1].id) if older else None,
+            "previous": _cursor(page[0].id) if newer else None,
+            "perPage": per_page,
+        },
+    }
+
+
+def _cursor(transaction_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{transaction_id}".encode()).decode()
+
+
+def _cursor_id(cursor: str) -> int:
+    try:
+        kind, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        if kind == "id" and value.isdigit():
+            return int(value)
+    except (ValueError, UnicodeDecodeError):
+        pass
+    raise validation_error("Invalid cursor")
+
+
+def positive_int(value: str | None, default: int) -> int:
     # Paystack falls back to its defaults rather than refusing odd paging values.
     if value is None or not (value.isascii() and value.isdigit()) or int(value) < 1:
         return default
     return int(value)
 
 
-def _parse_date(value: str | None, name: str, *, end_of_day: bool) -> datetime | None:
+def parse_date(value: str | None, name: str, *, end_of_day: bool) -> datetime | None:
     """ISO date or datetime; a bare `to` date includes that whole day."""
     if not value:
         return None

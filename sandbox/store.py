@@ -20,11 +20,12 @@ from typing import Any
 
 FIRST_TRANSACTION_ID = 4_100_000_000
 FIRST_CUSTOMER_ID = 181_000_000
+FIRST_SETTLEMENT_ID = 3_100_000
 STATE_VERSION = 1
 # Enough history for any test run without letting a long-lived sandbox grow unbounded.
 MAX_DELIVERIES = 10_000
 
-CALL_KINDS = ("initialize", "verify", "list", "fetch")
+CALL_KINDS = ("initialize", "verify", "list", "fetch", "settlements")
 _ALNUM = string.ascii_lowercase + string.digits
 
 
@@ -136,6 +137,51 @@ class Transaction:
 
 
 @dataclass
+class Settlement:
+    """A payout of a day's successful transactions in one currency, as Paystack makes it."""
+
+    id: int
+    currency: str
+    total_processed: int
+    total_fees: int
+    deductions: int | None
+    total_amount: int
+    settlement_date: datetime
+    created_at: datetime
+    references: list[str] = field(default_factory=list)
+    status: str = "success"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "currency": self.currency,
+            "total_processed": self.total_processed,
+            "total_fees": self.total_fees,
+            "deductions": self.deductions,
+            "total_amount": self.total_amount,
+            "settlement_date": self.settlement_date.isoformat(),
+            "created_at": self.created_at.isoformat(),
+            "references": self.references,
+            "status": self.status,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Settlement:
+        return cls(
+            id=raw["id"],
+            currency=raw["currency"],
+            total_processed=raw["total_processed"],
+            total_fees=raw["total_fees"],
+            deductions=raw.get("deductions"),
+            total_amount=raw["total_amount"],
+            settlement_date=datetime.fromisoformat(raw["settlement_date"]),
+            created_at=datetime.fromisoformat(raw["created_at"]),
+            references=list(raw.get("references", [])),
+            status=raw.get("status", "success"),
+        )
+
+
+@dataclass
 class WebhookAttempt:
     event: str
     reference: str
@@ -217,6 +263,10 @@ class Store:
         self.reference_calls: dict[str, Counter[str]] = {}
         self.deliveries: deque[WebhookAttempt] = deque(maxlen=MAX_DELIVERIES)
         self.webhooks_sent = 0
+        self.settlements: dict[int, Settlement] = {}
+        # Which settlement paid each reference out.
+        self.settled: dict[str, int] = {}
+        self._next_settlement_id = FIRST_SETTLEMENT_ID
 
     # Calls and deliveries
 
@@ -267,7 +317,7 @@ class Store:
 
     # Changes
 
-    async def create(self, new: NewTransaction) -> Transaction:
+    async def create(self, new: NewTransaction, *, save: bool = True) -> Transaction:
         async with self.lock:
             reference = new.reference or self._fresh_reference()
             if reference in self._transactions:
@@ -287,8 +337,14 @@ class Store:
             )
             self._next_id += 1
             self._index(tx)
-            await self._save()
+            if save:
+                await self._save()
             return tx
+
+    async def save(self) -> None:
+        """After changes made without saving each (a bulk insert)."""
+        async with self.lock:
+            await self._save()
 
     async def update(self, reference: str, change: Callable[[Transaction], None]) -> Transaction:
         """Applies `change` under the lock and saves; `change` may raise to refuse."""
@@ -299,6 +355,18 @@ class Store:
             change(tx)
             await self._save()
             return tx
+
+    async def add_settlements(self, made: list[Settlement]) -> list[Settlement]:
+        """Numbers and keeps settlements; each of their references is then paid out."""
+        async with self.lock:
+            for settlement in made:
+                settlement.id = self._next_settlement_id
+                self._next_settlement_id += 1
+                self.settlements[settlement.id] = settlement
+                for reference in settlement.references:
+                    self.settled[reference] = settlement.id
+            await self._save()
+            return made
 
     async def reset(self) -> None:
         async with self.lock:
@@ -340,6 +408,7 @@ class Store:
             "next_customer_id": self._next_customer_id,
             "customers": [c.to_dict() for c in self._customers.values()],
             "transactions": [t.to_dict() for t in self._transactions.values()],
+            "settlements": [settlement.to_dict() for settlement in self.settlements.values()],
         }
 
     async def _save(self) -> None:
@@ -364,6 +433,14 @@ class Store:
                 self._index(tx)
             self._next_id = max([raw["next_id"], *(t.id + 1 for t in self._transactions.values())])
             self._next_customer_id = raw["next_customer_id"]
+            for item in raw.get("settlements", []):
+                settlement = Settlement.from_dict(item)
+                self.settlements[settlement.id] = settlement
+                for reference in settlement.references:
+                    self.settled[reference] = settlement.id
+            self._next_settlement_id = max(
+                [FIRST_SETTLEMENT_ID, *(i + 1 for i in self.settlements)]
+            )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise RuntimeError(f"cannot load sandbox state from {path}: {exc}") from exc
 

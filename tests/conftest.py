@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -79,10 +80,10 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("payrecon")
 
 
-@pytest.fixture(scope="session")
-def processes(data_dir: Path) -> Iterator[Processes]:
+def start_processes(data_dir: Path, *, worker_process: bool = False) -> Processes:
     """The stack as `make run` starts it (devstack/stack.py), but for the worker, which runs
-    in the test process so tests can stop and start it."""
+    in the test process so tests can stop and start it (or, with `worker_process`, as its
+    own process, for a test to SIGKILL)."""
     processes = Processes(
         data_dir,
         secret_key=SECRET_KEY,
@@ -102,34 +103,17 @@ def processes(data_dir: Path) -> Iterator[Processes]:
         # Kept on disk at every change, as Paystack keeps its books through an outage.
         sandbox_settings={"SANDBOX_STATE_FILE": str(data_dir / "sandbox-state.json")},
         # The worker's emails go to the session's `mailbox`, not to a mail catcher.
-        without=frozenset({"worker", "mailcatcher"}),
+        without=frozenset({"mailcatcher"} if worker_process else {"worker", "mailcatcher"}),
     )
     try:
         processes.start_all()
-        yield processes
-    finally:
+    except BaseException:
         processes.stop_all()
+        raise
+    return processes
 
 
-@pytest.fixture(scope="session")
-async def temporal(processes: Processes, settings: Settings) -> Client:
-    # Encrypting as the stack's processes do (temporal_codec.py).
-    return await Client.connect(
-        processes.temporal_address, data_converter=payrecon_data_converter(settings)
-    )
-
-
-@pytest.fixture(scope="session")
-def mailbox() -> Iterator[Mailbox]:
-    """A real SMTP server (aiosmtpd) on 127.0.0.1 and what it received; the stack's worker
-    sends the customers' emails to it."""
-    mailbox = Mailbox().start()
-    yield mailbox
-    mailbox.stop()
-
-
-@pytest.fixture(scope="session")
-def settings(processes: Processes, mailbox: Mailbox) -> Settings:
+def stack_settings(processes: Processes, mailbox: Mailbox) -> Settings:
     """The in-process worker's settings: the same as the stack's processes have."""
     # The event settings as the processes read them, from the environment's text.
     events = Settings.model_validate(
@@ -150,26 +134,67 @@ def settings(processes: Processes, mailbox: Mailbox) -> Settings:
     )
 
 
-@pytest.fixture(scope="session")
-async def stack(
-    processes: Processes, temporal: Client, settings: Settings, data_dir: Path
+@asynccontextmanager
+async def running_stack(
+    processes: Processes, settings: Settings, data_dir: Path, *, start_worker: bool = True
 ) -> AsyncIterator[Stack]:
+    """The processes, a Temporal client encrypting as they do, and the in-process worker
+    (started unless the processes run one)."""
+    temporal = await Client.connect(
+        processes.temporal_address, data_converter=payrecon_data_converter(settings)
+    )
     engine = make_engine(settings.database_url)
     migrate(engine)
     worker = WorkerControl(temporal, settings, engine)
-    await worker.start()
-    yield Stack(
-        api_url=processes.api_url,
-        sandbox_url=processes.sandbox_url,
-        settings=settings,
-        engine=engine,
-        temporal=temporal,
-        worker=worker,
-        data_dir=data_dir,
-    )
-    await worker.stop()
-    worker.close()
-    engine.dispose()
+    if start_worker:
+        await worker.start()
+    try:
+        yield Stack(
+            api_url=processes.api_url,
+            sandbox_url=processes.sandbox_url,
+            settings=settings,
+            engine=engine,
+            temporal=temporal,
+            worker=worker,
+            data_dir=data_dir,
+        )
+    finally:
+        if start_worker:
+            await worker.stop()
+        worker.close()
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def processes(data_dir: Path) -> Iterator[Processes]:
+    processes = start_processes(data_dir)
+    yield processes
+    processes.stop_all()
+
+
+@pytest.fixture(scope="session")
+def mailbox() -> Iterator[Mailbox]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 and what it received; the stack's worker
+    sends the customers' emails to it."""
+    mailbox = Mailbox().start()
+    yield mailbox
+    mailbox.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(processes: Processes, mailbox: Mailbox) -> Settings:
+    return stack_settings(processes, mailbox)
+
+
+@pytest.fixture(scope="session")
+async def stack(processes: Processes, settings: Settings, data_dir: Path) -> AsyncIterator[Stack]:
+    async with running_stack(processes, settings, data_dir) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+async def temporal(stack: Stack) -> Client:
+    return stack.temporal
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from temporal_codec import payrecon_data_converter
 from tests.stack import SECRET_KEY, Stack
 from workflows.events import EventWorkflow
 from workflows.invoice import InvoiceWorkflow
+from workflows.reconciliation import ReconciliationWorkflow
 from workflows.retention import WebhookRetentionWorkflow
 from workflows.types import workflow_id_for
 
@@ -174,7 +175,12 @@ HISTORY_DIR = Path(__file__).parent / "histories"
 # Live histories are encrypted with the test session's codec keys (the dev key unless
 # PAYRECON_CODEC_KEYS says otherwise); those recorded before the codec pass through as they are.
 REPLAY_CONVERTER = payrecon_data_converter(Settings(payrecon_development_mode=True))
-REPLAYED_WORKFLOWS = [InvoiceWorkflow, WebhookRetentionWorkflow, EventWorkflow]
+REPLAYED_WORKFLOWS = [
+    InvoiceWorkflow,
+    WebhookRetentionWorkflow,
+    EventWorkflow,
+    ReconciliationWorkflow,
+]
 
 
 async def check_history(

@@ -55,6 +55,7 @@ from api.schemas import (
 )
 from config import Settings
 from db import queries, timeline
+from db import reconciliation as books
 from db.models import Invoice
 from db.projection import snapshot_of
 from db.timeline import TimelineKind
@@ -284,7 +285,7 @@ def list_invoices(
         ),
     )
     return InvoicePage(
-        items=[InvoiceOut.model_validate(row) for row in rows],
+        items=with_books(engine, [InvoiceOut.model_validate(row) for row in rows]),
         total=total,
         limit=limit,
         offset=offset,
@@ -297,7 +298,25 @@ def list_invoices(
     responses={404: {"model": ErrorBody, "description": "No such invoice"}},
 )
 def get_invoice(invoice_id: InvoiceId, engine: EngineDep, caller: CallerDep) -> InvoiceOut:
-    return InvoiceOut.model_validate(_visible_invoice(engine, invoice_id, caller))
+    invoice = InvoiceOut.model_validate(_visible_invoice(engine, invoice_id, caller))
+    return with_books(engine, [invoice])[0]
+
+
+def with_books(engine: Engine, invoices: list[InvoiceOut]) -> list[InvoiceOut]:
+    """Adds what the reconciliation sweep saw of each payment on Paystack's books: the
+    settlement that paid it out, its fees, and what is left after them."""
+    seen = books.transactions_by_reference(
+        engine, [i.paystack_reference for i in invoices if i.paystack_reference and i.paid_at]
+    )
+    for invoice in invoices:
+        transaction = seen.get(invoice.paystack_reference or "")
+        if transaction is None or transaction.id != invoice.paystack_transaction_id:
+            continue
+        invoice.settlement_id = transaction.settlement_id
+        invoice.fees = transaction.fees
+        if transaction.fees is not None and invoice.amount_paid is not None:
+            invoice.net_amount = invoice.amount_paid - transaction.fees
+    return invoices
 
 
 def _visible_invoice(engine: Engine, invoice_id: str, caller: Caller) -> Invoice:

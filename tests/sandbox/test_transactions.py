@@ -316,7 +316,13 @@ def test_call_counters(paystack: httpx.Client, http: httpx.Client) -> None:
     assert unknown == {"transaction": None, "calls": {"initialize": 0, "verify": 1}}
     assert http.get("/_sandbox/transactions/never-seen").status_code == 404
     stats = http.get("/_sandbox/stats").json()
-    assert stats["calls"] == {"initialize": 2, "verify": 4, "list": 1, "fetch": 1}
+    assert stats["calls"] == {
+        "initialize": 2,
+        "verify": 4,
+        "list": 1,
+        "fetch": 1,
+        "settlements": 0,
+    }
     assert stats["transactions"] == 1
     assert stats["webhooks_sent"] == 0
     assert stats["webhooks_in_flight"] == 0

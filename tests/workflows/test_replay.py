@@ -42,6 +42,10 @@ WORKFLOW_PATHS = {
     # An event's own workflow: delivered with the customer's receipt; failed, then delivered.
     "event_delivered_with_receipt",
     "event_retried",
+    # A reconciliation run: a clean day, settlements added up; one that heals a missed
+    # payment and finds each other kind.
+    "reconciliation_clean",
+    "reconciliation_found_and_healed",
 }
 
 EARLIER_VERSIONS = sorted(path for path in HISTORY_DIR.iterdir() if path.is_dir())

@@ -1,0 +1,247 @@
+"""Reconciliation against Paystack's books, for operators: runs of the sweep (scheduled, or
+started here for any window), the discrepancies they found, and their resolution.
+
+Operator keys only: the books of every caller are here. Other callers get 403."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
+from sqlalchemy import Engine
+
+from api.deps import (
+    Caller,
+    CallerDep,
+    EngineDep,
+    KeyCheckedFirst,
+    SettingsDep,
+    TemporalDep,
+    current_caller,
+)
+from api.errors import temporal_call
+from api.reconciliation_schemas import (
+    DISCREPANCY_ID_PATTERN,
+    RUN_ID_PATTERN,
+    AuditEntryOut,
+    DiscrepancyOut,
+    DiscrepancyPage,
+    ResolveDiscrepancy,
+    RunOut,
+    RunPage,
+    StartRun,
+)
+from api.schemas import ErrorBody
+from db import reconciliation as books
+from db.models import ReconciliationRun
+from domain.discrepancies import DiscrepancyKind, DiscrepancyStatus
+from workflows.schedules import start_reconciliation
+
+log = structlog.get_logger(__name__)
+
+
+def operator_only(caller: CallerDep) -> Caller:
+    if not caller.operator:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail="reconciliation is for operators: use a key marked ':operator'",
+        )
+    return caller
+
+
+router = APIRouter(
+    prefix="/reconciliation",
+    tags=["reconciliation"],
+    dependencies=[Depends(current_caller), Depends(operator_only)],
+    route_class=KeyCheckedFirst,
+    responses={
+        401: {"model": ErrorBody, "description": "Missing or invalid API key"},
+        403: {"model": ErrorBody, "description": "Not an operator's key"},
+        422: {"model": ErrorBody, "description": "Invalid input"},
+    },
+)
+
+RunId = Annotated[str, Path(pattern=RUN_ID_PATTERN, description="The run's id")]
+DiscrepancyId = Annotated[
+    str, Path(pattern=DISCREPANCY_ID_PATTERN, description="`dsc_` and 24 hex")
+]
+Limit = Annotated[int, Query(ge=1, le=200)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000_000)]
+Responses = dict[int | str, dict[str, Any]]
+NO_RUN: Responses = {404: {"model": ErrorBody, "description": "No such run"}}
+NO_DISCREPANCY: Responses = {404: {"model": ErrorBody, "description": "No such discrepancy"}}
+REPORT_COLUMNS = (
+    "id",
+    "kind",
+    "status",
+    "invoice_id",
+    "paystack_reference",
+    "amount",
+    "currency",
+    "first_seen_at",
+    "last_seen_at",
+    "resolved_at",
+    "resolved_by",
+    "resolution_note",
+)
+
+
+@router.post(
+    "/runs",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Reconcile a window now",
+    responses={503: {"model": ErrorBody, "description": "Temporal is unavailable"}},
+)
+async def start_run(
+    body: StartRun,
+    engine: EngineDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+    caller: Annotated[Caller, Depends(operator_only)],
+) -> RunOut:
+    """Starts a run over `[from, to)` and answers at once; its progress is at
+    `GET /reconciliation/runs/{id}`."""
+    deadline = asyncio.get_running_loop().time() + settings.payrecon_create_timeout_seconds
+    async with temporal_call(deadline):
+        run = await start_reconciliation(
+            temporal,
+            settings,
+            engine,
+            since=body.window_from,
+            until=body.window_to,
+            requested_by=caller.name,
+        )
+    log.info("recon.requested", run_id=run.id, caller=caller.name)
+    return RunOut.model_validate(run)
+
+
+@router.get("/runs", summary="Runs, newest first")
+def list_runs(engine: EngineDep, limit: Limit = 50, offset: Offset = 0) -> RunPage:
+    rows, total = books.list_runs(engine, limit=limit, offset=offset)
+    return RunPage(
+        items=[RunOut.model_validate(row) for row in rows], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get("/runs/{run_id}", summary="One run", responses=NO_RUN)
+def get_run(run_id: RunId, engine: EngineDep) -> RunOut:
+    return RunOut.model_validate(_run(engine, run_id))
+
+
+@router.get(
+    "/runs/{run_id}/report.csv",
+    summary="The discrepancies one run saw, as CSV",
+    response_class=Response,
+    responses={**NO_RUN, 200: {"content": {"text/csv": {}}}},
+)
+def run_report(run_id: RunId, engine: EngineDep) -> Response:
+    run = _run(engine, run_id)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(REPORT_COLUMNS)
+    for row in books.run_discrepancies(engine, run.id):
+        values: dict[str, Any] = {
+            **row.model_dump(),
+            "amount": row.details.get("amount"),
+            "currency": row.details.get("currency"),
+        }
+        writer.writerow([_cell(values.get(column)) for column in REPORT_COLUMNS])
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{run.id}.csv"'},
+    )
+
+
+@router.get("/discrepancies", summary="Discrepancies, newest first")
+def list_discrepancies(
+    engine: EngineDep,
+    kind: DiscrepancyKind | None = None,
+    status_filter: Annotated[DiscrepancyStatus | None, Query(alias="status")] = None,
+    invoice_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> DiscrepancyPage:
+    rows, total = books.list_discrepancies(
+        engine,
+        kind=kind.value if kind else None,
+        status=status_filter.value if status_filter else None,
+        invoice_id=invoice_id,
+        limit=limit,
+        offset=offset,
+    )
+    return DiscrepancyPage(
+        items=[DiscrepancyOut.model_validate(row) for row in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get(
+    "/discrepancies/{discrepancy_id}",
+    summary="One discrepancy, with its audit trail",
+    responses=NO_DISCREPANCY,
+)
+def get_discrepancy(discrepancy_id: DiscrepancyId, engine: EngineDep) -> DiscrepancyOut:
+    found = books.get_discrepancy(engine, discrepancy_id)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no discrepancy {discrepancy_id}")
+    row, audit = found
+    answer = DiscrepancyOut.model_validate(row)
+    answer.audit = [AuditEntryOut.model_validate(entry) for entry in audit]
+    return answer
+
+
+@router.post(
+    "/discrepancies/{discrepancy_id}/resolve",
+    summary="Resolve a discrepancy, with a note",
+    responses={
+        **NO_DISCREPANCY,
+        409: {"model": ErrorBody, "description": "Already resolved"},
+    },
+)
+def resolve_discrepancy(
+    discrepancy_id: DiscrepancyId,
+    body: ResolveDiscrepancy,
+    engine: EngineDep,
+    caller: Annotated[Caller, Depends(operator_only)],
+) -> DiscrepancyOut:
+    """An operator's resolution stands: a later run that sees the same thing again does not
+    open it again."""
+    try:
+        books.resolve(
+            engine,
+            discrepancy_id,
+            actor=f"{books.OPERATOR_PREFIX}{caller.name}",
+            note=body.note,
+            at=datetime.now(UTC),
+        )
+    except LookupError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no discrepancy {discrepancy_id}") from None
+    except books.AlreadyResolved:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"discrepancy {discrepancy_id} is already resolved"
+        ) from None
+    log.info("recon.resolved", discrepancy_id=discrepancy_id, caller=caller.name)
+    return get_discrepancy(discrepancy_id, engine)
+
+
+def _run(engine: Engine, run_id: str) -> ReconciliationRun:
+    run = books.get_run(engine, run_id)
+    if run is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no reconciliation run {run_id}")
+    return run
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
