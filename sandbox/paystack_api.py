@@ -140,36 +140,42 @@ def _cursor_page(
     """Paystack's cursor mode: newest first, a page after (`next`) or before (`previous`)
     a transaction id; cursors stay put while new transactions arrive."""
     if following:
-        after = _cursor_id(following)
-        page = [tx for tx in matches if tx.id < after][:per_page]
+        after = _cursor_key(following)
+        page = [tx for tx in matches if _key(tx) < after][:per_page]
     elif preceding:
-        before = _cursor_id(preceding)
-        page = [tx for tx in matches if tx.id > before][-per_page:]
+        before = _cursor_key(preceding)
+        page = [tx for tx in matches if _key(tx) > before][-per_page:]
     else:
         page = matches[:per_page]
-    older = page and any(tx.id < page[-1].id for tx in matches)
-    newer = page and any(tx.id > page[0].id for tx in matches)
+    older = page and any(_key(tx) < _key(page[-1]) for tx in matches)
+    newer = page and any(_key(tx) > _key(page[0]) for tx in matches)
     return {
         "status": True,
         "message": "Transactions retrieved",
         "data": [list_view(tx) for tx in page],
         "meta": {
-            "next": _cursor(page[-1].id) if older else None,
-            "previous": _cursor(page[0].id) if newer else None,
+            "next": _cursor(page[-1]) if older else None,
+            "previous": _cursor(page[0]) if newer else None,
             "perPage": per_page,
         },
     }
 
 
-def _cursor(transaction_id: int) -> str:
-    return base64.urlsafe_b64encode(f"id:{transaction_id}".encode()).decode()
+def _key(tx: Transaction) -> tuple[datetime, int]:
+    """The list's order: by creation time, then id (a seeded transaction may be older
+    than its id says)."""
+    return tx.created_at, tx.id
 
 
-def _cursor_id(cursor: str) -> int:
+def _cursor(tx: Transaction) -> str:
+    return base64.urlsafe_b64encode(f"{tx.created_at.isoformat()}|{tx.id}".encode()).decode()
+
+
+def _cursor_key(cursor: str) -> tuple[datetime, int]:
     try:
-        kind, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if kind == "id" and value.isdigit():
-            return int(value)
+        moment, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        if value.isdigit():
+            return datetime.fromisoformat(moment), int(value)
     except (ValueError, UnicodeDecodeError):
         pass
     raise validation_error("Invalid cursor")

@@ -23,6 +23,9 @@ async def test_a_tiny_bench_reports_every_measurement(tmp_path: Path) -> None:
         "--day-seconds=6",
         "--capacity=20",
         "--capacity-timer=2",
+        "--recon-count=300",
+        "--recon-page-size=50",
+        "--recon-naive-sample=50",
         f"--results-dir={tmp_path}",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -41,6 +44,8 @@ async def test_a_tiny_bench_reports_every_measurement(tmp_path: Path) -> None:
         "provider calls / invoice, polling only, 24 h",
         "capacity: 20 open invoices",
         "timers fired on time",
+        "reconcile 300 Paystack transactions",
+        "naive: verify each invoice, one call at a time",
     ):
         assert label in output, output
     assert "20/20 sampled fired" in output
@@ -54,6 +59,10 @@ async def test_a_tiny_bench_reports_every_measurement(tmp_path: Path) -> None:
     report = json.loads(saved.read_text())
     assert report["cpu_count"] >= 1 and "temporalio" in report["packages"]
     assert report["figures"]["capacity"]["fired"] == 20
+    # The seeded window is clean: every record matched, nothing flagged.
+    recon = report["figures"]["reconciliation"]
+    assert recon["records"] == recon["matched"] == 300 and recon["counts"] == {}
+    assert recon["paystack_calls"]["list"] == 6
     assert report["figures"]["calls_webhook_path"]["max"] <= 3
     # Every paid invoice's invoice.paid reached the bench's merchant endpoint.
     assert report["figures"]["paid_event_to_merchant"]["n"] == 3

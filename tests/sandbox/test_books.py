@@ -131,6 +131,7 @@ def test_a_settlement_fault_puts_one_thing_wrong(http: httpx.Client) -> None:
 def test_a_bulk_seed_writes_many_without_webhooks(
     http: httpx.Client, paystack: httpx.Client, hooks: Receiver
 ) -> None:
+    newest = payment(http)["reference"]  # made now: newer than every seeded one, lower id
     start = datetime(2026, 11, 20, tzinfo=UTC)
     seeded = [
         {
@@ -144,8 +145,18 @@ def test_a_bulk_seed_writes_many_without_webhooks(
     answer = http.post("/_sandbox/transactions/bulk", json={"transactions": seeded})
     assert answer.status_code == 200 and answer.json()["data"] == {"created": 2_000}
     first = paystack.get("/transaction", params={"use_cursor": "true", "perPage": 3}).json()
-    assert [tx["reference"] for tx in first["data"]] == ["seed-01999", "seed-01998", "seed-01997"]
-    assert first["data"][0]["fees"] == 17_500 and first["data"][0]["status"] == "success"
-    assert hooks.requests == []
+    assert [tx["reference"] for tx in first["data"]] == [newest, "seed-01999", "seed-01998"]
+    assert first["data"][1]["fees"] == 17_500 and first["data"][1]["status"] == "success"
+    # Cursors follow the list's order (creation time), not ids: a walk sees each once.
+    params: dict[str, Any] = {"use_cursor": "true", "perPage": 700}
+    walked: list[str] = []
+    while True:
+        answer = paystack.get("/transaction", params=params).json()
+        walked += [tx["reference"] for tx in answer["data"]]
+        if answer["meta"]["next"] is None:
+            break
+        params["next"] = answer["meta"]["next"]
+    assert len(walked) == len(set(walked)) == 2_001
+    assert [r.reference for r in hooks.wait_for(1)] == [newest]
     again = http.post("/_sandbox/transactions/bulk", json={"transactions": seeded[:1]})
     assert again.status_code == 400
