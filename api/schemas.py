@@ -52,6 +52,13 @@ class ErrorBody(BaseModel):
     detail: str | list[dict[str, Any]]
 
 
+# What every route that reads a JSON body may also answer.
+WITH_BODY: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The body could not be read as JSON"},
+    413: {"model": ErrorBody, "description": "The body is over 64 KiB"},
+}
+
+
 class CreateInvoice(BaseModel):
     model_config = ConfigDict(
         extra="forbid",

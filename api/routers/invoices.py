@@ -46,6 +46,7 @@ from api.deps import (
 )
 from api.errors import refused, temporal_call, unavailable
 from api.schemas import (
+    WITH_BODY,
     CreateInvoice,
     ErrorBody,
     InvoiceOut,
@@ -100,8 +101,7 @@ def invoice_id_for(caller: str, idempotency_key: str | None) -> str:
     summary="Create an invoice and get its payment link",
     responses={
         200: {"model": InvoiceOut, "description": "The invoice this Idempotency-Key created"},
-        400: {"model": ErrorBody, "description": "The body could not be read as JSON"},
-        413: {"model": ErrorBody, "description": "The body is over 64 KiB"},
+        **WITH_BODY,
         409: {"model": ErrorBody, "description": "Idempotency-Key reused with another body"},
         422: {"model": ErrorBody, "description": "Invalid input"},
         503: {"model": ErrorBody, "description": "Paystack or Temporal unavailable"},

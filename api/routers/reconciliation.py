@@ -36,7 +36,7 @@ from api.reconciliation_schemas import (
     RunPage,
     StartRun,
 )
-from api.schemas import ErrorBody
+from api.schemas import WITH_BODY, ErrorBody
 from db import reconciliation as books
 from db.models import ReconciliationRun
 from domain.discrepancies import DiscrepancyKind, DiscrepancyStatus
@@ -95,7 +95,7 @@ REPORT_COLUMNS = (
     "/runs",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Reconcile a window now",
-    responses={503: {"model": ErrorBody, "description": "Temporal is unavailable"}},
+    responses={**WITH_BODY, 503: {"model": ErrorBody, "description": "Temporal is unavailable"}},
 )
 async def start_run(
     body: StartRun,
@@ -203,6 +203,7 @@ def get_discrepancy(discrepancy_id: DiscrepancyId, engine: EngineDep) -> Discrep
     summary="Resolve a discrepancy, with a note",
     responses={
         **NO_DISCREPANCY,
+        **WITH_BODY,
         409: {"model": ErrorBody, "description": "Already resolved"},
     },
 )

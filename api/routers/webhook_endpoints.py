@@ -30,7 +30,7 @@ from api.outbound_schemas import (
     WebhookEndpointPage,
     WebhookEndpointWithSecret,
 )
-from api.schemas import ErrorBody
+from api.schemas import WITH_BODY, ErrorBody
 from config import Settings
 from db.engine import write_session
 from db.models import EventAttempt, WebhookEndpoint
@@ -58,10 +58,6 @@ EndpointId = Annotated[
 ]
 Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: {"model": ErrorBody, "description": "No such endpoint"}}
-WITH_BODY: Responses = {
-    400: {"model": ErrorBody, "description": "The body could not be read as JSON"},
-    413: {"model": ErrorBody, "description": "The body is over 64 KiB"},
-}
 
 
 def _checked_url(url: str, settings: Settings) -> str:

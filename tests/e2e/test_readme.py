@@ -15,11 +15,14 @@ import re
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
+from db import reconciliation as books
+from sandbox.controls import SandboxControls
 from tests.helpers import (
     create_invoice,
     deliveries,
@@ -123,14 +126,43 @@ async def test_the_operator_commands(
     await pay(sandbox, invoice["id"], amount=200_000)  # short: needs review
     await wait_for_status(api, invoice["id"], "needs_review")
     [delivery] = deliveries(stack, invoice["id"])
+    # A payment no invoice asked for, for the reconciliation commands to find: today's, so
+    # the README's window is moved to today.
+    orphan = await SandboxControls(sandbox).create_payment(90_000, "NGN", "walk-in@example.com")
+    today = datetime.now(UTC).date()
+    tomorrow = today + timedelta(days=1)
+    engine = stack.engine
     # The CLIs find this stack's Temporal and database from the environment.
     outputs = {}
     for command in by_program("payrecon", ".venv/bin/temporal"):
-        filled = command.replace("inv-…", invoice["id"]).replace(" 42", f" {delivery.id}")
+        filled = (
+            command.replace("inv-…", invoice["id"])
+            .replace(" 42", f" {delivery.id}")
+            .replace("--from 2026-11-23 --to 2026-11-24", f"--from {today} --to {tomorrow}")
+        )
+        if "recon_…" in filled:
+            [newest], _ = books.list_runs(engine, limit=1, offset=0)
+            filled = filled.replace("recon_…", newest.id)
+        if "dsc_…" in filled:
+            found, _ = books.list_discrepancies(
+                engine, kind="orphan_payment", status="open", invoice_id=None, limit=1, offset=0
+            )
+            filled = filled.replace("dsc_…", found[0].id)
         outputs[command] = await run(filled, stack.env)
     assert invoice["id"] in outputs["payrecon invoices list --status needs_review"]
     assert "needs_review" in outputs["payrecon invoices show inv-…"]
     assert "verified; needs_review" in outputs["payrecon invoices reverify inv-…"]
+    [recon_run, recon_show, recon_open, recon_resolve] = [
+        command for command in by_program("payrecon") if command.startswith("payrecon recon ")
+    ]
+    assert "orphan_payment" in outputs[recon_run] and orphan["reference"] in outputs[recon_run]
+    assert "orphan_payment" in outputs[recon_show]
+    assert orphan["reference"] in outputs[recon_open]
+    assert ": resolved" in outputs[recon_resolve]
+    [resolved], _ = books.list_discrepancies(
+        engine, kind="orphan_payment", status=None, invoice_id=None, limit=5, offset=0
+    )
+    assert resolved.status == "resolved" and resolved.paystack_reference == orphan["reference"]
     [needs_review, _] = by_program(".venv/bin/temporal")
 
     async def listed() -> None:  # Temporal's visibility catches up with the search attribute
