@@ -276,6 +276,7 @@ class ReconciliationActivities:
                     invoice,
                     pricing=self._settings.payrecon_pricing,
                     account_country=self._settings.payrecon_account_country,
+                    settled_before=window.until,
                 )
                 findings.extend(found)
                 if invoice is not None and not found:

@@ -46,6 +46,7 @@ from tenacity import (
 from db import queries
 from db.engine import make_engine
 from db.models import InvoiceStatusChange
+from devstack import chaos_books
 from devstack.merchant import Merchant, summary
 from devstack.processes import wait_for_http
 from devstack.progress import Phase, Progress
@@ -147,7 +148,7 @@ KILLED = ("worker", "api", "temporal")
 
 def chaos_stack(args: argparse.Namespace) -> Stack:
     directory = Path(tempfile.mkdtemp(prefix="payrecon-chaos-"))
-    return Stack(
+    stack = Stack(
         directory,
         topology=Topology.named(args.topology),
         settings={
@@ -157,6 +158,7 @@ def chaos_stack(args: argparse.Namespace) -> Stack:
             "PAYRECON_CREATE_TIMEOUT_SECONDS": "20",
             "PAYRECON_EVENT_RETRY_SCHEDULE": EVENT_RETRY_SCHEDULE,
             "PAYRECON_EVENT_RETRY_FOR_SECONDS": EVENT_RETRY_FOR_SECONDS,
+            **chaos_books.SWEEP_SETTINGS,
         },
         sandbox_settings={
             "SANDBOX_FAULTS": json.dumps({**FAULTS, "seed": args.seed}),
@@ -164,6 +166,8 @@ def chaos_stack(args: argparse.Namespace) -> Stack:
             "SANDBOX_STATE_FILE": str(directory / "sandbox-state.json"),
         },
     )
+    stack.settings["PAYRECON_API_KEYS"] = chaos_books.api_keys(stack.api_key)
+    return stack
 
 
 # --- the customers and the backend service ---------------------------------------------
@@ -669,6 +673,9 @@ async def run(args: argparse.Namespace) -> int:
         ):
             gate = asyncio.Semaphore(args.concurrency)
             await register_merchant(api, merchant, deadline)
+            books = chaos_books.Books(
+                stack, sandbox, api, invoices, random.Random(rng.random()), per_kind=args.books
+            )
 
             # Drawn first, in order, so a seed replays the same schedule.
             seeds = [rng.random() for _ in invoices]
@@ -689,9 +696,11 @@ async def run(args: argparse.Namespace) -> int:
                     paystack_outages(stack, args, outage_rng, active, phase)
                 )
                 merchant_down = asyncio.create_task(merchant_outage(merchant, args, active, phase))
+                trouble = asyncio.create_task(books.during(active, phase, deadline))
                 await asyncio.gather(
                     *(story(i, seed, phase) for i, seed in zip(invoices, seeds, strict=True))
                 )
+                await trouble
                 restarts = await chaos
                 outage_lengths = await outages
                 merchant_down_for = await merchant_down
@@ -708,6 +717,9 @@ async def run(args: argparse.Namespace) -> int:
                 )
                 events.outage = merchant_down_for
             stats = await SandboxControls(sandbox).stats()
+            book_rows, books_ok, recon_show = await chaos_books.judge(
+                books, progress, time.monotonic() + 600
+            )
         progress.close()
         rows, ok = verdict(
             invoices,
@@ -718,9 +730,11 @@ async def run(args: argparse.Namespace) -> int:
             events,
             time.monotonic() - started,
         )
-        print_table(rows)
+        print_table(rows + book_rows)
+        print("\nthe final reconciliation run, as `payrecon recon show` prints it:\n")
+        print(recon_show)
         print(f"logs and state: {directory}")
-        return 0 if ok else 1
+        return 0 if ok and books_ok else 1
     finally:
         stack.stop_all()
         merchant.stop()
@@ -749,6 +763,12 @@ def main() -> int:
         type=float,
         default=180.0,
         help="at most this long, at the end, for the last events and receipts (s)",
+    )
+    parser.add_argument(
+        "--books",
+        type=int,
+        default=10,
+        help="of each: orphan payments, invoices paid twice, payments reversed",
     )
     parser.add_argument("--seed", type=int, default=20261123)
     parser.add_argument(

@@ -93,8 +93,13 @@ def judge_transaction(
     *,
     pricing: Sequence[Price],
     account_country: str,
+    settled_before: datetime | None = None,
 ) -> list[Finding]:
-    """Every discrepancy one Paystack transaction shows against its invoice (if any)."""
+    """Every discrepancy one Paystack transaction shows against its invoice (if any).
+
+    A payment made at or after `settled_before` (the window's end: a scheduled run's is the
+    grace period before now) may still have its webhook in flight, so it is not yet a missed
+    payment; a later run judges it."""
     findings: list[Finding] = []
 
     def found(kind: DiscrepancyKind, subject: str | int, **details: Any) -> None:
@@ -129,7 +134,13 @@ def judge_transaction(
         found(DiscrepancyKind.ORPHAN_PAYMENT, record.reference)
         return findings
     if invoice.status in UNSETTLED_STATUSES:
-        found(DiscrepancyKind.MISSED_PAYMENT, record.reference, invoice_status=invoice.status)
+        in_flight = (
+            settled_before is not None
+            and record.paid_at is not None
+            and record.paid_at >= settled_before
+        )
+        if not in_flight:
+            found(DiscrepancyKind.MISSED_PAYMENT, record.reference, invoice_status=invoice.status)
         return findings
     if not paid_by_this and invoice.paystack_transaction_id is not None:
         found(

@@ -108,10 +108,10 @@ async def seed_transactions(body: Seed, sandbox: SandboxDep) -> dict[str, Any]:
                 amount=seeded.amount,
                 currency=seeded.currency,
                 reference=seeded.reference,
+                created_at=seeded.created_at.astimezone(UTC),
             ),
             save=False,
         )
-        created.created_at = seeded.created_at.astimezone(UTC)
         created.status = seeded.status
         if seeded.status == "success":
             created.paid_at = created.created_at + timedelta(seconds=1)
@@ -146,7 +146,7 @@ async def run_settlements(
     and UTC day of payment, dated the next day, fees by the pricing table."""
     store = sandbox.store
     groups: dict[tuple[str, datetime], list[Transaction]] = defaultdict(list)
-    for tx in store.newest_first()[::-1]:
+    for tx in store.in_order(newest_first=False):
         if tx.status == "success" and tx.paid_at and tx.reference not in store.settled:
             day = datetime.combine(tx.paid_at.astimezone(UTC).date(), time(), UTC)
             groups[(tx.currency, day)].append(tx)

@@ -5,17 +5,20 @@ from __future__ import annotations
 import base64
 import hmac
 import math
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.datastructures import QueryParams
 
 from sandbox import api_faults
 from sandbox.context import Sandbox, SandboxDep
 from sandbox.errors import PaystackError, invalid_key, reference_not_found, validation_error
 from sandbox.initialize import INVALID_AMOUNT, parse_initialize, raw_reference, read_params
-from sandbox.store import DuplicateReference, Transaction
+from sandbox.store import DuplicateReference, Store, Transaction, list_order
 from sandbox.views import fetch_view, list_view, verify_view
 
 DEFAULT_PER_PAGE = 50
@@ -85,22 +88,11 @@ async def list_transactions(request: Request, sandbox: SandboxDep) -> dict[str, 
     query = request.query_params
     per_page = positive_int(query.get("perPage") or query.get("per_page"), DEFAULT_PER_PAGE)
     page = positive_int(query.get("page"), 1)
-    amount = query.get("amount")
-    if amount is not None and not (amount.isascii() and amount.isdigit()):
-        raise validation_error(INVALID_AMOUNT)
-    matches = list(
-        _filter(
-            sandbox.store.newest_first(),
-            status=query.get("status") or None,
-            since=parse_date(query.get("from"), "from", end_of_day=False),
-            until=parse_date(query.get("to"), "to", end_of_day=True),
-            amount=int(amount) if amount is not None else None,
-            reference=query.get("reference") or None,
-        )
-    )
+    listed = Listing(sandbox.store, query)
     if query.get("use_cursor") == "true":
-        return _cursor_page(matches, per_page, query.get("next"), query.get("previous"))
+        return _cursor_page(listed, per_page, query.get("next"), query.get("previous"))
     skipped = (page - 1) * per_page
+    matches = list(listed.matches())
     return {
         "status": True,
         "message": "Transactions retrieved",
@@ -117,6 +109,68 @@ async def list_transactions(request: Request, sandbox: SandboxDep) -> dict[str, 
     }
 
 
+@router.get("/transaction/totals")
+async def totals(request: Request, sandbox: SandboxDep) -> dict[str, Any]:
+    """What was received in the window, per currency, and what is yet to be paid out."""
+    sandbox.store.count_call("list")
+    require_key(request, sandbox)
+    query = request.query_params
+    successful = [
+        tx
+        for tx in sandbox.store.in_order(
+            since=parse_date(query.get("from"), "from", end_of_day=False),
+            until=parse_date(query.get("to"), "to", end_of_day=True),
+        )
+        if tx.status == "success"
+    ]
+    volume: Counter[str] = Counter()
+    pending: Counter[str] = Counter()
+    for tx in successful:
+        volume[tx.currency] += tx.amount
+        if tx.reference not in sandbox.store.settled:
+            pending[tx.currency] += tx.amount
+    return {
+        "status": True,
+        "message": "Transaction totals",
+        "data": {
+            "total_transactions": len(successful),
+            "total_volume": sum(volume.values()),
+            "total_volume_by_currency": _by_currency(volume),
+            "pending_transfers": sum(pending.values()),
+            "pending_transfers_by_currency": _by_currency(pending),
+        },
+    }
+
+
+def _by_currency(amounts: Counter[str]) -> list[dict[str, Any]]:
+    return [
+        {"currency": currency, "amount": amount} for currency, amount in sorted(amounts.items())
+    ]
+
+
+@router.get("/transaction/timeline/{id_or_reference}")
+async def timeline(id_or_reference: str, request: Request, sandbox: SandboxDep) -> dict[str, Any]:
+    """The checkout's steps; a transaction no one tried to pay has none yet."""
+    sandbox.store.count_call("fetch")
+    require_key(request, sandbox)
+    tx = sandbox.store.get(id_or_reference)
+    if tx is None and id_or_reference.isascii() and id_or_reference.isdigit():
+        tx = sandbox.store.get_by_id(int(id_or_reference))
+    if tx is None:
+        raise transaction_not_found()
+    log = tx.log or {
+        "start_time": int(tx.created_at.timestamp()),
+        "time_spent": 0,
+        "attempts": 0,
+        "errors": 0,
+        "success": False,
+        "mobile": False,
+        "input": [],
+        "history": [],
+    }
+    return {"status": True, "message": "Timeline retrieved", "data": log}
+
+
 @router.get("/transaction/{transaction_id}")
 async def fetch(transaction_id: str, request: Request, sandbox: SandboxDep) -> dict[str, Any]:
     sandbox.store.count_call("fetch")
@@ -125,30 +179,31 @@ async def fetch(transaction_id: str, request: Request, sandbox: SandboxDep) -> d
     if transaction_id.isascii() and transaction_id.isdigit():
         tx = sandbox.store.get_by_id(int(transaction_id))
     if tx is None:
-        raise PaystackError(
-            404,
-            "Transaction not found",
-            error_type="validation_error",
-            code="transaction_not_found",
-        )
+        raise transaction_not_found()
     return {"status": True, "message": "Transaction retrieved", "data": fetch_view(tx)}
 
 
+def transaction_not_found() -> PaystackError:
+    return PaystackError(
+        404, "Transaction not found", error_type="validation_error", code="transaction_not_found"
+    )
+
+
 def _cursor_page(
-    matches: list[Transaction], per_page: int, following: str | None, preceding: str | None
+    listed: Listing, per_page: int, following: str | None, preceding: str | None
 ) -> dict[str, Any]:
     """Paystack's cursor mode: newest first, a page after (`next`) or before (`previous`)
-    a transaction id; cursors stay put while new transactions arrive."""
-    if following:
-        after = _cursor_key(following)
-        page = [tx for tx in matches if _key(tx) < after][:per_page]
-    elif preceding:
-        before = _cursor_key(preceding)
-        page = [tx for tx in matches if _key(tx) > before][-per_page:]
+    a transaction; cursors stay put while new transactions arrive."""
+    if preceding:
+        page = list(
+            islice(listed.matches(after=_cursor_key(preceding), newest_first=False), per_page)
+        )
+        page.reverse()
     else:
-        page = matches[:per_page]
-    older = page and any(_key(tx) < _key(page[-1]) for tx in matches)
-    newer = page and any(_key(tx) > _key(page[0]) for tx in matches)
+        after = _cursor_key(following) if following else None
+        page = list(islice(listed.matches(after=after), per_page))
+    older = page and listed.any(after=list_order(page[-1]))
+    newer = page and listed.any(after=list_order(page[0]), newest_first=False)
     return {
         "status": True,
         "message": "Transactions retrieved",
@@ -159,12 +214,6 @@ def _cursor_page(
             "perPage": per_page,
         },
     }
-
-
-def _key(tx: Transaction) -> tuple[datetime, int]:
-    """The list's order: by creation time, then id (a seeded transaction may be older
-    than its id says)."""
-    return tx.created_at, tx.id
 
 
 def _cursor(tx: Transaction) -> str:
@@ -203,24 +252,43 @@ def parse_date(value: str | None, name: str, *, end_of_day: bool) -> datetime | 
     return moment
 
 
-def _filter(
-    transactions: Iterable[Transaction],
-    *,
-    status: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    amount: int | None,
-    reference: str | None,
-) -> Iterable[Transaction]:
-    for tx in transactions:
-        if status is not None and tx.status != status:
-            continue
-        if since is not None and tx.created_at < since:
-            continue
-        if until is not None and tx.created_at > until:
-            continue
-        if amount is not None and tx.amount != amount:
-            continue
-        if reference is not None and tx.reference != reference:
-            continue
-        yield tx
+class Listing:
+    """`GET /transaction`'s filters over the store's ordered books: the window by range,
+    the rest by test."""
+
+    def __init__(self, store: Store, query: QueryParams) -> None:
+        amount = query.get("amount")
+        if amount is not None and not (amount.isascii() and amount.isdigit()):
+            raise validation_error(INVALID_AMOUNT)
+        customer = query.get("customer")
+        if customer is not None and not (customer.isascii() and customer.isdigit()):
+            raise validation_error("Invalid customer id")
+        self.store = store
+        self.since = parse_date(query.get("from"), "from", end_of_day=False)
+        self.until = parse_date(query.get("to"), "to", end_of_day=True)
+        self.status = query.get("status") or None
+        self.amount = int(amount) if amount is not None else None
+        self.customer = int(customer) if customer is not None else None
+        self.reference = query.get("reference") or None
+        # The sandbox takes no payments at POS terminals.
+        self.terminal = query.get("terminalid") or None
+
+    def matches(
+        self, *, after: tuple[datetime, int] | None = None, newest_first: bool = True
+    ) -> Iterator[Transaction]:
+        window = self.store.in_order(
+            since=self.since, until=self.until, after=after, newest_first=newest_first
+        )
+        return (tx for tx in window if self._wanted(tx))
+
+    def any(self, *, after: tuple[datetime, int], newest_first: bool = True) -> bool:
+        return next(self.matches(after=after, newest_first=newest_first), None) is not None
+
+    def _wanted(self, tx: Transaction) -> bool:
+        return (
+            self.terminal is None
+            and (self.status is None or tx.status == self.status)
+            and (self.amount is None or tx.amount == self.amount)
+            and (self.customer is None or tx.customer.id == self.customer)
+            and (self.reference is None or tx.reference == self.reference)
+        )

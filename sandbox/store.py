@@ -11,12 +11,15 @@ import json
 import os
 import secrets
 import string
+import sys
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from sortedcontainers import SortedKeyList
 
 FIRST_TRANSACTION_ID = 4_100_000_000
 FIRST_CUSTOMER_ID = 181_000_000
@@ -240,6 +243,14 @@ class NewTransaction:
     callback_url: str | None = None
     metadata: Any = None
     channels: list[str] | None = None
+    # Seeded books may be older than now; Paystack's own are made now.
+    created_at: datetime | None = None
+
+
+def list_order(tx: Transaction) -> tuple[datetime, int]:
+    """Paystack's list order, newest first: by creation time, then id (a seeded transaction
+    may be older than its id says)."""
+    return tx.created_at, tx.id
 
 
 class Store:
@@ -254,6 +265,8 @@ class Store:
 
     def _clear(self) -> None:
         self._transactions: dict[str, Transaction] = {}
+        # The list order kept as transactions arrive: a page is a range, not a sort.
+        self._ordered = SortedKeyList(key=list_order)
         self._by_id: dict[int, str] = {}
         self._by_access_code: dict[str, str] = {}
         self._customers: dict[str, Customer] = {}
@@ -312,8 +325,29 @@ class Store:
     def known_reference(self, reference: str) -> bool:
         return reference in self._transactions or reference in self.reference_calls
 
-    def newest_first(self) -> list[Transaction]:
-        return sorted(self._transactions.values(), key=lambda t: (t.created_at, t.id), reverse=True)
+    def in_order(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after: tuple[datetime, int] | None = None,
+        newest_first: bool = True,
+    ) -> Iterator[Transaction]:
+        """Transactions created in [since, until], newest first (or oldest first), and only
+        those past `after` in that direction: O(log n) to the first, then one at a time."""
+        low = (since, 0) if since is not None else None
+        high = (until, sys.maxsize) if until is not None else None
+        low_inclusive = high_inclusive = True
+        if after is not None and newest_first and (high is None or after <= high):
+            high, high_inclusive = after, False
+        if after is not None and not newest_first and (low is None or after >= low):
+            low, low_inclusive = after, False
+        return cast(
+            Iterator[Transaction],
+            self._ordered.irange_key(
+                low, high, inclusive=(low_inclusive, high_inclusive), reverse=newest_first
+            ),
+        )
 
     # Changes
 
@@ -330,7 +364,7 @@ class Store:
                 requested_amount=new.amount,
                 amount=new.amount,
                 currency=new.currency,
-                created_at=now(),
+                created_at=new.created_at or now(),
                 callback_url=new.callback_url,
                 metadata=new.metadata,
                 channels=new.channels,
@@ -376,6 +410,7 @@ class Store:
 
     def _index(self, tx: Transaction) -> None:
         self._transactions[tx.reference] = tx
+        self._ordered.add(tx)
         self._by_id[tx.id] = tx.reference
         self._by_access_code[tx.access_code] = tx.reference
         self._customers.setdefault(tx.customer.email, tx.customer)

@@ -108,7 +108,18 @@ def window_of(input: ReconciliationInput, run_id: str, now: datetime) -> RunWind
     else:
         until = (now - timedelta(seconds=input.grace_seconds)).replace(microsecond=0)
         since = until - timedelta(seconds=input.trailing_seconds)
-    return RunWindow(run_id=run_id, since=since, until=until, page_size=input.page_size)
+    # Paystack keeps and filters times to the millisecond: so does a window, or a record made
+    # in the window's first millisecond would show as before it.
+    return RunWindow(
+        run_id=run_id,
+        since=_to_millisecond(since),
+        until=_to_millisecond(until),
+        page_size=input.page_size,
+    )
+
+
+def _to_millisecond(moment: datetime) -> datetime:
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 @workflow.defn(name="Reconciliation")

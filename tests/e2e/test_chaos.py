@@ -43,6 +43,7 @@ async def test_small_chaos_run_keeps_every_invoice_right(
         "--outage-seconds=3",
         "--merchant-down-seconds=4",
         "--events-wait=90",
+        "--books=3",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -70,6 +71,17 @@ async def test_small_chaos_run_keeps_every_invoice_right(
     for name in killed:
         assert _row(output, f"restarts: {name}") == "1"
     assert int(_row(output, "fault: dropped")) > 0
+    # The sweep ran through it all, found all the trouble made on Paystack's side, healed
+    # what the faults hid, and reported nothing else.
+    assert _row(output, "injected on Paystack, found") == (
+        "orphan payments 3/3, paid twice 3/3, reversed 3/3, wrong fee 1/1, "
+        "settlement arithmetic 1/1"
+    ), output
+    assert re.fullmatch(r"(\d+)/\1", _row(output, "paid short, found")), output
+    assert _row(output, "missed payments (webhook lost, polls failing)").endswith(" 0 open")
+    assert _row(output, "discrepancies chaos did not cause") == "0", output
+    assert ", 0 failed; the final one completed" in _row(output, "reconciliation runs")
+    assert "orphan_payment" in output.split("as `payrecon recon show` prints it")[1], output
     # It says what it is doing as it goes, long before its table.
     progress = re.findall(r"^\[\s*[\d.]+s\] (.*)$", output, re.MULTILINE)
     assert "invoices: created, paid or not, kills: done (60/60)" in progress, output

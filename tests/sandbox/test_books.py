@@ -160,3 +160,87 @@ def test_a_bulk_seed_writes_many_without_webhooks(
     assert [r.reference for r in hooks.wait_for(1)] == [newest]
     again = http.post("/_sandbox/transactions/bulk", json={"transactions": seeded[:1]})
     assert again.status_code == 400
+
+
+def test_a_windowed_cursor_walk_sees_exactly_the_window_and_the_filters_narrow_it(
+    http: httpx.Client, paystack: httpx.Client
+) -> None:
+    start = datetime(2026, 11, 20, tzinfo=UTC)
+    seeded = [
+        {
+            "reference": f"day-{n:03d}",
+            "amount": 100_000 + n,
+            "email": "one@example.com" if n % 2 else "two@example.com",
+            "created_at": (start + timedelta(hours=n)).isoformat(),
+            "status": "success" if n % 3 else "failed",
+        }
+        for n in range(72)  # three days, one an hour
+    ]
+    assert http.post("/_sandbox/transactions/bulk", json={"transactions": seeded}).is_success
+    window = {"from": "2026-11-21T00:00:00Z", "to": "2026-11-21T23:59:59Z"}
+    params: dict[str, Any] = {"use_cursor": "true", "perPage": 7, **window}
+    walked: list[str] = []
+    while True:
+        answer = paystack.get("/transaction", params=params).json()
+        walked += [tx["reference"] for tx in answer["data"]]
+        if answer["meta"]["next"] is None:
+            break
+        params["next"] = answer["meta"]["next"]
+    assert walked == [f"day-{n:03d}" for n in range(47, 23, -1)]
+    successful = paystack.get("/transaction", params={**window, "status": "success"}).json()
+    assert successful["meta"]["total"] == 16  # 24 hours, one in three failed
+    customer = paystack.get("/transaction", params={"reference": "day-001"}).json()["data"][0][
+        "customer"
+    ]["id"]
+    by_customer = paystack.get("/transaction", params={**window, "customer": customer}).json()
+    assert {tx["customer"]["id"] for tx in by_customer["data"]} == {customer}
+    assert by_customer["meta"]["total"] == 12
+    # No payment in the sandbox is made at a POS terminal.
+    assert paystack.get("/transaction", params={"terminalid": "2232"}).json()["data"] == []
+    bad = paystack.get("/transaction", params={"customer": "CUS_x"})
+    assert bad.status_code == 400 and bad.json()["message"] == "Invalid customer id"
+
+
+def test_totals_count_what_was_received_and_what_is_not_yet_paid_out(
+    http: httpx.Client, paystack: httpx.Client
+) -> None:
+    payment(http, amount=500_000)
+    payment(http, amount=250_000, currency="NGN")
+    payment(http, amount=2_000, currency="USD")
+    initialize(paystack, reference="never-paid")
+    before = paystack.get("/transaction/totals").json()
+    assert before["message"] == "Transaction totals"
+    assert before["data"] == {
+        "total_transactions": 3,
+        "total_volume": 752_000,
+        "total_volume_by_currency": [
+            {"currency": "NGN", "amount": 750_000},
+            {"currency": "USD", "amount": 2_000},
+        ],
+        "pending_transfers": 752_000,
+        "pending_transfers_by_currency": [
+            {"currency": "NGN", "amount": 750_000},
+            {"currency": "USD", "amount": 2_000},
+        ],
+    }
+    assert http.post("/_sandbox/settlements/run").is_success
+    after = paystack.get("/transaction/totals").json()["data"]
+    assert after["total_volume"] == 752_000 and after["pending_transfers"] == 0
+    empty = paystack.get("/transaction/totals", params={"to": "2000-01-01"}).json()["data"]
+    assert empty["total_transactions"] == 0 and empty["total_volume_by_currency"] == []
+
+
+def test_the_timeline_shows_the_checkouts_steps_by_id_or_reference(
+    http: httpx.Client, paystack: httpx.Client
+) -> None:
+    initialize(paystack, reference="timeline-1")
+    untried = paystack.get("/transaction/timeline/timeline-1").json()["data"]
+    assert untried["attempts"] == 0 and untried["history"] == []
+    pay(http, "timeline-1")
+    by_reference = paystack.get("/transaction/timeline/timeline-1").json()
+    assert by_reference["message"] == "Timeline retrieved"
+    assert by_reference["data"]["success"] is True and by_reference["data"]["history"]
+    tx_id = verify(paystack, "timeline-1")["id"]
+    assert paystack.get(f"/transaction/timeline/{tx_id}").json() == by_reference
+    missing = paystack.get("/transaction/timeline/no-such")
+    assert missing.status_code == 404 and missing.json()["message"] == "Transaction not found"

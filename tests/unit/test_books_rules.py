@@ -4,7 +4,7 @@ settlement shows against our books."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -141,6 +141,20 @@ def test_each_kind_a_transaction_can_show() -> None:
     assert kinds(record(currency="GHS", fees=None), invoice()) == [DiscrepancyKind.AMOUNT_MISMATCH]
     assert kinds(record(status="reversed"), invoice()) == [DiscrepancyKind.PAID_NOT_ON_PAYSTACK]
     assert kinds(record(fees=9_999), invoice()) == [DiscrepancyKind.FEE_MISMATCH]
+
+
+def test_a_payment_whose_webhook_may_still_be_in_flight_is_not_yet_missed() -> None:
+    pending = invoice(status=InvoiceStatus.PENDING, paystack_transaction_id=None, amount_paid=None)
+
+    def judged(settled_before: datetime) -> list[DiscrepancyKind]:
+        found = judge_transaction(
+            record(), pending, pricing=NIGERIA, account_country="NG", settled_before=settled_before
+        )
+        return [finding.kind for finding in found]
+
+    # Created long before the window's end, paid inside the grace: left for a later run.
+    assert judged(AT) == judged(AT - timedelta(seconds=1)) == []
+    assert judged(AT + timedelta(seconds=1)) == [DiscrepancyKind.MISSED_PAYMENT]
 
 
 def test_an_unpaid_attempt_of_an_unpaid_invoice_is_nothing() -> None:
