@@ -24,6 +24,7 @@ from devstack.postgres import ThrowawayPostgres
 from devstack.stack import Stack as Processes
 from sandbox.controls import SandboxControls
 from temporal_codec import payrecon_data_converter
+from tests.helpers import api_client
 from tests.mailbox import Mailbox
 from tests.stack import (
     API_KEY,
@@ -199,25 +200,21 @@ async def temporal(stack: Stack) -> Client:
 
 @pytest.fixture
 async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=stack.api_url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30
-    ) as client:
+    async with api_client(stack.api_url, API_KEY) as client:
         yield client
 
 
 @pytest.fixture
 async def shop(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     """Another caller: the `shop` backend service."""
-    headers = {"Authorization": f"Bearer {OTHER_CALLER_KEY}"}
-    async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=30) as client:
+    async with api_client(stack.api_url, OTHER_CALLER_KEY) as client:
         yield client
 
 
 @pytest.fixture
 async def operator(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     """An operator, who sees every caller's invoices and endpoints."""
-    headers = {"Authorization": f"Bearer {OPERATOR_KEY}"}
-    async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=30) as client:
+    async with api_client(stack.api_url, OPERATOR_KEY) as client:
         yield client
 
 

@@ -35,6 +35,14 @@ AMOUNT = 250000
 INVOICE: dict[str, Any] = {"customer_email": "ada@example.com", "amount": AMOUNT, "currency": "NGN"}
 
 
+@asynccontextmanager
+async def api_client(api_url: str, key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The API as the holder of `key` calls it."""
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=30) as client:
+        yield client
+
+
 async def create_invoice(
     api: httpx.AsyncClient, *, idempotency_key: str | None = None, **fields: Any
 ) -> dict[str, Any]:

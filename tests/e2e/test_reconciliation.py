@@ -23,7 +23,7 @@ from devstack.stack import Stack as Processes
 from domain.pricing import NIGERIA, expected_fee
 from sandbox.controls import SandboxControls
 from tests.conftest import running_stack, stack_settings, start_processes
-from tests.helpers import create_invoice, keep_history, wait_for_status
+from tests.helpers import api_client, create_invoice, keep_history, wait_for_status
 from tests.mailbox import Mailbox
 from tests.stack import API_KEY, OPERATOR_KEY, Stack
 from workflows.reconciliation import ReconciliationWorkflow, Trigger
@@ -51,15 +51,13 @@ async def books(books_processes: tuple[Processes, Path], mailbox: Mailbox) -> As
 
 @pytest.fixture
 async def ops(books: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"Authorization": f"Bearer {OPERATOR_KEY}"}
-    async with httpx.AsyncClient(base_url=books.api_url, headers=headers, timeout=30) as client:
+    async with api_client(books.api_url, OPERATOR_KEY) as client:
         yield client
 
 
 @pytest.fixture
 async def merchant(books: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"Authorization": f"Bearer {API_KEY}"}
-    async with httpx.AsyncClient(base_url=books.api_url, headers=headers, timeout=30) as client:
+    async with api_client(books.api_url, API_KEY) as client:
         yield client
 
 
