@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from sandbox import books, checkout, control, paystack_api
+from sandbox import books, checkout, control, paystack_api, refunds
 from sandbox.context import Sandbox
 from sandbox.errors import PaystackError, handle_paystack_error
 from sandbox.settings import SandboxSettings
@@ -24,6 +24,7 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await sandbox.cancel_tasks()
             await sandbox.webhooks.aclose()
 
     app = FastAPI(
@@ -39,6 +40,8 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
     app.add_exception_handler(PaystackError, handle_paystack_error)
     app.include_router(paystack_api.router)
     app.include_router(books.paystack_router)
+    app.include_router(refunds.paystack_router)
+    app.include_router(refunds.control_router)
     # Before control's /transactions/{reference}/... routes, which these do not clash with.
     app.include_router(books.control_router)
     app.include_router(control.router)

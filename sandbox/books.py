@@ -4,7 +4,6 @@ fees), with Paystack's `GET /settlement` routes and the test controls that make 
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any, Literal
@@ -25,7 +24,7 @@ from sandbox.store import (
     TransactionNotFound,
     now,
 )
-from sandbox.views import iso, list_view, verify_view
+from sandbox.views import iso, list_view, offset_page, verify_view
 
 paystack_router = APIRouter(tags=["paystack"])
 control_router = APIRouter(prefix="/_sandbox", tags=["sandbox"])
@@ -207,7 +206,9 @@ async def list_settlements(request: Request, sandbox: SandboxDep) -> dict[str, A
         # The sandbox's merchant has no subaccounts.
         and not query.get("subaccount")
     ]
-    return _page("Settlements retrieved", [settlement_view(s) for s in matches], per_page, page)
+    return offset_page(
+        "Settlements retrieved", [settlement_view(s) for s in matches], per_page, page
+    )
 
 
 @paystack_router.get("/settlement/{settlement_id}/transactions")
@@ -231,7 +232,9 @@ async def settlement_transactions(
     transactions = [
         tx for reference in settlement.references if (tx := sandbox.store.get(reference))
     ]
-    answer = _page("Transactions retrieved", [list_view(tx) for tx in transactions], per_page, page)
+    answer = offset_page(
+        "Transactions retrieved", [list_view(tx) for tx in transactions], per_page, page
+    )
     # As Paystack's sample: the volume in the main unit, not the subunit of `amount`.
     answer["meta"]["total_volume"] = sum(tx.amount for tx in transactions) // 100
     return answer
@@ -253,20 +256,4 @@ def settlement_view(settlement: Settlement) -> dict[str, Any]:
         "settled_by": None,
         "createdAt": iso(settlement.created_at),
         "updatedAt": iso(settlement.created_at),
-    }
-
-
-def _page(message: str, items: list[dict[str, Any]], per_page: int, page: int) -> dict[str, Any]:
-    skipped = (page - 1) * per_page
-    return {
-        "status": True,
-        "message": message,
-        "data": items[skipped : skipped + per_page],
-        "meta": {
-            "total": len(items),
-            "skipped": skipped,
-            "perPage": per_page,
-            "page": page,
-            "pageCount": math.ceil(len(items) / per_page),
-        },
     }

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -35,6 +37,20 @@ class Sandbox:
     config: RuntimeConfig
     webhooks: WebhookSender
     faults: Faults
+    # Work that outlives a request (a refund settling by itself), stopped at reset and exit.
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def cancel_tasks(self) -> None:
+        while self.tasks:
+            tasks = list(self.tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     @classmethod
     def from_settings(cls, settings: SandboxSettings) -> Sandbox:
@@ -49,7 +65,8 @@ class Sandbox:
 
     async def reset(self) -> None:
         """Back to a fresh start: no deliveries under way, no state, every fault off."""
-        # Deliveries first, so none of them records into the state cleared next.
+        # Deliveries and timers first, so none of them records into the state cleared next.
+        await self.cancel_tasks()
         await self.webhooks.cancel_all()
         await self.store.reset()
         self.reset_config()

@@ -100,6 +100,15 @@ class SandboxControls:
         answer: dict[str, Any] = response.json()
         return answer
 
+    async def settle_refund(self, refund_id: int, outcome: str = "processed") -> dict[str, Any]:
+        """Moves a refund on to `outcome`, each step with its webhook."""
+        response = await self.http.post(
+            f"/_sandbox/refunds/{refund_id}/settle", json={"outcome": outcome}
+        )
+        response.raise_for_status()
+        refund: dict[str, Any] = response.json()["data"]
+        return refund
+
     async def bulk_transactions(self, transactions: list[dict[str, Any]]) -> int:
         response = await self.http.post(f"{TRANSACTIONS}/bulk", json={"transactions": transactions})
         response.raise_for_status()

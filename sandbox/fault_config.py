@@ -91,14 +91,16 @@ class EndpointFaults(_Strict):
 
 
 class InitializeFaults(EndpointFaults):
-    # Chance that an injected error or timeout strikes after the transaction was created:
-    # the answer is lost, the transaction exists.
+    # Chance that an injected error or timeout strikes after the transaction (or refund) was
+    # created: the answer is lost, the thing exists.
     after_commit: Chance = 0.0
 
 
 class ApiFaults(_Strict):
     initialize: InitializeFaults = Field(default_factory=InitializeFaults)
     verify: EndpointFaults = Field(default_factory=EndpointFaults)
+    # POST /refund, whose lost answer must not lead to a second refund.
+    refund: InitializeFaults = Field(default_factory=InitializeFaults)
 
 
 class FaultConfig(_Strict):

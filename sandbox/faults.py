@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sandbox.fault_config import Chance, Count, FaultConfig, merge
+from sandbox.fault_config import Chance, Count, EndpointFaults, FaultConfig, InitializeFaults, merge
 from sandbox.retry_schedule import retry_offsets
 
-Endpoint = Literal["initialize", "verify"]
-STREAMS = ("webhooks", "initialize", "verify")
+Endpoint = Literal["initialize", "verify", "refund"]
+STREAMS = ("webhooks", "initialize", "verify", "refund")
 FAULT_COUNTERS = (
     "dropped",
     "duplicated",
@@ -34,6 +34,10 @@ FAULT_COUNTERS = (
     "verify_error",
     "verify_timeout",
     "verify_latency",
+    "refund_error",
+    "refund_timeout",
+    "refund_latency",
+    "refund_after_commit",
 )
 
 
@@ -127,7 +131,7 @@ class Faults:
 
     def plan_call(self, endpoint: Endpoint, reference: str | None = None) -> CallPlan:
         """Draws only; the caller counts a fault when it is actually applied."""
-        faults = self.config.api.initialize if endpoint == "initialize" else self.config.api.verify
+        faults: EndpointFaults = getattr(self.config.api, endpoint)
         if faults.only_references is not None and reference not in faults.only_references:
             return CallPlan(endpoint=endpoint)
         timeout_s: float | None = None
@@ -137,8 +141,10 @@ class Faults:
         elif self._fires(faults, "error_rate", endpoint):
             error_status = self._streams[endpoint].choice(faults.error_statuses)
         after_commit = False
-        if (timeout_s is not None or error_status is not None) and endpoint == "initialize":
-            after_commit = self._fires(self.config.api.initialize, "after_commit", endpoint)
+        if (timeout_s is not None or error_status is not None) and isinstance(
+            faults, InitializeFaults
+        ):
+            after_commit = self._fires(faults, "after_commit", endpoint)
         return CallPlan(
             endpoint=endpoint,
             latency_s=self._uniform_ms(faults.latency_ms, endpoint) / 1000,

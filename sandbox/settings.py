@@ -22,6 +22,9 @@ class SandboxSettings(BaseSettings):
     sandbox_webhook_url: str = "http://127.0.0.1:8000/webhooks/paystack"
     sandbox_webhooks_enabled: bool = True
     sandbox_state_file: Path | None = None
+    # A refund moves pending -> processing -> processed by itself over this long, as
+    # Paystack's do; 0: only POST /_sandbox/refunds/{id}/settle moves it.
+    sandbox_refund_auto_seconds: float = Field(3.0, ge=0, le=3600)
     # SANDBOX_FAULTS: the JSON that POST /_sandbox/faults takes; everything off when unset.
     sandbox_faults: FaultConfig = Field(default_factory=FaultConfig)
 

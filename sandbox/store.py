@@ -24,11 +24,12 @@ from sortedcontainers import SortedKeyList
 FIRST_TRANSACTION_ID = 4_100_000_000
 FIRST_CUSTOMER_ID = 181_000_000
 FIRST_SETTLEMENT_ID = 3_100_000
+FIRST_REFUND_ID = 15_500_000
 STATE_VERSION = 1
 # Enough history for any test run without letting a long-lived sandbox grow unbounded.
 MAX_DELIVERIES = 10_000
 
-CALL_KINDS = ("initialize", "verify", "list", "fetch", "settlements")
+CALL_KINDS = ("initialize", "verify", "list", "fetch", "settlements", "refund", "refunds")
 _ALNUM = string.ascii_lowercase + string.digits
 
 
@@ -184,6 +185,49 @@ class Settlement:
         )
 
 
+# A refund's statuses, as Paystack writes them; the last three end it (needs-attention
+# until the customer's account details are sent).
+REFUND_STATUSES = ("pending", "processing", "processed", "failed", "needs-attention")
+REFUND_FINAL = ("processed", "failed")
+_REFUND_TIMES = ("expected_at", "refunded_at", "created_at", "updated_at")
+
+
+@dataclass
+class Refund:
+    """Money sent back for a successful transaction, in part or in full."""
+
+    id: int
+    reference: str
+    transaction_id: int
+    amount: int
+    currency: str
+    created_at: datetime
+    updated_at: datetime
+    expected_at: datetime
+    status: str = "pending"
+    customer_note: str | None = None
+    merchant_note: str | None = None
+    refunded_by: str = "sandbox@example.com"
+    refunded_at: datetime | None = None
+    dispute_id: int | None = None
+    bank_reference: str | None = None
+
+    @property
+    def in_flight(self) -> bool:
+        return self.status not in REFUND_FINAL
+
+    def to_dict(self) -> dict[str, Any]:
+        raw = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        for name in _REFUND_TIMES:
+            raw[name] = raw[name].isoformat() if raw[name] is not None else None
+        return raw
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Refund:
+        times = {name: _dt(raw.get(name)) for name in _REFUND_TIMES}
+        return cls(**{**raw, **times})
+
+
 @dataclass
 class WebhookAttempt:
     event: str
@@ -280,6 +324,8 @@ class Store:
         # Which settlement paid each reference out.
         self.settled: dict[str, int] = {}
         self._next_settlement_id = FIRST_SETTLEMENT_ID
+        self.refunds: dict[int, Refund] = {}
+        self._next_refund_id = FIRST_REFUND_ID
 
     # Calls and deliveries
 
@@ -324,6 +370,14 @@ class Store:
 
     def known_reference(self, reference: str) -> bool:
         return reference in self._transactions or reference in self.reference_calls
+
+    def refunds_of(self, reference: str) -> list[Refund]:
+        return [refund for refund in self.refunds.values() if refund.reference == reference]
+
+    def refundable(self, tx: Transaction) -> int:
+        """What is left to refund: the amount paid less every refund not failed."""
+        taken = sum(r.amount for r in self.refunds_of(tx.reference) if r.status != "failed")
+        return tx.amount - taken
 
     def in_order(
         self,
@@ -402,6 +456,24 @@ class Store:
             await self._save()
             return made
 
+    async def add_refund(self, make: Callable[[int], Refund]) -> Refund:
+        """Numbers and keeps the refund `make` builds; `make` may raise to refuse, and runs
+        under the lock, so two refunds never both take the same money."""
+        async with self.lock:
+            refund = make(self._next_refund_id)
+            self._next_refund_id += 1
+            self.refunds[refund.id] = refund
+            await self._save()
+            return refund
+
+    async def update_refund(self, refund_id: int, change: Callable[[Refund], None]) -> Refund:
+        """Applies `change` under the lock and saves; `change` may raise to refuse."""
+        async with self.lock:
+            refund = self.refunds[refund_id]
+            change(refund)
+            await self._save()
+            return refund
+
     async def reset(self) -> None:
         async with self.lock:
             self._clear()
@@ -444,6 +516,7 @@ class Store:
             "customers": [c.to_dict() for c in self._customers.values()],
             "transactions": [t.to_dict() for t in self._transactions.values()],
             "settlements": [settlement.to_dict() for settlement in self.settlements.values()],
+            "refunds": [refund.to_dict() for refund in self.refunds.values()],
         }
 
     async def _save(self) -> None:
@@ -476,6 +549,10 @@ class Store:
             self._next_settlement_id = max(
                 [FIRST_SETTLEMENT_ID, *(i + 1 for i in self.settlements)]
             )
+            for item in raw.get("refunds", []):
+                refund = Refund.from_dict(item)
+                self.refunds[refund.id] = refund
+            self._next_refund_id = max([FIRST_REFUND_ID, *(i + 1 for i in self.refunds)])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise RuntimeError(f"cannot load sandbox state from {path}: {exc}") from exc
 

@@ -6,6 +6,7 @@ transaction; each view below follows its documentation sample, key for key.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -141,3 +142,22 @@ def webhook_view(tx: Transaction) -> dict[str, Any]:
     fields["plan"] = {}
     fields["customer"] = _customer(tx.customer, international_phone=False)
     return _pick(fields, WEBHOOK_KEYS)
+
+
+def offset_page(
+    message: str, items: list[dict[str, Any]], per_page: int, page: int
+) -> dict[str, Any]:
+    """Paystack's offset page of a list already filtered and in order."""
+    skipped = (page - 1) * per_page
+    return {
+        "status": True,
+        "message": message,
+        "data": items[skipped : skipped + per_page],
+        "meta": {
+            "total": len(items),
+            "skipped": skipped,
+            "perPage": per_page,
+            "page": page,
+            "pageCount": math.ceil(len(items) / per_page),
+        },
+    }

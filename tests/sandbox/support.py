@@ -110,7 +110,9 @@ class Received:
 
     @property
     def reference(self) -> str:
-        reference: str = self.json()["data"]["reference"]
+        data = self.json()["data"]
+        # A refund's event names its transaction's reference otherwise.
+        reference: str = data.get("reference") or data["transaction_reference"]
         return reference
 
     @property

@@ -322,6 +322,8 @@ def test_call_counters(paystack: httpx.Client, http: httpx.Client) -> None:
         "list": 1,
         "fetch": 1,
         "settlements": 0,
+        "refund": 0,
+        "refunds": 0,
     }
     assert stats["transactions"] == 1
     assert stats["webhooks_sent"] == 0
