@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from sandbox import books, checkout, control, paystack_api, refunds
+from sandbox import books, checkout, control, disputes, paystack_api, refunds
 from sandbox.context import Sandbox
 from sandbox.errors import PaystackError, handle_paystack_error
 from sandbox.settings import SandboxSettings
@@ -42,6 +42,8 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
     app.include_router(books.paystack_router)
     app.include_router(refunds.paystack_router)
     app.include_router(refunds.control_router)
+    app.include_router(disputes.paystack_router)
+    app.include_router(disputes.control_router)
     # Before control's /transactions/{reference}/... routes, which these do not clash with.
     app.include_router(books.control_router)
     app.include_router(control.router)

@@ -109,6 +109,15 @@ class SandboxControls:
         refund: dict[str, Any] = response.json()["data"]
         return refund
 
+    async def open_dispute(self, transaction: str | int, **fields: Any) -> dict[str, Any]:
+        """The card holder disputes a payment; `charge.dispute.create` follows."""
+        response = await self.http.post(
+            "/_sandbox/disputes", json={"transaction": transaction, **fields}
+        )
+        response.raise_for_status()
+        dispute: dict[str, Any] = response.json()["data"]
+        return dispute
+
     async def bulk_transactions(self, transactions: list[dict[str, Any]]) -> int:
         response = await self.http.post(f"{TRANSACTIONS}/bulk", json={"transactions": transactions})
         response.raise_for_status()

@@ -58,35 +58,13 @@ async def create_refund(request: Request, sandbox: SandboxDep) -> dict[str, Any]
     if currency is not None and str(currency).upper() != tx.currency:
         raise validation_error(f"Currency should be {tx.currency}, the transaction's currency")
 
-    def make(refund_id: int) -> Refund:
-        if tx.status != "success":
-            raise validation_error("Cannot refund a transaction that is not successful")
-        left = sandbox.store.refundable(tx)
-        if left <= 0:
-            raise validation_error("Transaction has been fully reversed")
-        if amount is not None and amount > left:
-            raise validation_error(
-                f"Refund amount cannot be more than the unrefunded balance of {left}"
-            )
-        moment = now()
-        return Refund(
-            id=refund_id,
-            reference=tx.reference,
-            transaction_id=tx.id,
-            amount=amount if amount is not None else left,
-            currency=tx.currency,
-            created_at=moment,
-            updated_at=moment,
-            expected_at=moment + EXPECTED_AFTER,
-            customer_note=_note(params.get("customer_note"))
-            or f"Refund for transaction {tx.reference}",
-            merchant_note=_note(params.get("merchant_note"))
-            or f"Refund for transaction {tx.reference} by sandbox@example.com",
-        )
-
-    refund = await sandbox.store.add_refund(make)
-    send_refund_webhook(sandbox, refund, tx)
-    settle_by_itself(sandbox, refund.id)
+    refund = await open_refund(
+        sandbox,
+        tx,
+        amount=amount,
+        customer_note=_note(params.get("customer_note")),
+        merchant_note=_note(params.get("merchant_note")),
+    )
     await api_faults.after_work(sandbox.faults, call)
     return {
         "status": True,
@@ -194,6 +172,50 @@ async def settle_refund(refund_id: str, body: Settle, sandbox: SandboxDep) -> di
 
 
 # --- a refund's steps ---------------------------------------------------------------------
+
+
+async def open_refund(
+    sandbox: Sandbox,
+    tx: Transaction,
+    *,
+    amount: int | None,
+    customer_note: str | None = None,
+    merchant_note: str | None = None,
+    dispute_id: int | None = None,
+) -> Refund:
+    """A refund of `amount` (all that is left when None), queued and told; refused when the
+    transaction was not paid or has not that much left."""
+
+    def make(refund_id: int) -> Refund:
+        if tx.status != "success":
+            raise validation_error("Cannot refund a transaction that is not successful")
+        left = sandbox.store.refundable(tx)
+        if left <= 0:
+            raise validation_error("Transaction has been fully reversed")
+        if amount is not None and amount > left:
+            raise validation_error(
+                f"Refund amount cannot be more than the unrefunded balance of {left}"
+            )
+        moment = now()
+        return Refund(
+            id=refund_id,
+            reference=tx.reference,
+            transaction_id=tx.id,
+            amount=amount if amount is not None else left,
+            currency=tx.currency,
+            created_at=moment,
+            updated_at=moment,
+            expected_at=moment + EXPECTED_AFTER,
+            customer_note=customer_note or f"Refund for transaction {tx.reference}",
+            merchant_note=merchant_note
+            or f"Refund for transaction {tx.reference} by sandbox@example.com",
+            dispute_id=dispute_id,
+        )
+
+    refund = await sandbox.store.add_refund(make)
+    send_refund_webhook(sandbox, refund, tx)
+    settle_by_itself(sandbox, refund.id)
+    return refund
 
 
 async def advance(sandbox: Sandbox, refund_id: int, status: str) -> Refund:

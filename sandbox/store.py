@@ -25,11 +25,21 @@ FIRST_TRANSACTION_ID = 4_100_000_000
 FIRST_CUSTOMER_ID = 181_000_000
 FIRST_SETTLEMENT_ID = 3_100_000
 FIRST_REFUND_ID = 15_500_000
+FIRST_DISPUTE_ID = 358_000
 STATE_VERSION = 1
 # Enough history for any test run without letting a long-lived sandbox grow unbounded.
 MAX_DELIVERIES = 10_000
 
-CALL_KINDS = ("initialize", "verify", "list", "fetch", "settlements", "refund", "refunds")
+CALL_KINDS = (
+    "initialize",
+    "verify",
+    "list",
+    "fetch",
+    "settlements",
+    "refund",
+    "refunds",
+    "disputes",
+)
 _ALNUM = string.ascii_lowercase + string.digits
 
 
@@ -228,6 +238,49 @@ class Refund:
         return cls(**{**raw, **times})
 
 
+DISPUTE_OPEN = ("awaiting-merchant-feedback", "awaiting-bank-feedback", "pending")
+_DISPUTE_TIMES = ("due_at", "resolved_at", "created_at", "updated_at")
+
+
+@dataclass
+class Dispute:
+    """A card holder's claim against a successful transaction."""
+
+    id: int
+    reference: str
+    transaction_id: int
+    currency: str
+    refund_amount: int
+    category: str
+    due_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    status: str = "awaiting-merchant-feedback"
+    resolution: str | None = None
+    resolved_at: datetime | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    # Evidence files: the names upload_url handed out, and those then uploaded.
+    upload_names: list[str] = field(default_factory=list)
+    uploaded: list[str] = field(default_factory=list)
+    evidence: int | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.status in DISPUTE_OPEN
+
+    def to_dict(self) -> dict[str, Any]:
+        raw = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        for name in _DISPUTE_TIMES:
+            raw[name] = raw[name].isoformat() if raw[name] is not None else None
+        return raw
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Dispute:
+        times = {name: _dt(raw.get(name)) for name in _DISPUTE_TIMES}
+        return cls(**{**raw, **times})
+
+
 @dataclass
 class WebhookAttempt:
     event: str
@@ -326,6 +379,8 @@ class Store:
         self._next_settlement_id = FIRST_SETTLEMENT_ID
         self.refunds: dict[int, Refund] = {}
         self._next_refund_id = FIRST_REFUND_ID
+        self.disputes: dict[int, Dispute] = {}
+        self._next_dispute_id = FIRST_DISPUTE_ID
 
     # Calls and deliveries
 
@@ -466,6 +521,22 @@ class Store:
             await self._save()
             return refund
 
+    async def add_dispute(self, make: Callable[[int], Dispute]) -> Dispute:
+        async with self.lock:
+            dispute = make(self._next_dispute_id)
+            self._next_dispute_id += 1
+            self.disputes[dispute.id] = dispute
+            await self._save()
+            return dispute
+
+    async def update_dispute(self, dispute_id: int, change: Callable[[Dispute], None]) -> Dispute:
+        """Applies `change` under the lock and saves; `change` may raise to refuse."""
+        async with self.lock:
+            dispute = self.disputes[dispute_id]
+            change(dispute)
+            await self._save()
+            return dispute
+
     async def update_refund(self, refund_id: int, change: Callable[[Refund], None]) -> Refund:
         """Applies `change` under the lock and saves; `change` may raise to refuse."""
         async with self.lock:
@@ -517,6 +588,7 @@ class Store:
             "transactions": [t.to_dict() for t in self._transactions.values()],
             "settlements": [settlement.to_dict() for settlement in self.settlements.values()],
             "refunds": [refund.to_dict() for refund in self.refunds.values()],
+            "disputes": [dispute.to_dict() for dispute in self.disputes.values()],
         }
 
     async def _save(self) -> None:
@@ -553,6 +625,10 @@ class Store:
                 refund = Refund.from_dict(item)
                 self.refunds[refund.id] = refund
             self._next_refund_id = max([FIRST_REFUND_ID, *(i + 1 for i in self.refunds)])
+            for item in raw.get("disputes", []):
+                dispute = Dispute.from_dict(item)
+                self.disputes[dispute.id] = dispute
+            self._next_dispute_id = max([FIRST_DISPUTE_ID, *(i + 1 for i in self.disputes)])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise RuntimeError(f"cannot load sandbox state from {path}: {exc}") from exc
 

@@ -324,6 +324,7 @@ def test_call_counters(paystack: httpx.Client, http: httpx.Client) -> None:
         "settlements": 0,
         "refund": 0,
         "refunds": 0,
+        "disputes": 0,
     }
     assert stats["transactions"] == 1
     assert stats["webhooks_sent"] == 0
