@@ -13,7 +13,9 @@ from typing import Any
 import httpx
 
 from domain.reconcile import Verification
+from paystack.disputes import DisputeRecord, UploadUrl, dispute_record
 from paystack.fields import parse_amount, parse_timestamp, paystack_time
+from paystack.refunds import RefundRecord, refund_record
 from paystack.settlements import SettlementRecord, settlement_record
 from paystack.transactions import Page, TransactionRecord, transaction_record
 
@@ -172,6 +174,126 @@ class PaystackClient:
             records=[transaction_record(item) for item in data],
             next_cursor=str(page + 1) if _has_next_page(meta, page) else None,
         )
+
+    # --- refunds ------------------------------------------------------------------------
+
+    async def create_refund(
+        self,
+        *,
+        transaction: str | int,
+        amount: int | None,
+        merchant_note: str,
+        customer_note: str | None = None,
+    ) -> RefundRecord:
+        """Queues a refund (all that is left when `amount` is None). Paystack takes no
+        idempotency key: before retrying one that went unanswered, look for
+        `merchant_note` among `list_refunds(transaction=…)`."""
+        body: dict[str, Any] = {"transaction": str(transaction), "merchant_note": merchant_note}
+        if amount is not None:
+            body["amount"] = amount
+        if customer_note:
+            body["customer_note"] = customer_note
+        return refund_record(await self._request("POST", "/refund", json=body))
+
+    async def list_refunds(
+        self, *, transaction: str | int | None = None, per_page: int = 50, page: int = 1
+    ) -> Page[RefundRecord]:
+        params: dict[str, str | int] = {"perPage": per_page, "page": page}
+        if transaction is not None:
+            params["transaction"] = str(transaction)
+        data, meta = await self._request_page("GET", "/refund", params=params)
+        return Page(
+            records=[refund_record(item) for item in data],
+            next_cursor=str(page + 1) if _has_next_page(meta, page) else None,
+        )
+
+    async def fetch_refund(self, refund_id: int) -> RefundRecord:
+        return refund_record(await self._request("GET", f"/refund/{refund_id}"))
+
+    async def retry_refund(
+        self, refund_id: int, *, currency: str, account_number: str, bank_id: str
+    ) -> RefundRecord:
+        """Sends the customer's bank account for a refund that needs attention."""
+        details = {"currency": currency, "account_number": account_number, "bank_id": bank_id}
+        path = f"/refund/retry_with_customer_details/{refund_id}"
+        data = await self._request("POST", path, json={"refund_account_details": details})
+        return refund_record(data)
+
+    # --- disputes -----------------------------------------------------------------------
+
+    async def list_disputes(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        transaction: str | int | None = None,
+        status: str | None = None,
+        per_page: int = 50,
+        page: int = 1,
+    ) -> Page[DisputeRecord]:
+        params: dict[str, str | int] = {"perPage": per_page, "page": page}
+        if since is not None:
+            params["from"] = paystack_time(since)
+        if until is not None:
+            params["to"] = paystack_time(until)
+        if transaction is not None:
+            params["transaction"] = str(transaction)
+        if status is not None:
+            params["status"] = status
+        data, meta = await self._request_page("GET", "/dispute", params=params)
+        return Page(
+            records=[dispute_record(item) for item in data],
+            next_cursor=str(page + 1) if _has_next_page(meta, page) else None,
+        )
+
+    async def fetch_dispute(self, dispute_id: int) -> DisputeRecord:
+        return dispute_record(await self._request("GET", f"/dispute/{dispute_id}"))
+
+    async def dispute_upload_url(self, dispute_id: int, file_name: str) -> UploadUrl:
+        data = await self._request(
+            "GET", f"/dispute/{dispute_id}/upload_url", params={"upload_filename": file_name}
+        )
+        if not isinstance(data, dict) or not data.get("signedUrl") or not data.get("fileName"):
+            raise PaystackError(f"Paystack answered no upload URL for dispute {dispute_id}")
+        return UploadUrl(signed_url=str(data["signedUrl"]), file_name=str(data["fileName"]))
+
+    async def upload_evidence(
+        self, upload: UploadUrl, content: bytes, content_type: str = "application/pdf"
+    ) -> None:
+        """PUTs the file where Paystack said; the secret key is not sent there."""
+        try:
+            async with httpx.AsyncClient(timeout=self._http.timeout) as plain:
+                answer = await plain.put(
+                    upload.signed_url, content=content, headers={"Content-Type": content_type}
+                )
+        except httpx.TransportError as error:
+            raise PaystackError(f"evidence upload failed: {type(error).__name__}") from error
+        if not answer.is_success:
+            raise PaystackError(
+                f"evidence upload answered HTTP {answer.status_code}",
+                status_code=answer.status_code,
+            )
+
+    async def resolve_dispute(
+        self,
+        dispute_id: int,
+        *,
+        resolution: str,
+        message: str,
+        refund_amount: int,
+        uploaded_filename: str,
+        evidence: int | None = None,
+    ) -> DisputeRecord:
+        body: dict[str, Any] = {
+            "resolution": resolution,
+            "message": message,
+            "refund_amount": refund_amount,
+            "uploaded_filename": uploaded_filename,
+        }
+        if evidence is not None:
+            body["evidence"] = evidence
+        data = await self._request("PUT", f"/dispute/{dispute_id}/resolve", json=body)
+        return dispute_record(data)
 
     async def _request_page(
         self, method: str, path: str, **kwargs: Any

@@ -32,3 +32,8 @@ def paystack_time(moment: datetime) -> str:
     """A query's time as Paystack writes its own: UTC, milliseconds, `Z`."""
     moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def optional_text(value: Any) -> str | None:
+    """A string Paystack may send as null or empty: None for both."""
+    return value if isinstance(value, str) and value else None

@@ -26,8 +26,11 @@ def receiver_fixture() -> Iterator[tuple[Receiver, str]]:
 @pytest.fixture(scope="module", name="sandbox_url")
 def sandbox_url_fixture(receiver: tuple[Receiver, str]) -> Iterator[str]:
     _, webhook_url = receiver
+    # Refunds move only by the control here; a test of settling by itself makes its own.
     with serve(
-        lambda port: create_app(sandbox_settings(port, sandbox_webhook_url=webhook_url))
+        lambda port: create_app(
+            sandbox_settings(port, sandbox_webhook_url=webhook_url, sandbox_refund_auto_seconds=0)
+        )
     ) as url:
         yield url
 

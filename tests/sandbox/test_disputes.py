@@ -49,7 +49,9 @@ def test_a_dispute_is_opened_reminded_read_and_declined_with_evidence(
     opened = open_dispute(http, "disp-1", category="fraud", refund_amount=20_000)
     assert opened["status"] == "awaiting-merchant-feedback" and opened["refund_amount"] == 20_000
     assert opened["transaction"]["reference"] == "disp-1" and opened["dueAt"]
+    hooks.wait_for(2)  # the payment's and the dispute's: each told before the next step
     assert http.post(f"/_sandbox/disputes/{opened['id']}/remind").status_code == 200
+    hooks.wait_for(3)
     fetched = paystack.get(f"/dispute/{opened['id']}").json()
     assert fetched["message"] == "Dispute retrieved" and fetched["data"]["category"] == "fraud"
     tx_id = opened["transaction"]["id"]
