@@ -6,11 +6,26 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sandbox import books, checkout, control, disputes, paystack_api, refunds
 from sandbox.context import Sandbox
 from sandbox.errors import PaystackError, handle_paystack_error
 from sandbox.settings import SandboxSettings
+
+
+class SameWithTrailingSlash:
+    """Paystack answers `/transaction/totals/` as it answers `/transaction/totals` (client
+    libraries call both): the same answer, not a redirect."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+            scope = {**scope, "path": path.rstrip("/"), "raw_path": path.rstrip("/").encode()}
+        await self.app(scope, receive, send)
 
 
 def create_app(settings: SandboxSettings | None = None) -> FastAPI:
@@ -36,6 +51,7 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
         openapi_url="/_sandbox/openapi.json",
         redoc_url=None,
     )
+    app.add_middleware(SameWithTrailingSlash)
     app.state.sandbox = sandbox
     app.add_exception_handler(PaystackError, handle_paystack_error)
     app.include_router(paystack_api.router)

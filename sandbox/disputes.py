@@ -276,8 +276,13 @@ def dispute_view(sandbox: Sandbox, dispute: Dispute) -> dict[str, Any]:
 
 
 def _transaction(tx: Transaction) -> dict[str, Any]:
+    """As Paystack's dispute samples embed it: the customer is beside it, not in it."""
     view = webhook_view(tx)
-    return {key: view[key] for key in view if key not in ("customer", "log")}
+    return {
+        **{key: view[key] for key in view if key != "log"},
+        "log": None,
+        "customer": {"international_format_phone": None},
+    }
 
 
 def _customer(tx: Transaction) -> dict[str, Any]:

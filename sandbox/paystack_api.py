@@ -81,7 +81,6 @@ async def verify(reference: str, request: Request, sandbox: SandboxDep) -> dict[
 
 
 @router.get("/transaction")
-@router.get("/transaction/", include_in_schema=False)
 async def list_transactions(request: Request, sandbox: SandboxDep) -> dict[str, Any]:
     sandbox.store.count_call("list")
     require_key(request, sandbox)

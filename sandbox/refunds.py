@@ -321,6 +321,7 @@ def refund_view(refund: Refund) -> dict[str, Any]:
 
 
 def _transaction_summary(tx: Transaction) -> dict[str, Any]:
+    """The transaction as `POST /refund`'s answer embeds it, key for key as Paystack's."""
     return {
         "id": tx.id,
         "domain": "test",
@@ -329,7 +330,16 @@ def _transaction_summary(tx: Transaction) -> dict[str, Any]:
         "paid_at": iso(tx.paid_at),
         "channel": tx.channel,
         "currency": tx.currency,
+        "authorization": {"exp_month": None, "exp_year": None, "account_name": None},
+        "customer": {"international_format_phone": None},
+        "plan": {},
+        "subaccount": {"currency": None},
+        "split": {},
+        "order_id": None,
         "paidAt": iso(tx.paid_at),
+        "pos_transaction_data": None,
+        "source": None,
+        "fees_breakdown": None,
     }
 
 
