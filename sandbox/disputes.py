@@ -16,8 +16,14 @@ from pydantic import BaseModel, Field
 from sandbox.context import Sandbox, SandboxDep
 from sandbox.errors import PaystackError, validation_error
 from sandbox.initialize import read_params
-from sandbox.paystack_api import DEFAULT_PER_PAGE, parse_date, positive_int, require_key
-from sandbox.refunds import find_transaction, open_refund
+from sandbox.paystack_api import (
+    DEFAULT_PER_PAGE,
+    RecordFilter,
+    find_transaction,
+    positive_int,
+    require_key,
+)
+from sandbox.refunds import open_refund
 from sandbox.store import Dispute, Transaction, now, random_code
 from sandbox.views import iso, offset_page, webhook_view
 
@@ -112,18 +118,13 @@ async def list_disputes(request: Request, sandbox: SandboxDep) -> dict[str, Any]
     sandbox.store.count_call("disputes")
     require_key(request, sandbox)
     query = request.query_params
-    since = parse_date(query.get("from"), "from", end_of_day=False)
-    until = parse_date(query.get("to"), "to", end_of_day=True)
-    wanted = query.get("transaction")
-    tx = find_transaction(sandbox, wanted) if wanted else None
+    wanted = RecordFilter.of(sandbox, query)
     status = query.get("status")
     matches = [
         dispute
         for dispute in sorted(sandbox.store.disputes.values(), key=lambda d: d.id, reverse=True)
-        if (tx is None or dispute.reference == tx.reference)
+        if wanted.keeps(dispute.created_at, dispute.reference)
         and (not status or dispute.status == status)
-        and (since is None or dispute.created_at >= since)
-        and (until is None or dispute.created_at <= until)
     ]
     return offset_page(
         "Disputes retrieved",

@@ -7,6 +7,7 @@ import hmac
 import math
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any
@@ -152,11 +153,7 @@ async def timeline(id_or_reference: str, request: Request, sandbox: SandboxDep) 
     """The checkout's steps; a transaction no one tried to pay has none yet."""
     sandbox.store.count_call("fetch")
     require_key(request, sandbox)
-    tx = sandbox.store.get(id_or_reference)
-    if tx is None and id_or_reference.isascii() and id_or_reference.isdigit():
-        tx = sandbox.store.get_by_id(int(id_or_reference))
-    if tx is None:
-        raise transaction_not_found()
+    tx = find_transaction(sandbox, id_or_reference)
     log = tx.log or {
         "start_time": int(tx.created_at.timestamp()),
         "time_spent": 0,
@@ -180,6 +177,42 @@ async def fetch(transaction_id: str, request: Request, sandbox: SandboxDep) -> d
     if tx is None:
         raise transaction_not_found()
     return {"status": True, "message": "Transaction retrieved", "data": fetch_view(tx)}
+
+
+def find_transaction(sandbox: Sandbox, reference_or_id: str) -> Transaction:
+    """A transaction by its reference or its id, as Paystack's endpoints take either."""
+    tx = sandbox.store.get(reference_or_id)
+    if tx is None and reference_or_id.isascii() and reference_or_id.isdigit():
+        tx = sandbox.store.get_by_id(int(reference_or_id))
+    if tx is None:
+        raise transaction_not_found()
+    return tx
+
+
+@dataclass(frozen=True)
+class RecordFilter:
+    """The filters Paystack's refund and dispute lists share: a creation window (`from`,
+    `to`) and a transaction (reference or id)."""
+
+    since: datetime | None
+    until: datetime | None
+    reference: str | None
+
+    @classmethod
+    def of(cls, sandbox: Sandbox, query: QueryParams) -> RecordFilter:
+        wanted = query.get("transaction")
+        return cls(
+            since=parse_date(query.get("from"), "from", end_of_day=False),
+            until=parse_date(query.get("to"), "to", end_of_day=True),
+            reference=find_transaction(sandbox, wanted).reference if wanted else None,
+        )
+
+    def keeps(self, created_at: datetime, reference: str) -> bool:
+        return (
+            (self.reference is None or reference == self.reference)
+            and (self.since is None or created_at >= self.since)
+            and (self.until is None or created_at <= self.until)
+        )
 
 
 def transaction_not_found() -> PaystackError:

@@ -19,10 +19,10 @@ from sandbox.errors import PaystackError, validation_error
 from sandbox.initialize import read_params
 from sandbox.paystack_api import (
     DEFAULT_PER_PAGE,
-    parse_date,
+    RecordFilter,
+    find_transaction,
     positive_int,
     require_key,
-    transaction_not_found,
 )
 from sandbox.store import REFUND_FINAL, Refund, Transaction, now, random_code
 from sandbox.views import iso, offset_page
@@ -78,18 +78,13 @@ async def list_refunds(request: Request, sandbox: SandboxDep) -> dict[str, Any]:
     sandbox.store.count_call("refunds")
     require_key(request, sandbox)
     query = request.query_params
-    since = parse_date(query.get("from"), "from", end_of_day=False)
-    until = parse_date(query.get("to"), "to", end_of_day=True)
-    wanted = query.get("transaction")
-    tx = find_transaction(sandbox, wanted) if wanted else None
+    wanted = RecordFilter.of(sandbox, query)
     currency = (query.get("currency") or "").upper()
     matches = [
         refund
         for refund in sorted(sandbox.store.refunds.values(), key=lambda r: r.id, reverse=True)
-        if (tx is None or refund.reference == tx.reference)
+        if wanted.keeps(refund.created_at, refund.reference)
         and (not currency or refund.currency == currency)
-        and (since is None or refund.created_at >= since)
-        and (until is None or refund.created_at <= until)
     ]
     views = [refund_view(refund) for refund in matches]
     return offset_page(
@@ -341,15 +336,6 @@ def _transaction_summary(tx: Transaction) -> dict[str, Any]:
         "source": None,
         "fees_breakdown": None,
     }
-
-
-def find_transaction(sandbox: Sandbox, reference_or_id: str) -> Transaction:
-    tx = sandbox.store.get(reference_or_id)
-    if tx is None and reference_or_id.isascii() and reference_or_id.isdigit():
-        tx = sandbox.store.get_by_id(int(reference_or_id))
-    if tx is None:
-        raise transaction_not_found()
-    return tx
 
 
 def _refund(sandbox: Sandbox, refund_id: str) -> Refund:

@@ -14,10 +14,10 @@ import string
 import sys
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, ClassVar, Self, cast
 
 from sortedcontainers import SortedKeyList
 
@@ -195,16 +195,33 @@ class Settlement:
         )
 
 
+class StoredRecord:
+    """Saved as a dict of its dataclass fields, the datetimes named in `TIMES` as ISO text."""
+
+    TIMES: ClassVar[tuple[str, ...]] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        raw = {f.name: getattr(self, f.name) for f in fields(cast(Any, self))}
+        for name in self.TIMES:
+            raw[name] = raw[name].isoformat() if raw[name] is not None else None
+        return raw
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Self:
+        return cls(**{**raw, **{name: _dt(raw.get(name)) for name in cls.TIMES}})
+
+
 # A refund's statuses, as Paystack writes them; the last three end it (needs-attention
 # until the customer's account details are sent).
 REFUND_STATUSES = ("pending", "processing", "processed", "failed", "needs-attention")
 REFUND_FINAL = ("processed", "failed")
-_REFUND_TIMES = ("expected_at", "refunded_at", "created_at", "updated_at")
 
 
 @dataclass
-class Refund:
+class Refund(StoredRecord):
     """Money sent back for a successful transaction, in part or in full."""
+
+    TIMES: ClassVar[tuple[str, ...]] = ("expected_at", "refunded_at", "created_at", "updated_at")
 
     id: int
     reference: str
@@ -226,25 +243,15 @@ class Refund:
     def in_flight(self) -> bool:
         return self.status not in REFUND_FINAL
 
-    def to_dict(self) -> dict[str, Any]:
-        raw = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        for name in _REFUND_TIMES:
-            raw[name] = raw[name].isoformat() if raw[name] is not None else None
-        return raw
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> Refund:
-        times = {name: _dt(raw.get(name)) for name in _REFUND_TIMES}
-        return cls(**{**raw, **times})
-
 
 DISPUTE_OPEN = ("awaiting-merchant-feedback", "awaiting-bank-feedback", "pending")
-_DISPUTE_TIMES = ("due_at", "resolved_at", "created_at", "updated_at")
 
 
 @dataclass
-class Dispute:
+class Dispute(StoredRecord):
     """A card holder's claim against a successful transaction."""
+
+    TIMES: ClassVar[tuple[str, ...]] = ("due_at", "resolved_at", "created_at", "updated_at")
 
     id: int
     reference: str
@@ -268,17 +275,6 @@ class Dispute:
     @property
     def open(self) -> bool:
         return self.status in DISPUTE_OPEN
-
-    def to_dict(self) -> dict[str, Any]:
-        raw = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        for name in _DISPUTE_TIMES:
-            raw[name] = raw[name].isoformat() if raw[name] is not None else None
-        return raw
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> Dispute:
-        times = {name: _dt(raw.get(name)) for name in _DISPUTE_TIMES}
-        return cls(**{**raw, **times})
 
 
 @dataclass
