@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain import events, pricing
 from domain.invoice import DEFAULT_CALLER
+from domain.refunds import REFUND_POLL_SCHEDULE
 
 # The sandbox's dev key: printed by `make run`, useless against real Paystack.
 DEV_PAYSTACK_SECRET_KEY = "sk_test_payrecon_sandbox_0000000000000000"  # noqa: S105
@@ -135,6 +136,12 @@ class Settings(BaseSettings):
         default_factory=lambda: list(DEFAULT_POLL_SCHEDULE)
     )
     payrecon_late_payment_window: float = Field(DEFAULT_LATE_PAYMENT_WINDOW, ge=0)
+    # Seconds between checks with Paystack of a refund in flight, the last repeating.
+    payrecon_refund_poll_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: list(REFUND_POLL_SCHEDULE)
+    )
+    # How long POST /invoices/{id}/refunds waits for Paystack before answering 202.
+    payrecon_refund_answer_seconds: float = Field(10.0, gt=0, le=25)
     payrecon_default_due_in: float = Field(86400.0, gt=0)
     # A run continues as new when Temporal suggests it (at 4 Ki events), or after this many
     # history events if set: a tighter bound on history size.
@@ -225,6 +232,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "payrecon_poll_schedule",
+        "payrecon_refund_poll_schedule",
         "payrecon_event_retry_schedule",
         "payrecon_webhook_allowed_ips",
         "payrecon_trusted_proxies",
@@ -236,7 +244,9 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("payrecon_poll_schedule", "payrecon_event_retry_schedule")
+    @field_validator(
+        "payrecon_poll_schedule", "payrecon_refund_poll_schedule", "payrecon_event_retry_schedule"
+    )
     @classmethod
     def _positive_intervals(cls, value: list[float]) -> list[float]:
         if not value or any(interval <= 0 for interval in value):

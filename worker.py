@@ -72,7 +72,7 @@ def build_workers(
             database.load_invoice,
             database.delete_expired_deliveries,
             paystack_activities.initialize_transaction,
-            paystack_activities.verify_transaction,
+            *paystack_activities.capped(),
             Announcer(client, engine).announce_event,
             reconciliation.start_run,
             reconciliation.finish_run,
@@ -88,7 +88,7 @@ def build_workers(
         task_queue=settings.temporal_paystack_task_queue,
         # Each of the sweep's pages is one Paystack call, so the cap bounds pages a second.
         activities=[
-            paystack_activities.verify_transaction,
+            *paystack_activities.capped(),
             reconciliation.reconcile_transactions_page,
             reconciliation.reconcile_settlements_page,
             reconciliation.reconcile_settlement_transactions_page,

@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 from temporalio import activity
 
+from api.refund_schemas import RefundOut
 from api.schemas import InvoiceOut
 from config import CodecKey
 from db import timeline
@@ -72,12 +73,18 @@ class _Answer:
 
 def event_payload(event: InvoiceEvent) -> str:
     """The body every attempt sends: `{type, timestamp, data}`, the invoice as the API shows
-    it, with its revision so a receiver can drop an older event."""
+    it (or, for a refund's event, the refund), with its revision so a receiver can drop an
+    older event."""
     invoice = event.invoice
+    shown = (
+        RefundOut.model_validate(event.refund)
+        if event.refund
+        else InvoiceOut.model_validate(invoice)
+    )
     body = {
         "type": event.type.value,
         "timestamp": invoice.updated_at.isoformat(),
-        "data": InvoiceOut.model_validate(invoice).model_dump(mode="json"),
+        "data": shown.model_dump(mode="json"),
     }
     return json.dumps(body, separators=(",", ":"))
 

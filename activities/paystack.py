@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +20,9 @@ from db.timeline import TimelineKind
 from domain.errors import ErrorType
 from domain.invoice import invoice_id_from_reference, is_invoice_reference
 from domain.reconcile import Verification
+from domain.refunds import merchant_note_for, refund_id_in
 from paystack.client import PaymentLink, PaystackClient, PaystackError
+from paystack.refunds import RefundRecord
 
 log = structlog.get_logger(__name__)
 
@@ -31,6 +34,25 @@ class InitializeInput:
     amount: int
     currency: str
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CreateRefundInput:
+    refund_id: str
+    transaction_id: int
+    amount: int
+    customer_note: str | None = None
+
+
+@dataclass
+class RetryRefundInput:
+    paystack_refund_id: int
+    currency: str
+    account_number: str
+    bank_id: str
+
+
+REFUND_PAGE = 100
 
 
 def _as_application_error(error: PaystackError) -> ApplicationError:
@@ -61,6 +83,16 @@ class PaystackActivities:
         self._callback_url = callback_url
         # Where each verify's answer goes on its invoice's timeline (none without it).
         self._engine = engine
+
+    def capped(self) -> list[Callable[..., Any]]:
+        """The invoice workflow's calls that run on the rate-capped Paystack queue (and on
+        the invoice queue, for runs started without one)."""
+        return [
+            self.verify_transaction,
+            self.create_refund,
+            self.refunds_of_transaction,
+            self.retry_refund,
+        ]
 
     @activity.defn(name="initialize_transaction")
     async def initialize_transaction(self, request: InitializeInput) -> PaymentLink:
@@ -132,3 +164,82 @@ class PaystackActivities:
             # The answer is what the workflow needs; failing here would only ask Paystack
             # again. The entry is for people reading the timeline.
             log.warning("timeline.verify_not_recorded", invoice_id=reference, error=str(error))
+
+    # --- refunds --------------------------------------------------------------------
+
+    @activity.defn(name="create_refund")
+    async def create_refund(self, request: CreateRefundInput) -> RefundRecord:
+        """Paystack takes no idempotency key for a refund, and an attempt whose answer was
+        lost may have made it: every attempt first looks for a refund carrying this id in
+        its merchant_note, and makes one only when there is none."""
+        bound = log.bind(refund_id=request.refund_id, workflow_id=activity.info().workflow_id)
+        try:
+            for record in await self._refunds_of(request.transaction_id):
+                if refund_id_in(record.merchant_note) == request.refund_id:
+                    bound.info("paystack.refund_found", paystack_refund_id=record.id)
+                    return record
+            record = await self._client.create_refund(
+                transaction=request.transaction_id,
+                amount=request.amount,
+                merchant_note=merchant_note_for(request.refund_id),
+                customer_note=request.customer_note,
+            )
+        except PaystackError as error:
+            bound.warning(
+                "paystack.refund_failed",
+                status_code=error.status_code,
+                message=error.message,
+                attempt=activity.info().attempt,
+            )
+            raise _as_application_error(error) from error
+        bound.info("paystack.refund_created", paystack_refund_id=record.id, status=record.status)
+        return record
+
+    @activity.defn(name="refunds_of_transaction")
+    async def refunds_of_transaction(self, transaction_id: int) -> list[RefundRecord]:
+        """Every refund Paystack holds for the transaction: the answer to a refund webhook
+        (whose body names no refund) and to each poll."""
+        try:
+            return await self._refunds_of(transaction_id)
+        except PaystackError as error:
+            log.warning(
+                "paystack.refunds_list_failed",
+                transaction_id=transaction_id,
+                status_code=error.status_code,
+                message=error.message,
+            )
+            raise _as_application_error(error) from error
+
+    async def _refunds_of(self, transaction_id: int) -> list[RefundRecord]:
+        records: list[RefundRecord] = []
+        page = 1
+        while True:
+            listed = await self._client.list_refunds(
+                transaction=transaction_id, per_page=REFUND_PAGE, page=page
+            )
+            records.extend(listed.records)
+            if listed.next_cursor is None:
+                return records
+            page += 1
+
+    @activity.defn(name="retry_refund")
+    async def retry_refund(self, request: RetryRefundInput) -> RefundRecord:
+        """Sends the customer's bank account for a refund that needs attention (the account
+        is never logged)."""
+        try:
+            record = await self._client.retry_refund(
+                request.paystack_refund_id,
+                currency=request.currency,
+                account_number=request.account_number,
+                bank_id=request.bank_id,
+            )
+        except PaystackError as error:
+            log.warning(
+                "paystack.refund_retry_failed",
+                paystack_refund_id=request.paystack_refund_id,
+                status_code=error.status_code,
+                message=error.message,
+            )
+            raise _as_application_error(error) from error
+        log.info("paystack.refund_retried", paystack_refund_id=record.id, status=record.status)
+        return record

@@ -27,6 +27,7 @@ from api.routers import (
     health,
     invoices,
     reconciliation,
+    refunds,
     webhook_endpoints,
     webhooks,
 )
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         relayer = Relayer(
             app.state.temporal,
             engine,
+            settings,
             lease=timedelta(seconds=settings.payrecon_relay_lease_seconds),
             scan_interval=settings.payrecon_relay_scan_seconds,
         )
@@ -103,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"detail": "internal error; it has been logged"}, status_code=500)
 
     app.include_router(invoices.router)
+    app.include_router(refunds.router)
     app.include_router(webhooks.router)
     app.include_router(webhook_endpoints.router)
     app.include_router(events.router)

@@ -203,6 +203,7 @@ class InvoiceOut(BaseModel):
                     "settlement_id": None,
                     "fees": None,
                     "net_amount": None,
+                    "amount_refunded": 0,
                 }
             ]
         },
@@ -243,6 +244,9 @@ class InvoiceOut(BaseModel):
     )
     fees: int | None = Field(None, description="Paystack's fees on the payment, in the subunit")
     net_amount: int | None = Field(None, description="amount_paid less fees, in the subunit")
+    amount_refunded: int = Field(
+        0, description="What has gone back to the customer (processed refunds), in the subunit"
+    )
 
 
 class InvoicePage(BaseModel):

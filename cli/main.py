@@ -263,7 +263,7 @@ def redeliver_delivery(delivery_id: int) -> None:
 
     async def send() -> Intake | Relay:
         client = await connect(lazy=True)
-        return await redeliver(client, engine, event)
+        return await redeliver(client, settings, engine, event)
 
     # Queued again and leased to this command; if Temporal does not take it, the API's
     # relayers do.

@@ -1,8 +1,8 @@
-"""Database tables. The `invoices` table is a projection of the invoice workflows, written
-only by the `record_invoice` activity (db/projection.py); `webhook_deliveries` is the
-webhook inbox's audit log and outbox (inbox/store.py); `invoice_timeline` is everything that
-happened to an invoice (db/timeline.py); the merchants' endpoints, the events sent to them
-and the customers' emails are outbound/'s."""
+"""Database tables. The `invoices` table and its `refunds` are a projection of the invoice
+workflows, written only by the `record_invoice` activity (db/projection.py);
+`webhook_deliveries` is the webhook inbox's audit log and outbox (inbox/store.py);
+`invoice_timeline` is everything that happened to an invoice (db/timeline.py); the
+merchants' endpoints, the events sent to them and the customers' emails are outbound/'s."""
 
 from __future__ import annotations
 
@@ -106,6 +106,37 @@ class Invoice(SQLModel, table=True):
     send_invoice_email: bool = Field(
         default=False, sa_column=Column(Boolean, nullable=False, default=False)
     )
+    amount_refunded: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, default=0, server_default="0")
+    )
+
+
+class InvoiceRefund(SQLModel, table=True):
+    """A refund of an invoice's payment: part of the invoice's projection, written with it
+    by its workflow only (db/projection.py)."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        Index("ix_refunds_invoice_id_created_at", "invoice_id", "created_at"),
+        Index("ix_refunds_paystack_refund_id", "paystack_refund_id"),
+        Index("ix_refunds_status", "status"),
+    )
+
+    id: str = Field(primary_key=True, max_length=27)
+    invoice_id: str = Field(max_length=64)
+    amount: int = Field(sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(max_length=3)
+    status: str = Field(max_length=20)
+    initiated_by: str = Field(max_length=80)
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    paystack_refund_id: int | None = Field(default=None, sa_column=Column(PaystackId()))
+    paystack_transaction_id: int | None = Field(default=None, sa_column=Column(PaystackId()))
+    failure_reason: str | None = Field(default=None, sa_column=Column(Text))
+    idempotency_key: str | None = None
+    fingerprint: str = ""
+    created_at: datetime = utc_column()
+    updated_at: datetime = utc_column()
+    revision: int = 0
 
 
 class InvoiceStatusChange(SQLModel, table=True):

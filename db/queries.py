@@ -12,12 +12,33 @@ from sqlalchemy import ColumnElement, Engine, String, cast, func
 from sqlmodel import Session, col, select
 
 from db.engine import is_sqlite
-from db.models import Invoice, InvoiceStatusChange, WebhookEndpoint
+from db.models import Invoice, InvoiceRefund, InvoiceStatusChange, WebhookEndpoint
 
 
 def get_invoice(engine: Engine, invoice_id: str) -> Invoice | None:
     with Session(engine) as session:
         return session.get(Invoice, invoice_id)
+
+
+def get_refund(engine: Engine, refund_id: str) -> InvoiceRefund | None:
+    with Session(engine) as session:
+        return session.get(InvoiceRefund, refund_id)
+
+
+def list_refunds(
+    engine: Engine, invoice_id: str, *, limit: int, offset: int
+) -> tuple[list[InvoiceRefund], int]:
+    """One invoice's refunds, oldest first."""
+    condition = col(InvoiceRefund.invoice_id) == invoice_id
+    with Session(engine) as session:
+        query = (
+            select(InvoiceRefund)
+            .where(condition)
+            .order_by(col(InvoiceRefund.created_at), col(InvoiceRefund.id))
+        )
+        count = select(func.count()).select_from(InvoiceRefund).where(condition)
+        rows = list(session.exec(query.offset(offset).limit(limit)))
+        return rows, session.exec(count).one()
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ class TimelineKind(StrEnum):
     CANCEL_REQUESTED = "cancel_requested"  # caller
     EVENT_DELIVERY = "event_delivery"  # event_id, type, endpoint_id, attempt, outcome, …
     EMAIL_SENT = "email_sent"  # kind, message_id
+    REFUND_UPDATED = "refund_updated"  # refund_id, status, amount, initiated_by, revision
 
 
 def add(

@@ -22,3 +22,10 @@ class ErrorType(StrEnum):
     INVOICE_NOT_FOUND = "InvoiceNotFound"
     INVOICE_FINAL = "InvoiceFinal"
     INVOICE_NOT_READY = "InvoiceNotReady"
+    # Refunds: nothing left to refund, more asked than is left, Paystack said no, and a
+    # retry of a refund that does not need one.
+    NOTHING_TO_REFUND = "NothingToRefund"
+    REFUND_TOO_LARGE = "RefundTooLarge"
+    REFUND_REFUSED = "RefundRefused"
+    REFUND_NOT_FOUND = "RefundNotFound"
+    REFUND_NOT_RETRYABLE = "RefundNotRetryable"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from domain.invoice import InvoiceSnapshot, InvoiceStatus
+from domain.refunds import Refund
 
 # Between attempts to deliver an event to one endpoint (the first is at once): 5 s, 5 m,
 # 30 m, 2 h, 5 h, then every 10 h, each with jitter, for up to 3 days. An endpoint whose
@@ -28,6 +29,10 @@ class EventType(StrEnum):
     INVOICE_NEEDS_REVIEW = "invoice.needs_review"
     INVOICE_EXPIRED = "invoice.expired"
     INVOICE_CANCELLED = "invoice.cancelled"
+    INVOICE_PARTIALLY_REFUNDED = "invoice.partially_refunded"
+    INVOICE_REFUNDED = "invoice.refunded"
+    # A refund of the invoice's payment changed: asked for, queued, processed, failed…
+    REFUND_UPDATED = "refund.updated"
     # A discrepancy the reconciliation sweep opened: for operators.
     RECONCILIATION_DISCREPANCY = "reconciliation.discrepancy"
 
@@ -47,6 +52,8 @@ EVENT_OF_STATUS = {
     InvoiceStatus.NEEDS_REVIEW: EventType.INVOICE_NEEDS_REVIEW,
     InvoiceStatus.EXPIRED: EventType.INVOICE_EXPIRED,
     InvoiceStatus.CANCELLED: EventType.INVOICE_CANCELLED,
+    InvoiceStatus.PARTIALLY_REFUNDED: EventType.INVOICE_PARTIALLY_REFUNDED,
+    InvoiceStatus.REFUNDED: EventType.INVOICE_REFUNDED,
 }
 
 
@@ -65,12 +72,14 @@ def event_id_for(invoice_id: str, revision: int) -> str:
 
 @dataclass
 class InvoiceEvent:
-    """One transition of an invoice, to tell: the invoice as it stands after it."""
+    """One change of an invoice, to tell: the invoice as it stands after it, and for a
+    refund's change, that refund (the event's data)."""
 
     event_id: str
     type: EventType
     invoice: InvoiceSnapshot
     emails: list[EmailKind] = field(default_factory=list)
+    refund: Refund | None = None
 
     @classmethod
     def of(cls, invoice: InvoiceSnapshot) -> InvoiceEvent:
@@ -86,6 +95,16 @@ class InvoiceEvent:
             type=event_type,
             invoice=invoice,
             emails=emails,
+        )
+
+    @classmethod
+    def of_refund(cls, invoice: InvoiceSnapshot, refund: Refund) -> InvoiceEvent:
+        """The event a change to one of the invoice's refunds makes (its own revision)."""
+        return cls(
+            event_id=event_id_for(invoice.invoice_id, invoice.revision),
+            type=EventType.REFUND_UPDATED,
+            invoice=invoice,
+            refund=refund,
         )
 
     @property

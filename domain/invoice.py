@@ -7,11 +7,14 @@ Plain dataclasses only: workflow code imports this module, so it must stay free 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+from domain.refunds import Refund, refundable, refunded
 
 
 class InvoiceStatus(StrEnum):
@@ -20,10 +23,55 @@ class InvoiceStatus(StrEnum):
     NEEDS_REVIEW = "needs_review"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
 
     @property
     def is_final(self) -> bool:
+        """Past `pending`: the payment question is answered (refunds may still follow)."""
         return self is not InvoiceStatus.PENDING
+
+
+# The only moves between statuses: a payment (or its absence) decides the first; a late
+# payment reopens an expired or cancelled invoice for review; processed refunds come last.
+MOVES: dict[InvoiceStatus, frozenset[InvoiceStatus]] = {
+    InvoiceStatus.PENDING: frozenset(
+        {
+            InvoiceStatus.PAID,
+            InvoiceStatus.NEEDS_REVIEW,
+            InvoiceStatus.EXPIRED,
+            InvoiceStatus.CANCELLED,
+        }
+    ),
+    InvoiceStatus.EXPIRED: frozenset({InvoiceStatus.NEEDS_REVIEW}),
+    InvoiceStatus.CANCELLED: frozenset({InvoiceStatus.NEEDS_REVIEW}),
+    InvoiceStatus.PAID: frozenset({InvoiceStatus.PARTIALLY_REFUNDED, InvoiceStatus.REFUNDED}),
+    InvoiceStatus.NEEDS_REVIEW: frozenset(
+        {InvoiceStatus.PARTIALLY_REFUNDED, InvoiceStatus.REFUNDED}
+    ),
+    InvoiceStatus.PARTIALLY_REFUNDED: frozenset({InvoiceStatus.REFUNDED}),
+    InvoiceStatus.REFUNDED: frozenset(),
+}
+
+
+def follows_the_graph(statuses: list[str]) -> bool:
+    """Whether a status history starts at `pending` and takes only the moves above."""
+    path = [InvoiceStatus(status) for status in statuses]
+    return (
+        bool(path)
+        and path[0] is InvoiceStatus.PENDING
+        and all(after in MOVES[before] for before, after in itertools.pairwise(path))
+    )
+
+
+# Where a payment, once recorded, may be refunded from (needs_review: only with a payment).
+REFUNDABLE_STATUSES = (
+    InvoiceStatus.PAID,
+    InvoiceStatus.NEEDS_REVIEW,
+    InvoiceStatus.PARTIALLY_REFUNDED,
+)
+# Invoices whose payment Paystack took and payrecon accepted as the invoice's.
+PAID_STATUSES = (InvoiceStatus.PAID, InvoiceStatus.PARTIALLY_REFUNDED, InvoiceStatus.REFUNDED)
 
 
 class ReviewReason(StrEnum):
@@ -136,6 +184,9 @@ class InvoiceSnapshot:
     success_url: str | None = None
     cancel_url: str | None = None
     send_invoice_email: bool = False
+    # What has gone back to the customer (processed refunds), and every refund asked for.
+    amount_refunded: int = 0
+    refunds: list[Refund] = field(default_factory=list)
 
     @classmethod
     def opened(
@@ -164,6 +215,37 @@ class InvoiceSnapshot:
     def request(self) -> InvoiceRequest:
         """What was asked for, as the invoice records it."""
         return InvoiceRequest(**_fields_of(self, InvoiceRequest))
+
+    def refund(self, refund_id: str) -> Refund | None:
+        return next((r for r in self.refunds if r.refund_id == refund_id), None)
+
+    @property
+    def refundable(self) -> int:
+        """What can still be refunded: nothing before a payment; then the amount paid less
+        every refund processed or in flight."""
+        if self.status not in REFUNDABLE_STATUSES or not self.amount_paid:
+            return 0
+        return refundable(self.amount_paid, self.refunds)
+
+    def status_after_refunds(self) -> InvoiceStatus:
+        """`refunded` once processed refunds cover the payment, `partially_refunded` once any
+        is processed; otherwise as it is (a paid or needs_review invoice keeps its status
+        while refunds are in flight)."""
+        done = refunded(self.refunds)
+        if done == 0 or self.amount_paid is None:
+            return self.status
+        return (
+            InvoiceStatus.REFUNDED if done >= self.amount_paid else InvoiceStatus.PARTIALLY_REFUNDED
+        )
+
+    @property
+    def refunds_in_flight(self) -> list[Refund]:
+        return [r for r in self.refunds if not r.status.is_final]
+
+    @property
+    def refund_statuses(self) -> list[str]:
+        """Each status its refunds are in, once: the RefundStatuses search attribute."""
+        return sorted({r.status.value for r in self.refunds})
 
 
 def _fields_of(source: object, shape: type[Any]) -> dict[str, Any]:

@@ -14,12 +14,18 @@ Plain dataclasses only: workflow code imports this module, so it must stay free 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
+from typing import Protocol
 
 REFUND_ID_PATTERN = r"^rf_[0-9a-f]{24}$"
+# A refund's checks with Paystack when no webhook comes: 1 m, 5 m, 15 m, 1 h, 3 h, 6 h, then
+# daily (Paystack takes up to about ten working days).
+REFUND_POLL_SCHEDULE = (60.0, 300.0, 900.0, 3600.0, 10800.0, 21600.0, 86400.0)
 _REFUND_ID = re.compile(REFUND_ID_PATTERN)
 
 
@@ -69,24 +75,81 @@ def can_move(current: RefundStatus, to: RefundStatus) -> bool:
     return _RANK[to] > _RANK[current]
 
 
-@dataclass(frozen=True)
-class RefundAmount:
+class HasAmount(Protocol):
     """What the arithmetic needs of one refund."""
 
+    @property
+    def amount(self) -> int: ...
+
+    @property
+    def status(self) -> RefundStatus: ...
+
+
+@dataclass(frozen=True)
+class RefundAmount:
     amount: int
     status: RefundStatus
 
 
-def refundable(amount_paid: int, refunds: Iterable[RefundAmount]) -> int:
+def refundable(amount_paid: int, refunds: Iterable[HasAmount]) -> int:
     """What can still be refunded: the amount paid less every refund processed or in
     flight (requested, pending, processing, needs_attention). Never below zero."""
     held = sum(refund.amount for refund in refunds if refund.status.holds_money)
     return max(0, amount_paid - held)
 
 
-def refunded(refunds: Iterable[RefundAmount]) -> int:
+def refunded(refunds: Iterable[HasAmount]) -> int:
     """What has gone back to the customer: processed refunds only."""
     return sum(r.amount for r in refunds if r.status is RefundStatus.PROCESSED)
+
+
+class RefundOrigin(StrEnum):
+    """Who asked for a refund, besides an API caller (`api:<caller name>`)."""
+
+    # Made outside payrecon (Paystack's dashboard), learned from its webhook or a sweep.
+    PAYSTACK_DASHBOARD = "paystack_dashboard"
+    # Made by Paystack for a dispute the merchant accepted.
+    DISPUTE = "dispute"
+
+
+def initiated_by_caller(caller: str) -> str:
+    return f"api:{caller}"
+
+
+@dataclass
+class Refund:
+    """One refund of an invoice's payment, as the invoice's workflow keeps it (and the
+    database mirrors it). `revision` is the invoice's revision at the refund's last change."""
+
+    refund_id: str
+    invoice_id: str
+    amount: int
+    currency: str
+    status: RefundStatus
+    initiated_by: str
+    created_at: datetime
+    updated_at: datetime
+    revision: int
+    reason: str | None = None
+    paystack_refund_id: int | None = None
+    # The Paystack transaction it sends money back from.
+    paystack_transaction_id: int | None = None
+    # Paystack's words when it refused the refund.
+    failure_reason: str | None = None
+    idempotency_key: str | None = None
+    # A digest of the request body, so a repeated Idempotency-Key with another body is refused.
+    fingerprint: str = ""
+
+
+def refund_id_for_key(caller: str, invoice_id: str, idempotency_key: str) -> str:
+    """The same caller's same Idempotency-Key on one invoice always names the same refund."""
+    scoped = f"{caller}\0{invoice_id}\0{idempotency_key}"
+    return f"rf_{hashlib.sha256(scoped.encode()).hexdigest()[:24]}"
+
+
+def refund_id_for_paystack(paystack_refund_id: int) -> str:
+    """payrecon's id for a refund made outside it: the same whichever run learns of it."""
+    return f"rf_{hashlib.sha256(f'paystack:{paystack_refund_id}'.encode()).hexdigest()[:24]}"
 
 
 def is_refund_id(value: str) -> bool:

@@ -20,12 +20,15 @@ from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from config import Settings
+from db.projection import load_snapshot
 from inbox import store
 from inbox.intake import route_of
 from inbox.metrics import WEBHOOK_RELAYS
 from inbox.outcomes import Intake, Relay
-from inbox.routes import ROUTES
+from inbox.routes import ROUTES, Route
 from paystack.events import MalformedWebhook, WebhookEvent, parse_webhook
+from workflows.starter import signal_invoice
 
 log = structlog.get_logger(__name__)
 
@@ -33,17 +36,25 @@ SIGNAL_TIMEOUT = timedelta(seconds=10)
 MAX_RETRY_DELAY = 60.0
 
 
-async def signal(temporal: Client, event: WebhookEvent) -> Relay:
-    """Signals a queued event's owner, by its route."""
+async def signal(
+    temporal: Client, event: WebhookEvent, settings: Settings, engine: Engine
+) -> Relay:
+    """Signals a queued event's owner, by its route; a completed owner is woken for it
+    when its route says so (a refund webhook long after the payment)."""
     route = ROUTES[event.event]
     workflow_id = route.workflow_id(event)
     assert workflow_id is not None, "queued events have an owner"
     handle = temporal.get_workflow_handle(workflow_id)
     try:
-        await handle.signal(route.signal, route.message(event), rpc_timeout=SIGNAL_TIMEOUT)
+        try:
+            await handle.signal(route.signal, route.message(event), rpc_timeout=SIGNAL_TIMEOUT)
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            if not route.wakes:
+                return Relay.WORKFLOW_CLOSED
+            return await _wake(temporal, settings, engine, route, event)
     except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return Relay.WORKFLOW_CLOSED
         log.warning("webhook.signal_failed", workflow_id=workflow_id, error=str(error))
         return Relay.TEMPORAL_UNAVAILABLE
     except Exception as error:  # the lazy client fails this way when Temporal is down
@@ -52,10 +63,25 @@ async def signal(temporal: Client, event: WebhookEvent) -> Relay:
     return Relay.SIGNALLED
 
 
-async def redeliver(temporal: Client, engine: Engine, event: WebhookEvent) -> Intake | Relay:
+async def _wake(
+    temporal: Client, settings: Settings, engine: Engine, route: Route, event: WebhookEvent
+) -> Relay:
+    owner = route.owner(event)
+    invoice = await run_sync(load_snapshot, engine, owner) if owner else None
+    if invoice is None:
+        return Relay.WORKFLOW_CLOSED
+    await signal_invoice(temporal, settings, invoice, route.signal, route.message(event))
+    return Relay.SIGNALLED
+
+
+async def redeliver(
+    temporal: Client, settings: Settings, engine: Engine, event: WebhookEvent
+) -> Intake | Relay:
     """An operator's redelivery of a stored body: routed and signalled again at once."""
     routed = await run_sync(route_of, engine, event)
-    return await signal(temporal, event) if routed is Intake.QUEUED else routed
+    if routed is not Intake.QUEUED:
+        return routed
+    return await signal(temporal, event, settings, engine)
 
 
 def retry_delay(attempts: int) -> float:
@@ -70,6 +96,7 @@ class Relayer:
         self,
         temporal: Client,
         engine: Engine,
+        settings: Settings,
         *,
         lease: timedelta,
         scan_interval: float,
@@ -77,6 +104,7 @@ class Relayer:
     ) -> None:
         self._temporal = temporal
         self._engine = engine
+        self._settings = settings
         self._lease = lease
         self._scan_interval = scan_interval
         self._slots = asyncio.Semaphore(concurrency)
@@ -151,7 +179,7 @@ class Relayer:
         bound = log.bind(invoice_id=event.reference, delivery_id=delivery_id)
         try:
             async with self._slots:
-                outcome = await signal(self._temporal, event)
+                outcome = await signal(self._temporal, event, self._settings, self._engine)
             WEBHOOK_RELAYS.labels(outcome=outcome.value).inc()
             if outcome is Relay.TEMPORAL_UNAVAILABLE:
                 delay = retry_delay(attempts)

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.invoice import invoice_id_from_reference, is_invoice_reference
-from paystack.events import CHARGE_SUCCESS, WebhookEvent
+from paystack.events import CHARGE_SUCCESS, REFUND_EVENTS, WebhookEvent
 from workflows.invoice import InvoiceWorkflow
-from workflows.types import PaymentNotice, workflow_id_for
+from workflows.types import PaymentNotice, RefundNotice, workflow_id_for
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,8 @@ class Route:
     # The owner's workflow signal, and the message it is sent.
     signal: Any
     message: Callable[[WebhookEvent], Any]
+    # Whether a completed owner is woken for it (a run resumed from its record).
+    wakes: bool = False
 
     def workflow_id(self, event: WebhookEvent) -> str | None:
         owner = self.owner(event)
@@ -45,8 +47,24 @@ def payment_notice(event: WebhookEvent) -> PaymentNotice:
     )
 
 
+def refund_notice(event: WebhookEvent) -> RefundNotice:
+    refund_reference = event.data.get("refund_reference")
+    return RefundNotice(
+        event=event.event,
+        status=event.status,
+        amount=event.amount,
+        refund_reference=refund_reference if isinstance(refund_reference, str) else None,
+    )
+
+
+# A refund's webhook names the refunded transaction's reference, not the refund.
+REFUND_ROUTE = Route(
+    owner=invoice_of, signal=InvoiceWorkflow.refund_notified, message=refund_notice, wakes=True
+)
+
 ROUTES: dict[str, Route] = {
     CHARGE_SUCCESS: Route(
         owner=invoice_of, signal=InvoiceWorkflow.payment_notified, message=payment_notice
     ),
+    **dict.fromkeys(REFUND_EVENTS, REFUND_ROUTE),
 }

@@ -11,6 +11,13 @@ from typing import Any
 from paystack.fields import parse_amount, parse_timestamp
 
 CHARGE_SUCCESS = "charge.success"
+REFUND_EVENTS = (
+    "refund.pending",
+    "refund.processing",
+    "refund.processed",
+    "refund.failed",
+    "refund.needs-attention",
+)
 # Paystack's ids are unsigned 64-bit integers.
 MAX_ID = 2**64 - 1
 # Far above any of Paystack's, far below what a database index holds (Postgres: ~2.7 kB).
@@ -53,7 +60,8 @@ def parse_webhook(body: bytes) -> WebhookEvent:
     reference = data.get("reference") or data.get("transaction_reference")
     if isinstance(reference, str):
         _check_text("data.reference", reference, MAX_REFERENCE_CHARS)
-    given_id = data.get("id")
+    # A refund's or a dispute's `data.id` is its own, not the transaction's.
+    given_id = data.get("id") if event.startswith("charge.") and "dispute" not in event else None
     transaction_id = given_id if type(given_id) is int else None  # not bool, not float
     if transaction_id is not None and not 0 <= transaction_id <= MAX_ID:
         raise MalformedWebhook("'data.id' must be an unsigned 64-bit integer")

@@ -35,6 +35,7 @@ from tests.stack import (
     OPERATOR_KEY,
     OTHER_CALLER_KEY,
     POLL_SCHEDULE,
+    REFUND_POLL_SCHEDULE,
     SECRET_KEY,
     Stack,
     WorkerControl,
@@ -92,6 +93,7 @@ def start_processes(data_dir: Path, *, worker_process: bool = False) -> Processe
         settings={
             "PAYRECON_API_KEYS": API_KEYS,
             "PAYRECON_POLL_SCHEDULE": POLL_SCHEDULE,
+            "PAYRECON_REFUND_POLL_SCHEDULE": REFUND_POLL_SCHEDULE,
             "PAYRECON_LATE_PAYMENT_WINDOW": LATE_PAYMENT_WINDOW,
             "PAYRECON_METRICS_REFRESH_SECONDS": "0",
             **EVENT_SETTINGS,
@@ -102,7 +104,11 @@ def start_processes(data_dir: Path, *, worker_process: bool = False) -> Processe
             f"limit.historyCount.suggestContinueAsNew={CONTINUE_AS_NEW_AFTER_EVENTS}",
         ],
         # Kept on disk at every change, as Paystack keeps its books through an outage.
-        sandbox_settings={"SANDBOX_STATE_FILE": str(data_dir / "sandbox-state.json")},
+        # Refunds move only when a test settles them.
+        sandbox_settings={
+            "SANDBOX_STATE_FILE": str(data_dir / "sandbox-state.json"),
+            "SANDBOX_REFUND_AUTO_SECONDS": "0",
+        },
         # The worker's emails go to the session's `mailbox`, not to a mail catcher.
         without=frozenset({"mailcatcher"} if worker_process else {"worker", "mailcatcher"}),
     )
@@ -126,6 +132,7 @@ def stack_settings(processes: Processes, mailbox: Mailbox) -> Settings:
         database_url=processes.database_url,
         payrecon_api_keys=[ApiKey.parse(entry) for entry in API_KEYS.split(",")],
         payrecon_poll_schedule=[float(seconds) for seconds in POLL_SCHEDULE.split(",")],
+        payrecon_refund_poll_schedule=[float(s) for s in REFUND_POLL_SCHEDULE.split(",")],
         payrecon_late_payment_window=float(LATE_PAYMENT_WINDOW),
         smtp_url=SecretStr(mailbox.smtp_url),
         paystack_callback_url=f"{processes.api_url}/checkout/return",

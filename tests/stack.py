@@ -29,6 +29,8 @@ OPERATOR_KEY = "test-api-key-operator"
 API_KEYS = f"{API_KEY},shop:{OTHER_CALLER_KEY},ops:{OPERATOR_KEY}:operator"
 # Short timers: the first poll 2 s after creation, then every 4 s; late window 4 s.
 POLL_SCHEDULE = "2,4"
+# A refund with no webhook is found within a test's patience.
+REFUND_POLL_SCHEDULE = "1,2,3"
 LATE_PAYMENT_WINDOW = "4"
 CONTINUE_AS_NEW_AFTER_EVENTS = 100
 # A merchant's failures retried within a test's patience; an endpoint left failing after

@@ -23,8 +23,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    # Imported by name so the sandbox can resolve InvoiceEvent's field types through it.
-    import domain.invoice  # noqa: F401
+    # Imported by name so the sandbox can resolve InvoiceEvent's field types through them.
+    import domain.invoice
+    import domain.refunds  # noqa: F401
     from activities.email import CustomerEmailInput, EmailActivities
     from activities.events import DeliveryAttempt, DeliveryOutcome, EventActivities
     from domain.events import EmailKind, InvoiceEvent

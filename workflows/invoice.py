@@ -8,6 +8,9 @@ Read `run` top to bottom; it follows the lifecycle in the README's "How it works
                (or `paid` / `needs_review` if Paystack says it was paid)
     late       keep watching for a late payment, which becomes `needs_review`;
                one last verify as the window closes
+    refunds    each refund asked for is made at Paystack, then followed on every refund
+               webhook and on a backoff of durable timers until it is final (or waits for
+               an operator); processed refunds make it `partially_refunded` / `refunded`
     done       once every handler has finished
 
 Every transition, once recorded, is told to others by a workflow of its own
@@ -19,6 +22,7 @@ started on a completed invoice (woken by a request months later, see workflows/s
 resumes from the invoice's record, answers the request, and completes again.
 
 Only Paystack's verify decides: a webhook is a reason to verify, never proof of payment.
+The same holds for refunds: Paystack's list of the transaction's refunds decides.
 """
 
 from __future__ import annotations
@@ -35,7 +39,12 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from activities.announce import Announcer
     from activities.database import DatabaseActivities
-    from activities.paystack import InitializeInput, PaystackActivities
+    from activities.paystack import (
+        CreateRefundInput,
+        InitializeInput,
+        PaystackActivities,
+        RetryRefundInput,
+    )
     from domain.errors import ErrorType
     from domain.events import InvoiceEvent
     from domain.invoice import (
@@ -45,7 +54,17 @@ with workflow.unsafe.imports_passed_through():
         paystack_reference_for,
     )
     from domain.reconcile import Outcome, Verification, reconcile
+    from domain.refunds import (
+        Refund,
+        RefundOrigin,
+        RefundStatus,
+        can_move,
+        refund_id_for_paystack,
+        refund_id_in,
+        refunded,
+    )
     from paystack.client import PaymentLink
+    from paystack.refunds import RefundRecord
     from workflows.events import EventInput
     from workflows.policies import (
         INITIALIZE_ATTEMPTS,
@@ -60,18 +79,26 @@ with workflow.unsafe.imports_passed_through():
         PAYSTACK_CALL_TIMEOUT,
         RECORD_RETRY,
         RECORD_TIMEOUT,
+        REFUND_CALL_RETRY,
+        REFUND_RETRY_ATTEMPTS,
         VERIFY_NOW_INTERVAL,
         VERIFY_RETRY,
     )
     from workflows.types import (
         CUSTOMER_EMAIL,
         INVOICE_STATUS,
+        REFUND_STATE,
         CarriedState,
         InvoiceWorkflowInput,
         OpenedInvoice,
         OpenInvoice,
         PaymentCheck,
         PaymentNotice,
+        RefundAnswer,
+        RefundNotice,
+        RefundRequest,
+        RefundRetry,
+        refund_state_of,
         search_attributes_of,
     )
 
@@ -109,6 +136,10 @@ class InvoiceWorkflow:
         # Paystack's last answer (when, and its status), and whether a check-now is asking.
         self._last_verified: tuple[datetime, str | None] | None = None
         self._checking_now = False
+        # Refunds: a refund webhook came (ask Paystack), and the backoff of checks.
+        self._refund_notified = False
+        self._refund_poll_count = 0
+        self._next_refund_poll_at = workflow.now()
         if input.carried is not None:
             self._resume(input.carried)
 
@@ -129,6 +160,7 @@ class InvoiceWorkflow:
                     # A last look before letting go: a payment during the window is never
                     # missed, even when the worker was down as the window closed.
                     await self._check_payment()
+        await self._settle_refunds()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._current
 
@@ -350,6 +382,190 @@ class InvoiceWorkflow:
         if self._status is InvoiceStatus.PENDING:
             await self._transition(status)
 
+    # --- refunds ------------------------------------------------------------------
+
+    async def _settle_refunds(self) -> None:
+        """Makes each refund asked for at Paystack, then follows those in flight, on every
+        refund webhook and on a backoff of durable timers, until each is final or waits
+        for an operator (needs_attention) and no request is being answered."""
+        while True:
+            if unsent := self._unsent_refunds():
+                self._restart_refund_polls()
+                await self._submit_refund(unsent[0])
+                continue
+            if self._refund_notified:
+                self._refund_notified = False
+                await self._check_refunds()
+                continue
+            if not self._followed_refunds():
+                if workflow.all_handlers_finished():
+                    return
+                await workflow.wait_condition(
+                    lambda: self._refund_work() or workflow.all_handlers_finished()
+                )
+                continue
+            now = workflow.now()
+            if now >= self._next_refund_poll_at:
+                self._refund_poll_count += 1
+                self._next_refund_poll_at = now + self._refund_poll_interval()
+                await self._check_refunds()
+                continue
+            if self._history_is_long() and workflow.all_handlers_finished():
+                self._continue_as_new()
+            workflow.set_current_details(
+                f"{len(self._followed_refunds())} refund(s) in flight: next check with "
+                f"Paystack at {self._next_refund_poll_at:%Y-%m-%d %H:%M:%S} UTC"
+            )
+            try:
+                await workflow.wait_condition(
+                    self._refund_work,
+                    timeout=max(self._next_refund_poll_at - now, MIN_TIMER),
+                    timeout_summary="next refund check",
+                )
+            except TimeoutError:
+                pass
+
+    def _unsent_refunds(self) -> list[Refund]:
+        """Asked for, and not yet known to Paystack (or not yet found there)."""
+        return [
+            r
+            for r in self._current.refunds
+            if r.status is RefundStatus.REQUESTED and r.paystack_refund_id is None
+        ]
+
+    def _followed_refunds(self) -> list[Refund]:
+        """In flight with Paystack: not final, and not waiting for an operator's retry."""
+        return [
+            r
+            for r in self._current.refunds_in_flight
+            if r.status is not RefundStatus.NEEDS_ATTENTION
+        ]
+
+    def _refund_work(self) -> bool:
+        return self._refund_notified or bool(self._unsent_refunds())
+
+    def _restart_refund_polls(self) -> None:
+        self._refund_poll_count = 0
+        self._next_refund_poll_at = workflow.now() + self._refund_poll_interval()
+
+    def _refund_poll_interval(self) -> timedelta:
+        schedule = self._input.refund_poll_schedule
+        return timedelta(seconds=schedule[min(self._refund_poll_count, len(schedule) - 1)])
+
+    async def _submit_refund(self, refund: Refund) -> None:
+        """Asks Paystack for the refund (the activity first looks for it: never two)."""
+        assert refund.paystack_transaction_id is not None
+        try:
+            record = await workflow.execute_activity_method(
+                PaystackActivities.create_refund,
+                CreateRefundInput(
+                    refund_id=refund.refund_id,
+                    transaction_id=refund.paystack_transaction_id,
+                    amount=refund.amount,
+                    customer_note=refund.reason,
+                ),
+                task_queue=self._input.paystack_task_queue,
+                start_to_close_timeout=PAYSTACK_CALL_TIMEOUT,
+                retry_policy=REFUND_CALL_RETRY,
+                summary=f"Paystack refund {refund.refund_id}",
+            )
+        except ActivityError as error:
+            cause = error.cause
+            reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            workflow.logger.warning("Paystack refused refund %s: %s", refund.refund_id, reason)
+            current = self._current.refund(refund.refund_id) or refund
+            await self._change_refund(
+                dataclasses.replace(current, status=RefundStatus.FAILED, failure_reason=reason)
+            )
+            return
+        await self._learn_refund(record)
+
+    async def _check_refunds(self) -> None:
+        """Paystack's word on every refund of the invoice's transaction."""
+        transaction_id = self._current.paystack_transaction_id
+        if transaction_id is None:
+            return
+        records = await workflow.execute_activity_method(
+            PaystackActivities.refunds_of_transaction,
+            transaction_id,
+            task_queue=self._input.paystack_task_queue,
+            start_to_close_timeout=PAYSTACK_CALL_TIMEOUT,
+            retry_policy=REFUND_CALL_RETRY,
+            summary="Paystack refunds of the payment",
+        )
+        for record in records:
+            await self._learn_refund(record)
+
+    async def _learn_refund(self, record: RefundRecord) -> None:
+        """One of Paystack's refunds: ours (by the id in its merchant_note, or its Paystack
+        id) moves forward only; one made outside payrecon is added."""
+        invoice = self._current
+        ours = refund_id_in(record.merchant_note)
+        known = (invoice.refund(ours) if ours else None) or next(
+            (r for r in invoice.refunds if r.paystack_refund_id == record.id), None
+        )
+        status = RefundStatus.from_paystack(record.status)
+        if known is None:
+            now = workflow.now()
+            transaction_id = record.transaction_id or invoice.paystack_transaction_id
+            origin = RefundOrigin.DISPUTE if record.dispute_id else RefundOrigin.PAYSTACK_DASHBOARD
+            workflow.logger.info("refund %d was made outside payrecon (%s)", record.id, origin)
+            await self._change_refund(
+                Refund(
+                    refund_id=refund_id_for_paystack(record.id),
+                    invoice_id=invoice.invoice_id,
+                    amount=record.amount,
+                    currency=record.currency,
+                    status=status,
+                    initiated_by=origin.value,
+                    created_at=record.created_at or now,
+                    updated_at=now,
+                    revision=0,
+                    paystack_refund_id=record.id,
+                    paystack_transaction_id=transaction_id,
+                )
+            )
+            return
+        changed = known
+        if known.paystack_refund_id is None:
+            changed = dataclasses.replace(changed, paystack_refund_id=record.id)
+        if can_move(known.status, status):
+            changed = dataclasses.replace(changed, status=status)
+        if changed is not known:
+            await self._change_refund(changed)
+
+    async def _change_refund(self, refund: Refund) -> None:
+        """Records one refund's change (its own revision, and its `refund.updated` event),
+        then the invoice's move to `partially_refunded` / `refunded` if it makes one."""
+        invoice, now = self._current, workflow.now()
+        refund = dataclasses.replace(refund, revision=invoice.revision + 1, updated_at=now)
+        refunds = [r for r in invoice.refunds if r.refund_id != refund.refund_id]
+        at = next(
+            (i for i, r in enumerate(invoice.refunds) if r.refund_id == refund.refund_id),
+            len(refunds),
+        )
+        refunds.insert(at, refund)
+        self._invoice = dataclasses.replace(
+            invoice,
+            refunds=refunds,
+            amount_refunded=refunded(refunds),
+            updated_at=now,
+            revision=refund.revision,
+        )
+        if state := refund_state_of(refunds):
+            workflow.upsert_search_attributes([REFUND_STATE.value_set(state)])
+        workflow.logger.info(
+            "refund %s of invoice %s is now %s",
+            refund.refund_id,
+            invoice.invoice_id,
+            refund.status.value,
+        )
+        await self._record()
+        await self._announce(InvoiceEvent.of_refund(self._current, refund))
+        status = self._current.status_after_refunds()
+        if status is not self._status:
+            await self._transition(status)
+
     # --- long histories ---------------------------------------------------------
 
     async def _continue_as_new_if_suggested(self) -> None:
@@ -362,6 +578,9 @@ class InvoiceWorkflow:
         )
         if self._cancel_pending():
             return
+        self._continue_as_new()
+
+    def _continue_as_new(self) -> NoReturn:
         carried = CarriedState(
             invoice=self._current,
             poll_count=self._poll_count,
@@ -369,6 +588,9 @@ class InvoiceWorkflow:
             seen_notices=sorted(self._seen_notices),
             payment_notified=self._payment_notified,
             cancel_requested=self._cancel_requested,
+            refund_poll_count=self._refund_poll_count,
+            next_refund_poll_at=self._next_refund_poll_at,
+            refund_notified=self._refund_notified,
         )
         workflow.continue_as_new(dataclasses.replace(self._input, carried=carried))
 
@@ -385,6 +607,10 @@ class InvoiceWorkflow:
         self._seen_notices = set(carried.seen_notices)
         self._payment_notified = carried.payment_notified
         self._cancel_requested = carried.cancel_requested
+        self._refund_poll_count = carried.refund_poll_count
+        if carried.next_refund_poll_at is not None:
+            self._next_refund_poll_at = carried.next_refund_poll_at
+        self._refund_notified = carried.refund_notified
 
     # --- side effects -------------------------------------------------------------
 
@@ -450,12 +676,13 @@ class InvoiceWorkflow:
         )
         self._recorded_revision = max(self._recorded_revision, snapshot.revision)
 
-    async def _announce(self) -> None:
-        """Starts the workflow that tells others of the transition just recorded: it goes
-        on after this run ends, and this run never waits for its deliveries."""
+    async def _announce(self, event: InvoiceEvent | None = None) -> None:
+        """Starts the workflow that tells others of the change just recorded (by default,
+        the invoice's transition): it goes on after this run ends, and this run never
+        waits for its deliveries."""
         if not workflow.patched(TELL_OTHERS):
             return
-        event = InvoiceEvent.of(self._current)
+        event = event or InvoiceEvent.of(self._current)
         announcement = EventInput(event_id=event.event_id, policy=self._input.events, event=event)
         summary = f"tell {event.type.value}"
         if workflow.patched(ANNOUNCE_BY_ACTIVITY):
@@ -564,6 +791,127 @@ class InvoiceWorkflow:
                 f"the invoice is already {self._invoice.status.value}",
                 type=ErrorType.INVOICE_FINAL,
             )
+
+    @workflow.update
+    async def refund(self, request: RefundRequest) -> RefundAnswer:
+        """POST /invoices/{id}/refunds: takes the refund from what is refundable at once (so
+        concurrent requests never refund more than was paid), then answers once Paystack
+        has queued it, or after `refund_answer_within` with the refund still `requested`
+        (it goes on)."""
+        await workflow.wait_condition(
+            lambda: self._invoice is not None or self._creation_error is not None
+        )
+        self._raise_creation_error()
+        invoice = self._current
+        existing = invoice.refund(request.refund_id)
+        if existing is not None:
+            if existing.fingerprint != request.fingerprint:
+                raise _idempotency_conflict()
+            return await self._answer_refund(request.refund_id, created=False)
+        available = invoice.refundable
+        if available == 0:
+            raise ApplicationError(
+                f"the invoice holds no refundable money (it is {invoice.status.value}, "
+                f"{invoice.amount_refunded} refunded)",
+                type=ErrorType.NOTHING_TO_REFUND,
+            )
+        amount = available if request.amount is None else request.amount
+        if amount > available:
+            raise ApplicationError(
+                f"amount {amount} is more than the {available} left to refund",
+                type=ErrorType.REFUND_TOO_LARGE,
+            )
+        now = workflow.now()
+        await self._change_refund(
+            Refund(
+                refund_id=request.refund_id,
+                invoice_id=invoice.invoice_id,
+                amount=amount,
+                currency=invoice.currency,
+                status=RefundStatus.REQUESTED,
+                initiated_by=request.initiated_by,
+                created_at=now,
+                updated_at=now,
+                revision=0,
+                reason=request.reason,
+                paystack_transaction_id=invoice.paystack_transaction_id,
+                idempotency_key=request.idempotency_key,
+                fingerprint=request.fingerprint,
+            )
+        )
+        try:
+            await workflow.wait_condition(
+                lambda: not self._awaits_paystack(request.refund_id),
+                timeout=timedelta(seconds=self._input.refund_answer_within),
+                timeout_summary="Paystack's answer to the refund",
+            )
+        except TimeoutError:
+            pass
+        return await self._answer_refund(request.refund_id, created=True)
+
+    def _awaits_paystack(self, refund_id: str) -> bool:
+        refund = self._current.refund(refund_id)
+        return refund is not None and refund.status is RefundStatus.REQUESTED
+
+    async def _answer_refund(self, refund_id: str, *, created: bool) -> RefundAnswer:
+        await workflow.wait_condition(lambda: self._recorded_revision >= self._current.revision)
+        refund = self._current.refund(refund_id)
+        assert refund is not None
+        if refund.status is RefundStatus.FAILED and refund.paystack_refund_id is None:
+            raise ApplicationError(
+                refund.failure_reason or "the refund", type=ErrorType.REFUND_REFUSED
+            )
+        return RefundAnswer(invoice=self._current, refund=refund, created=created)
+
+    @workflow.update
+    async def retry_refund(self, retry: RefundRetry) -> RefundAnswer:
+        """POST /refunds/{id}/retry: Paystack's retry, with the customer's bank account, of
+        a refund that needs attention; then followed again as any refund in flight."""
+        await workflow.wait_condition(
+            lambda: self._invoice is not None or self._creation_error is not None
+        )
+        self._raise_creation_error()
+        refund = self._current.refund(retry.refund_id)
+        if refund is None:
+            raise ApplicationError(f"no refund {retry.refund_id}", type=ErrorType.REFUND_NOT_FOUND)
+        if refund.status is not RefundStatus.NEEDS_ATTENTION or refund.paystack_refund_id is None:
+            raise ApplicationError(
+                f"the refund is {refund.status.value}: only a refund that needs attention "
+                "can be retried",
+                type=ErrorType.REFUND_NOT_RETRYABLE,
+            )
+        try:
+            record = await workflow.execute_activity_method(
+                PaystackActivities.retry_refund,
+                RetryRefundInput(
+                    paystack_refund_id=refund.paystack_refund_id,
+                    currency=retry.currency,
+                    account_number=retry.account_number,
+                    bank_id=retry.bank_id,
+                ),
+                task_queue=self._input.paystack_task_queue,
+                start_to_close_timeout=PAYSTACK_CALL_TIMEOUT,
+                retry_policy=REFUND_RETRY_ATTEMPTS,
+                summary=f"Paystack retry of refund {refund.refund_id}",
+            )
+        except ActivityError as error:
+            cause = error.cause
+            reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            if isinstance(cause, ApplicationError) and cause.type == ErrorType.PAYSTACK_REJECTED:
+                raise ApplicationError(reason, type=ErrorType.REFUND_REFUSED) from None
+            raise ApplicationError(reason, type=ErrorType.PAYSTACK_UNAVAILABLE) from None
+        self._restart_refund_polls()
+        await self._learn_refund(record)
+        return await self._answer_refund(refund.refund_id, created=False)
+
+    @workflow.signal
+    def refund_notified(self, notice: RefundNotice) -> None:
+        """A refund webhook: ask Paystack about the invoice's refunds."""
+        key = f"refund:{notice.dedupe_key}"
+        if key in self._seen_notices or len(self._seen_notices) >= MAX_NOTICES:
+            return
+        self._seen_notices.add(key)
+        self._refund_notified = True
 
     @workflow.signal
     def payment_notified(self, notice: PaymentNotice) -> None:

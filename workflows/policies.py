@@ -63,3 +63,12 @@ VERIFY_NOW_INTERVAL = timedelta(seconds=2)
 MAX_PAYSTACK_REFERENCES = 3
 # Each distinct payment notice costs one verify; replays beyond this are left to the polls.
 MAX_NOTICES = 20
+# A refund's create, and each look at a transaction's refunds, retry until Paystack answers
+# (the create first looks for the refund, so a retry never makes a second one).
+REFUND_CALL_RETRY = VERIFY_RETRY
+# An operator's retry of a refund that needs attention: the operator waits for the answer.
+REFUND_RETRY_ATTEMPTS = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_attempts=3,
+    non_retryable_error_types=[ErrorType.PAYSTACK_REJECTED, ErrorType.PAYSTACK_UNAUTHORIZED],
+)

@@ -15,6 +15,7 @@ from temporalio.common import (
 
 from domain import events
 from domain.invoice import InvoiceRequest, InvoiceSnapshot, InvoiceStatus
+from domain.refunds import REFUND_POLL_SCHEDULE, Refund, RefundStatus
 
 # Search attributes on every invoice workflow, for the Temporal UI and `temporal workflow list`.
 INVOICE_STATUS = SearchAttributeKey.for_keyword("InvoiceStatus")
@@ -22,13 +23,30 @@ CUSTOMER_EMAIL = SearchAttributeKey.for_keyword("CustomerEmail")
 AMOUNT_MINOR = SearchAttributeKey.for_int("AmountMinor")
 CURRENCY = SearchAttributeKey.for_keyword("Currency")
 DUE_AT = SearchAttributeKey.for_datetime("DueAt")
+# The most pressing status among the invoice's refunds (`needs_attention` first), once it
+# has one: `RefundState = "needs_attention"` lists the refunds waiting for an operator.
+REFUND_STATE = SearchAttributeKey.for_keyword("RefundState")
 SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
     INVOICE_STATUS,
     CUSTOMER_EMAIL,
     AMOUNT_MINOR,
     CURRENCY,
     DUE_AT,
+    REFUND_STATE,
 )
+REFUND_STATE_ORDER = (
+    RefundStatus.NEEDS_ATTENTION,
+    RefundStatus.REQUESTED,
+    RefundStatus.PENDING,
+    RefundStatus.PROCESSING,
+    RefundStatus.FAILED,
+    RefundStatus.PROCESSED,
+)
+
+
+def refund_state_of(refunds: list[Refund]) -> str | None:
+    statuses = {refund.status for refund in refunds}
+    return next((s.value for s in REFUND_STATE_ORDER if s in statuses), None)
 
 
 def search_attribute_kinds() -> dict[str, str]:
@@ -89,6 +107,9 @@ class CarriedState:
     seen_notices: list[str]
     payment_notified: bool
     cancel_requested: bool
+    refund_poll_count: int = 0
+    next_refund_poll_at: datetime | None = None
+    refund_notified: bool = False
 
 
 @dataclass
@@ -122,6 +143,10 @@ class InvoiceWorkflowInput:
     # Continue as new after this many history events, besides when Temporal suggests it.
     continue_as_new_after_events: int | None = None
     events: EventPolicy = field(default_factory=EventPolicy)
+    # Seconds between checks of a refund in flight with Paystack; the last repeats.
+    refund_poll_schedule: list[float] = field(default_factory=lambda: list(REFUND_POLL_SCHEDULE))
+    # How long a refund request waits for Paystack's word before it is answered `requested`.
+    refund_answer_within: float = 10.0
 
 
 @dataclass
@@ -162,3 +187,48 @@ class PaymentNotice:
     def dedupe_key(self) -> str:
         paid_at = self.paid_at.isoformat() if self.paid_at else ""
         return f"{self.transaction_id}:{self.amount}:{self.currency}:{paid_at}"
+
+
+@dataclass
+class RefundRequest:
+    """POST /invoices/{id}/refunds: a refund of `amount` (None: all that is refundable)."""
+
+    refund_id: str
+    initiated_by: str
+    fingerprint: str
+    amount: int | None = None
+    reason: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass
+class RefundAnswer:
+    invoice: InvoiceSnapshot
+    refund: Refund
+    # False: the refund existed already (the same Idempotency-Key and body).
+    created: bool
+
+
+@dataclass
+class RefundRetry:
+    """POST /refunds/{id}/retry: the customer's bank account for a refund that needs it."""
+
+    refund_id: str
+    currency: str
+    account_number: str
+    bank_id: str
+
+
+@dataclass
+class RefundNotice:
+    """A signed Paystack `refund.*` webhook, relayed by the API: a reason to ask Paystack
+    about the invoice's refunds (its body carries no refund id)."""
+
+    event: str
+    status: str | None = None
+    amount: int | None = None
+    refund_reference: str | None = None
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"{self.event}:{self.status}:{self.amount}:{self.refund_reference}"

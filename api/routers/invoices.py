@@ -298,7 +298,7 @@ def list_invoices(
     responses={404: {"model": ErrorBody, "description": "No such invoice"}},
 )
 def get_invoice(invoice_id: InvoiceId, engine: EngineDep, caller: CallerDep) -> InvoiceOut:
-    invoice = InvoiceOut.model_validate(_visible_invoice(engine, invoice_id, caller))
+    invoice = InvoiceOut.model_validate(visible_invoice(engine, invoice_id, caller))
     return with_books(engine, [invoice])[0]
 
 
@@ -319,7 +319,7 @@ def with_books(engine: Engine, invoices: list[InvoiceOut]) -> list[InvoiceOut]:
     return invoices
 
 
-def _visible_invoice(engine: Engine, invoice_id: str, caller: Caller) -> Invoice:
+def visible_invoice(engine: Engine, invoice_id: str, caller: Caller) -> Invoice:
     """The invoice, if this caller may see it; another caller's is as unknown as none."""
     row = queries.get_invoice(engine, invoice_id)
     if row is None or not caller.owns(row.caller):
@@ -342,7 +342,7 @@ def invoice_events(
     """Status changes, webhooks received (with their outcome), each verify with Paystack's
     answer (a declined attempt: `paystack_status` `failed` and the bank's
     `gateway_response`), cancels, deliveries to your endpoints, emails sent."""
-    _visible_invoice(engine, invoice_id, caller)
+    visible_invoice(engine, invoice_id, caller)
     entries, total = timeline.page(engine, invoice_id, limit=limit, offset=offset)
     return TimelinePage(
         items=[TimelineEntryOut.model_validate(entry) for entry in entries],
@@ -370,7 +370,7 @@ async def verify_invoice(
     """Through the invoice's workflow, its one writer (a completed invoice's is woken for
     it). Within 2 s of Paystack's last answer for the invoice, that answer stands: no new
     call to Paystack."""
-    row = await run_in_threadpool(_visible_invoice, engine, invoice_id, caller)
+    row = await run_in_threadpool(visible_invoice, engine, invoice_id, caller)
     deadline = asyncio.get_running_loop().time() + settings.payrecon_create_timeout_seconds
     async with temporal_call(deadline):
         check: PaymentCheck = await reach_invoice(
@@ -405,7 +405,7 @@ async def cancel_invoice(
 ) -> InvoiceOut:
     # Its row is written before its payment link is handed out: a caller can name no
     # invoice of theirs that has none.
-    await run_in_threadpool(_visible_invoice, engine, invoice_id, caller)
+    await run_in_threadpool(visible_invoice, engine, invoice_id, caller)
     # On the timeline before the workflow hears of it, so its last verify and the status
     # it ends in come after it; taken back when the cancel is refused or not accepted.
     noted = await run_in_threadpool(

@@ -123,12 +123,13 @@ def test_a_webhook_for_one_of_our_invoices_is_on_its_timeline_whatever_its_outco
     refund_body = json.dumps(
         {"event": "refund.processed", "data": {"transaction_reference": f"{invoice_id}.2"}}
     ).encode()
-    ignored, refund_id = accept(engine, parse_webhook(refund_body), refund_body, START)
+    routed, refund_id = accept(engine, parse_webhook(refund_body), refund_body, START)
     # Of our shape, but no invoice of ours: nothing on any timeline.
     stranger_body, stranger = _webhook("charge.success", "inv-find-9999")
     assert accept(engine, stranger, stranger_body, START)[0] is Intake.UNKNOWN_REFERENCE
 
-    assert (decided, repeated, ignored) == (Intake.QUEUED, Intake.DUPLICATE, Intake.IGNORED)
+    # A refund's webhook names its transaction's reference: the invoice's second one here.
+    assert (decided, repeated, routed) == (Intake.QUEUED, Intake.DUPLICATE, Intake.QUEUED)
     assert same_id == delivery_id
     status_changed = (
         TimelineKind.STATUS_CHANGED,
@@ -160,7 +161,7 @@ def test_a_webhook_for_one_of_our_invoices_is_on_its_timeline_whatever_its_outco
             {
                 "event": "refund.processed",
                 "reference": f"{invoice_id}.2",
-                "outcome": "ignored",
+                "outcome": "queued",
                 "delivery_id": refund_id,
             },
         ),

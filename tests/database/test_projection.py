@@ -12,9 +12,17 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from api.schemas import InvoiceOut
-from db.models import Invoice, InvoiceStatusChange
-from db.projection import ROW_NAMES, SNAPSHOT_FIELDS, apply_snapshot, load_snapshot
+from db.models import Invoice, InvoiceRefund, InvoiceStatusChange
+from db.projection import (
+    REFUND_FIELDS,
+    REFUND_ROW_NAMES,
+    ROW_NAMES,
+    SNAPSHOT_FIELDS,
+    apply_snapshot,
+    load_snapshot,
+)
 from domain.invoice import InvoiceSnapshot, InvoiceStatus, ReviewReason
+from domain.refunds import Refund, RefundStatus
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -99,12 +107,46 @@ def a_full_snapshot() -> InvoiceSnapshot:
         success_url="https://shop.example/orders/1042/paid",
         cancel_url="https://shop.example/orders/1042",
         send_invoice_email=True,
+        amount_refunded=100000,
+        refunds=[
+            Refund(
+                refund_id="rf_00000000000000000000000a",
+                invoice_id="inv-projection",
+                amount=100000,
+                currency="NGN",
+                status=RefundStatus.PROCESSED,
+                initiated_by="api:shop",
+                created_at=NOW + timedelta(hours=2),
+                updated_at=NOW + timedelta(hours=3),
+                revision=6,
+                reason="returned",
+                paystack_refund_id=2**64 - 2,
+                paystack_transaction_id=2**64 - 1,
+                idempotency_key="refund-1",
+                fingerprint="digest",
+            ),
+            Refund(
+                refund_id="rf_00000000000000000000000b",
+                invoice_id="inv-projection",
+                amount=5000,
+                currency="NGN",
+                status=RefundStatus.FAILED,
+                initiated_by="paystack_dashboard",
+                created_at=NOW + timedelta(hours=4),
+                updated_at=NOW + timedelta(hours=4),
+                revision=7,
+                failure_reason="Refund amount exceeds transaction amount",
+            ),
+        ],
     )
 
 
 def test_every_snapshot_field_has_a_column_and_every_column_a_field() -> None:
     columns = {ROW_NAMES.get(name, name) for name in SNAPSHOT_FIELDS}
     assert columns == set(Invoice.model_fields)
+    # Refunds are rows of their own, each field a column.
+    refund_columns = {REFUND_ROW_NAMES.get(name, name) for name in REFUND_FIELDS}
+    assert refund_columns == set(InvoiceRefund.model_fields)
     defaults = {
         field.name
         for field in dataclasses.fields(InvoiceSnapshot)
@@ -135,7 +177,8 @@ def test_the_three_shapes_agree_through_the_database(engine: Engine) -> None:
     assert shown["id"] == full.invoice_id and shown["metadata"] == full.metadata
     assert shown["revision"] == 7 and shown["review_reason"] == "amount_mismatch"
     # Every public field is one of the snapshot's, by its own name or its alias, but for
-    # what the reconciliation sweep adds from Paystack's books.
+    # what the reconciliation sweep adds from Paystack's books (refunds have routes of their
+    # own).
     snapshot_names = set(SNAPSHOT_FIELDS)
     from_the_books = {"settlement_id", "fees", "net_amount"}
     for name, field in InvoiceOut.model_fields.items():

@@ -155,17 +155,17 @@ async def test_unknown_reference_is_recorded_and_answered_200(stack: Stack) -> N
 
 
 async def test_events_we_do_not_act_on_are_recorded(stack: Stack) -> None:
-    reference = f"rf-{uuid.uuid4().hex[:12]}"
+    reference = f"trf-{uuid.uuid4().hex[:12]}"
     event = {
-        "event": "refund.processed",
-        "data": {"transaction_reference": reference, "amount": "5000", "status": "processed"},
+        "event": "transfer.success",
+        "data": {"reference": reference, "amount": 5000, "status": "success"},
     }
     response = await post_webhook(stack, event)
 
     assert response.status_code == 200
     assert response.json() == {"outcome": "ignored"}
     [delivery] = deliveries(stack, reference)
-    assert delivery.event == "refund.processed"
+    assert delivery.event == "transfer.success"
 
 
 async def test_amount_mismatch_needs_review(

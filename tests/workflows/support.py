@@ -4,6 +4,7 @@ real activities' names, the real default settings, and a create as the API makes
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections import Counter
 from datetime import datetime, timedelta
@@ -14,12 +15,14 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.email import CustomerEmailInput
 from activities.events import DeliveryAttempt, DeliveryOutcome
-from activities.paystack import InitializeInput
+from activities.paystack import CreateRefundInput, InitializeInput, RetryRefundInput
 from config import ApiKey, Settings
 from domain.events import InvoiceEvent
 from domain.invoice import InvoiceRequest, InvoiceSnapshot, InvoiceStatus
 from domain.reconcile import Verification
+from domain.refunds import merchant_note_for, refund_id_in
 from paystack.client import PaymentLink
+from paystack.refunds import RefundRecord
 from workflows.invoice import InvoiceWorkflow
 from workflows.starter import invoice_start
 from workflows.types import OpenInvoice, workflow_id_for
@@ -43,6 +46,11 @@ class PaystackAndDatabase:
         self.merchant_answers: list[DeliveryOutcome] = []
         self.attempts: list[tuple[DeliveryAttempt, datetime]] = []
         self.emails: list[CustomerEmailInput] = []
+        # Paystack's refunds, and when each look at them was scheduled.
+        self.refunds: list[RefundRecord] = []
+        self.refund_looks: list[datetime] = []
+        # Moves a refund on when it is looked at: (look number, status), in order.
+        self.refund_moves: list[tuple[int, str]] = []
 
     def pay(self, reference: str, amount: int = AMOUNT) -> None:
         self.charges[reference] = Verification(
@@ -82,6 +90,43 @@ class PaystackAndDatabase:
         return self.charges.get(
             reference, Verification(reference=reference, found=True, status="abandoned")
         )
+
+    @activity.defn(name="create_refund")
+    async def create_refund(self, request: CreateRefundInput) -> RefundRecord:
+        for record in self.refunds:
+            if refund_id_in(record.merchant_note) == request.refund_id:
+                return record
+        record = RefundRecord(
+            id=1000 + len(self.refunds),
+            transaction_id=request.transaction_id,
+            transaction_reference=None,
+            amount=request.amount,
+            currency="NGN",
+            status="pending",
+            merchant_note=merchant_note_for(request.refund_id),
+            customer_note=request.customer_note,
+            dispute_id=None,
+            created_at=None,
+            updated_at=None,
+            refunded_at=None,
+        )
+        self.refunds.append(record)
+        return record
+
+    @activity.defn(name="refunds_of_transaction")
+    async def refunds_of_transaction(self, transaction_id: int) -> list[RefundRecord]:
+        self.refund_looks.append(activity.info().current_attempt_scheduled_time)
+        while self.refund_moves and self.refund_moves[0][0] <= len(self.refund_looks):
+            _, status = self.refund_moves.pop(0)
+            self.refunds = [dataclasses.replace(r, status=status) for r in self.refunds]
+        return [r for r in self.refunds if r.transaction_id == transaction_id]
+
+    @activity.defn(name="retry_refund")
+    async def retry_refund(self, request: RetryRefundInput) -> RefundRecord:
+        [record] = [r for r in self.refunds if r.id == request.paystack_refund_id]
+        moved = dataclasses.replace(record, status="processing")
+        self.refunds = [moved if r.id == record.id else r for r in self.refunds]
+        return moved
 
     @activity.defn(name="store_event")
     async def store_event(self, event: InvoiceEvent) -> list[str]:

@@ -46,6 +46,15 @@ WORKFLOW_PATHS = {
     # payment and finds each other kind.
     "reconciliation_clean",
     "reconciliation_found_and_healed",
+    # Refunds: in full; failed, then made again; needing attention, then retried; found by
+    # polling with no webhook; Paystack's answer lost (found again by its note); made on
+    # Paystack's dashboard and learned from its webhook (a completed invoice woken for it).
+    "refunded",
+    "refund_failed_then_made_again",
+    "refund_retried_after_attention",
+    "refund_found_by_polling",
+    "refund_answer_lost",
+    "refund_from_dashboard",
 }
 
 EARLIER_VERSIONS = sorted(path for path in HISTORY_DIR.iterdir() if path.is_dir())
