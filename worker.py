@@ -34,7 +34,7 @@ from db.engine import make_engine
 from db.migrate import migrate
 from lifecycle import exit_process
 from log import configure_logging
-from paystack.client import PaystackClient
+from paystack.client import PaystackClient, make_paystack_client
 from temporal_config import connect
 from workflows.events import EventWorkflow
 from workflows.invoice import InvoiceWorkflow
@@ -119,14 +119,6 @@ def build_workers(
         max_concurrent_local_activities=EVENT_CONCURRENCY,
     )
     return [invoices, paystack_calls, telling]
-
-
-def make_paystack_client(settings: Settings) -> PaystackClient:
-    return PaystackClient(
-        settings.paystack_base_url,
-        settings.paystack_secret_key.get_secret_value(),
-        timeout=settings.paystack_timeout_seconds,
-    )
 
 
 def make_runtime(settings: Settings) -> Runtime | None:

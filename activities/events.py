@@ -19,12 +19,13 @@ from enum import StrEnum
 
 import httpx
 import structlog
+from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 from temporalio import activity
 
-from api.refund_schemas import RefundOut
-from api.schemas import InvoiceOut
+from api.after_payment_schemas import RefundOut
+from api.schemas import DisputeOut, InvoiceOut
 from config import CodecKey
 from db import timeline
 from db.engine import write_session
@@ -73,14 +74,14 @@ class _Answer:
 
 def event_payload(event: InvoiceEvent) -> str:
     """The body every attempt sends: `{type, timestamp, data}`, the invoice as the API shows
-    it (or, for a refund's event, the refund), with its revision so a receiver can drop an
-    older event."""
+    it (for a refund's or a dispute's event, that refund or dispute), with its revision so a
+    receiver can drop an older event."""
     invoice = event.invoice
-    shown = (
-        RefundOut.model_validate(event.refund)
-        if event.refund
-        else InvoiceOut.model_validate(invoice)
-    )
+    shown: BaseModel = InvoiceOut.model_validate(invoice)
+    if event.refund is not None:
+        shown = RefundOut.model_validate(event.refund)
+    elif event.dispute is not None:
+        shown = DisputeOut.model_validate(event.dispute)
     body = {
         "type": event.type.value,
         "timestamp": invoice.updated_at.isoformat(),

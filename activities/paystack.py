@@ -22,6 +22,7 @@ from domain.invoice import invoice_id_from_reference, is_invoice_reference
 from domain.reconcile import Verification
 from domain.refunds import merchant_note_for, refund_id_in
 from paystack.client import PaymentLink, PaystackClient, PaystackError
+from paystack.disputes import DisputeRecord
 from paystack.refunds import RefundRecord
 
 log = structlog.get_logger(__name__)
@@ -50,6 +51,16 @@ class RetryRefundInput:
     currency: str
     account_number: str
     bank_id: str
+
+
+@dataclass
+class ResolveDisputeInput:
+    dispute_id: int
+    resolution: str
+    message: str
+    refund_amount: int
+    uploaded_filename: str
+    evidence: int | None = None
 
 
 REFUND_PAGE = 100
@@ -92,6 +103,8 @@ class PaystackActivities:
             self.create_refund,
             self.refunds_of_transaction,
             self.retry_refund,
+            self.fetch_dispute,
+            self.resolve_dispute,
         ]
 
     @activity.defn(name="initialize_transaction")
@@ -242,4 +255,42 @@ class PaystackActivities:
             )
             raise _as_application_error(error) from error
         log.info("paystack.refund_retried", paystack_refund_id=record.id, status=record.status)
+        return record
+
+    # --- disputes -------------------------------------------------------------------
+
+    @activity.defn(name="fetch_dispute")
+    async def fetch_dispute(self, dispute_id: int) -> DisputeRecord:
+        """Paystack's word on a dispute: the answer to each `charge.dispute.*` webhook."""
+        try:
+            return await self._client.fetch_dispute(dispute_id)
+        except PaystackError as error:
+            log.warning(
+                "paystack.dispute_fetch_failed",
+                dispute_id=dispute_id,
+                status_code=error.status_code,
+                message=error.message,
+            )
+            raise _as_application_error(error) from error
+
+    @activity.defn(name="resolve_dispute")
+    async def resolve_dispute(self, request: ResolveDisputeInput) -> DisputeRecord:
+        try:
+            record = await self._client.resolve_dispute(
+                request.dispute_id,
+                resolution=request.resolution,
+                message=request.message,
+                refund_amount=request.refund_amount,
+                uploaded_filename=request.uploaded_filename,
+                evidence=request.evidence,
+            )
+        except PaystackError as error:
+            log.warning(
+                "paystack.dispute_resolve_failed",
+                dispute_id=request.dispute_id,
+                status_code=error.status_code,
+                message=error.message,
+            )
+            raise _as_application_error(error) from error
+        log.info("paystack.dispute_resolved", dispute_id=record.id, resolution=record.resolution)
         return record

@@ -16,6 +16,7 @@ from temporalio.client import Client
 from api.forwarded import is_loopback, request_client
 from config import Settings
 from inbox.relayer import Relayer
+from paystack.client import PaystackClient
 
 # What the lifespan (api/main.py) put on the app's state: untyped there, typed here.
 
@@ -30,6 +31,10 @@ def get_engine(request: Request) -> Engine:
 
 def get_temporal(request: Request) -> Client:
     return cast(Client, request.app.state.temporal)
+
+
+def get_paystack(request: Request) -> PaystackClient:
+    return cast(PaystackClient, request.app.state.paystack)
 
 
 def get_relayer(request: Request) -> Relayer:
@@ -119,4 +124,5 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 RelayerDep = Annotated[Relayer, Depends(get_relayer)]
+PaystackDep = Annotated[PaystackClient, Depends(get_paystack)]
 CallerDep = Annotated[Caller, Depends(current_caller)]

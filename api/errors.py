@@ -30,9 +30,11 @@ ANSWERS: dict[str, tuple[int, str]] = {
     ErrorType.INVOICE_NOT_FOUND: (status.HTTP_404_NOT_FOUND, "{message}"),
     ErrorType.NOTHING_TO_REFUND: (status.HTTP_409_CONFLICT, "{message}"),
     ErrorType.REFUND_TOO_LARGE: (status.HTTP_409_CONFLICT, "{message}"),
-    ErrorType.REFUND_REFUSED: (status.HTTP_409_CONFLICT, "Paystack refused: {message}"),
+    ErrorType.PAYSTACK_REFUSED: (status.HTTP_409_CONFLICT, "Paystack refused: {message}"),
     ErrorType.REFUND_NOT_FOUND: (status.HTTP_404_NOT_FOUND, "{message}"),
     ErrorType.REFUND_NOT_RETRYABLE: (status.HTTP_409_CONFLICT, "{message}"),
+    ErrorType.DISPUTE_NOT_FOUND: (status.HTTP_404_NOT_FOUND, "{message}"),
+    ErrorType.DISPUTE_NOT_OPEN: (status.HTTP_409_CONFLICT, "{message}"),
     ErrorType.PAYSTACK_REJECTED: (
         status.HTTP_422_UNPROCESSABLE_CONTENT,
         "Paystack refused the transaction: {message}",

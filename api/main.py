@@ -23,6 +23,7 @@ from api.middleware import RequestContextMiddleware
 from api.routers import (
     checkout,
     codec,
+    disputes,
     events,
     health,
     invoices,
@@ -37,6 +38,7 @@ from db.migrate import migrate
 from inbox.relayer import Relayer
 from lifecycle import freeze_startup_objects
 from log import configure_logging
+from paystack.client import make_paystack_client
 from temporal_config import connect
 
 log = structlog.get_logger(__name__)
@@ -59,6 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         # Lazy: the API starts, and answers 503, while Temporal is still coming up.
         app.state.temporal = await connect(lazy=True, settings=settings)
+        # For what needs no writer: Paystack's upload URL for a dispute's evidence.
+        app.state.paystack = make_paystack_client(settings)
         relayer = Relayer(
             app.state.temporal,
             engine,
@@ -75,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         await relayer.stop()
         REGISTRY.unregister(collector)
+        await app.state.paystack.aclose()
         engine.dispose()
 
     # Swagger UI and ReDoc from files a package ships, not from a CDN; or no docs at all.
@@ -106,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(invoices.router)
     app.include_router(refunds.router)
+    app.include_router(disputes.router)
     app.include_router(webhooks.router)
     app.include_router(webhook_endpoints.router)
     app.include_router(events.router)

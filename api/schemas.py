@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from domain.disputes import DisputeResolution, DisputeStatus
 from domain.invoice import Currency, InvoiceStatus, ReviewReason
 
 MAX_DUE_IN_SECONDS = 365 * 24 * 3600
@@ -170,6 +171,44 @@ def _metadata_problem(value: Any, depth: int) -> str | None:
     return next((p for item in inner if (p := _metadata_problem(item, depth + 1))), None)
 
 
+class DisputeOut(BaseModel):
+    """A dispute of the invoice's payment, with Paystack's values written with underscores."""
+
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 358950,
+                    "status": "awaiting_merchant_feedback",
+                    "category": "chargeback",
+                    "reason": "Customer complained about debit without value",
+                    "due_at": "2026-11-25T18:00:00Z",
+                    "resolution": None,
+                    "refund_amount": 250000,
+                    "overdue": False,
+                    "updated_at": "2026-11-24T13:46:57Z",
+                }
+            ]
+        },
+    )
+
+    id: int = Field(validation_alias=AliasChoices("dispute_id", "id"))
+    status: DisputeStatus = Field(
+        description="awaiting_merchant_feedback, awaiting_bank_feedback, pending, resolved, "
+        "archived"
+    )
+    category: str | None
+    reason: str | None
+    due_at: datetime | None
+    resolution: DisputeResolution | None = Field(
+        description="merchant_accepted, declined, auto_accepted"
+    )
+    refund_amount: int | None = Field(description="In the currency's subunit")
+    overdue: bool = Field(description="Still open after its due date: an operator must answer")
+    updated_at: datetime
+
+
 class InvoiceOut(BaseModel):
     """The invoice as the API shows it. Validated from either of its other shapes, the
     workflow's `InvoiceSnapshot` or the database's `Invoice` row: the names that differ
@@ -204,6 +243,7 @@ class InvoiceOut(BaseModel):
                     "fees": None,
                     "net_amount": None,
                     "amount_refunded": 0,
+                    "disputes": [],
                 }
             ]
         },
@@ -246,6 +286,9 @@ class InvoiceOut(BaseModel):
     net_amount: int | None = Field(None, description="amount_paid less fees, in the subunit")
     amount_refunded: int = Field(
         0, description="What has gone back to the customer (processed refunds), in the subunit"
+    )
+    disputes: list[DisputeOut] = Field(
+        default_factory=list, description="Card holders' disputes of the payment"
     )
 
 

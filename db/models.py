@@ -1,5 +1,5 @@
-"""Database tables. The `invoices` table and its `refunds` are a projection of the invoice
-workflows, written only by the `record_invoice` activity (db/projection.py);
+"""Database tables. The `invoices` table, its `refunds` and `disputes` are a projection of
+the invoice workflows, written only by the `record_invoice` activity (db/projection.py);
 `webhook_deliveries` is the webhook inbox's audit log and outbox (inbox/store.py);
 `invoice_timeline` is everything that happened to an invoice (db/timeline.py); the
 merchants' endpoints, the events sent to them and the customers' emails are outbound/'s."""
@@ -135,6 +135,30 @@ class InvoiceRefund(SQLModel, table=True):
     idempotency_key: str | None = None
     fingerprint: str = ""
     created_at: datetime = utc_column()
+    updated_at: datetime = utc_column()
+    revision: int = 0
+
+
+class InvoiceDispute(SQLModel, table=True):
+    """A card holder's dispute of an invoice's payment: part of the invoice's projection,
+    written with it by its workflow only (db/projection.py)."""
+
+    __tablename__ = "disputes"
+    __table_args__ = (
+        Index("ix_disputes_invoice_id", "invoice_id"),
+        Index("ix_disputes_status", "status"),
+    )
+
+    id: int = Field(sa_column=Column(PaystackId(), primary_key=True))
+    invoice_id: str = Field(max_length=64)
+    status: str = Field(max_length=40)
+    category: str | None = Field(default=None, max_length=40)
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    due_at: datetime | None = utc_column(nullable=True)
+    resolution: str | None = Field(default=None, max_length=40)
+    refund_amount: int | None = Field(default=None, sa_column=Column(BigInteger))
+    currency: str | None = Field(default=None, max_length=3)
+    overdue: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, default=False))
     updated_at: datetime = utc_column()
     revision: int = 0
 

@@ -8,31 +8,53 @@ Both directions follow from the snapshot's fields; only the names that differ ar
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 from pydantic import TypeAdapter
+from pydantic_core import to_jsonable_python
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from db import timeline
 from db.engine import write_session
-from db.models import Invoice, InvoiceRefund, InvoiceStatusChange
+from db.models import Invoice, InvoiceDispute, InvoiceRefund, InvoiceStatusChange
 from db.timeline import TimelineKind
+from domain.disputes import Dispute
 from domain.invoice import InvoiceSnapshot
 from domain.refunds import Refund
 
 # Snapshot field -> row attribute, where they differ (`metadata` is SQLAlchemy's own name).
 ROW_NAMES = {"invoice_id": "id", "metadata": "invoice_metadata"}
-# Kept in rows of their own.
-APART = {"refunds"}
-SNAPSHOT_FIELDS = tuple(
-    field.name for field in dataclasses.fields(InvoiceSnapshot) if field.name not in APART
+
+
+@dataclass(frozen=True)
+class Part:
+    """A list in the snapshot kept in a table of its own, a row per item, each item with
+    the invoice revision of its last change."""
+
+    field: str
+    shape: type[Any]
+    table: type[InvoiceRefund] | type[InvoiceDispute]
+    # Item field -> row attribute, where they differ.
+    names: dict[str, str]
+    timeline_kind: TimelineKind
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(self.shape))
+
+
+REFUNDS = Part("refunds", Refund, InvoiceRefund, {"refund_id": "id"}, TimelineKind.REFUND_UPDATED)
+DISPUTES = Part(
+    "disputes", Dispute, InvoiceDispute, {"dispute_id": "id"}, TimelineKind.DISPUTE_UPDATED
 )
-REFUND_ROW_NAMES = {"refund_id": "id"}
-REFUND_FIELDS = tuple(field.name for field in dataclasses.fields(Refund))
+PARTS = (REFUNDS, DISPUTES)
+SNAPSHOT_FIELDS = tuple(
+    f.name for f in dataclasses.fields(InvoiceSnapshot) if f.name not in {p.field for p in PARTS}
+)
 _snapshot = TypeAdapter(InvoiceSnapshot)
-_refund = TypeAdapter(Refund)
 
 
 def _columns(source: object, fields: tuple[str, ...], names: dict[str, str]) -> dict[str, Any]:
@@ -48,46 +70,41 @@ def row_values(snapshot: InvoiceSnapshot) -> dict[str, Any]:
     return _columns(snapshot, SNAPSHOT_FIELDS, ROW_NAMES)
 
 
-def snapshot_of(row: Invoice, refunds: list[InvoiceRefund] | None = None) -> InvoiceSnapshot:
-    """The snapshot a row records (types restored: statuses, reasons), with the refunds
-    given (none, where only the invoice itself is wanted)."""
+def snapshot_of(row: Invoice, parts: dict[str, list[Any]] | None = None) -> InvoiceSnapshot:
+    """The snapshot a row records (types restored: statuses, reasons), with the rows of its
+    parts given (none, where only the invoice itself is wanted)."""
     values = {name: getattr(row, ROW_NAMES.get(name, name)) for name in SNAPSHOT_FIELDS}
-    values["refunds"] = [refund_of(refund) for refund in refunds or []]
+    for part in PARTS:
+        values[part.field] = [
+            {name: getattr(item, part.names.get(name, name)) for name in part.fields}
+            for item in (parts or {}).get(part.field, [])
+        ]
     return _snapshot.validate_python(values)
 
 
-def refund_of(row: InvoiceRefund) -> Refund:
-    return _refund.validate_python(
-        {name: getattr(row, REFUND_ROW_NAMES.get(name, name)) for name in REFUND_FIELDS}
-    )
-
-
-def _write_refunds(session: Session, snapshot: InvoiceSnapshot) -> None:
-    """Each refund changed since its row was written (a refund's revision only grows)."""
-    for refund in snapshot.refunds:
-        values = _columns(refund, REFUND_FIELDS, REFUND_ROW_NAMES)
-        row = session.get(InvoiceRefund, refund.refund_id)
-        if row is None:
-            row = InvoiceRefund(**values)
-        elif row.revision < refund.revision:
-            for name, value in values.items():
-                setattr(row, name, value)
-        else:
-            continue
-        session.add(row)
-        timeline.add(
-            session,
-            snapshot.invoice_id,
-            TimelineKind.REFUND_UPDATED,
-            refund.updated_at,
-            refund_id=refund.refund_id,
-            status=values["status"],
-            amount=refund.amount,
-            initiated_by=refund.initiated_by,
-            paystack_refund_id=refund.paystack_refund_id,
-            failure_reason=refund.failure_reason,
-            revision=refund.revision,
-        )
+def _write_parts(session: Session, snapshot: InvoiceSnapshot) -> None:
+    """Each item changed since its row was written (an item's revision only grows), with
+    an entry on the invoice's timeline."""
+    for part in PARTS:
+        for item in getattr(snapshot, part.field):
+            values = _columns(item, part.fields, part.names)
+            row: Any = session.get(part.table, values["id"])
+            if row is None:
+                row = part.table(**values)
+            elif row.revision < item.revision:
+                for name, value in values.items():
+                    setattr(row, name, value)
+            else:
+                continue
+            session.add(row)
+            detail = {k: v for k, v in values.items() if k not in ("invoice_id", "updated_at")}
+            timeline.add(
+                session,
+                snapshot.invoice_id,
+                part.timeline_kind,
+                item.updated_at,
+                **to_jsonable_python(detail),
+            )
 
 
 def apply_snapshot(engine: Engine, snapshot: InvoiceSnapshot) -> bool:
@@ -108,7 +125,7 @@ def apply_snapshot(engine: Engine, snapshot: InvoiceSnapshot) -> bool:
             for name, value in values.items():
                 setattr(row, name, value)
         session.add(row)
-        _write_refunds(session, snapshot)
+        _write_parts(session, snapshot)
         if status_changed:
             session.add(
                 InvoiceStatusChange(
@@ -136,14 +153,17 @@ def load_snapshot(engine: Engine, invoice_id: str) -> InvoiceSnapshot | None:
         row = session.get(Invoice, invoice_id)
         if row is None:
             return None
-        return snapshot_of(row, invoice_refunds(session, invoice_id))
+        return snapshot_of(row, parts_of(session, invoice_id))
 
 
-def invoice_refunds(session: Session, invoice_id: str) -> list[InvoiceRefund]:
-    """Oldest first."""
-    query = (
-        select(InvoiceRefund)
-        .where(InvoiceRefund.invoice_id == invoice_id)
-        .order_by(col(InvoiceRefund.created_at), col(InvoiceRefund.id))
-    )
-    return list(session.exec(query))
+def parts_of(session: Session, invoice_id: str) -> dict[str, list[Any]]:
+    """The rows of each part of the invoice, in the order its workflow keeps them (the
+    order they were added: by revision of the first change, which the id breaks ties of)."""
+    refunds = select(InvoiceRefund).where(InvoiceRefund.invoice_id == invoice_id)
+    disputes = select(InvoiceDispute).where(InvoiceDispute.invoice_id == invoice_id)
+    return {
+        REFUNDS.field: list(
+            session.exec(refunds.order_by(col(InvoiceRefund.created_at), col(InvoiceRefund.id)))
+        ),
+        DISPUTES.field: list(session.exec(disputes.order_by(col(InvoiceDispute.id)))),
+    }

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, Engine, String, cast, func
 from sqlmodel import Session, col, select
 
 from db.engine import is_sqlite
-from db.models import Invoice, InvoiceRefund, InvoiceStatusChange, WebhookEndpoint
+from db.models import Invoice, InvoiceDispute, InvoiceRefund, InvoiceStatusChange, WebhookEndpoint
 
 
 def get_invoice(engine: Engine, invoice_id: str) -> Invoice | None:
@@ -39,6 +39,27 @@ def list_refunds(
         count = select(func.count()).select_from(InvoiceRefund).where(condition)
         rows = list(session.exec(query.offset(offset).limit(limit)))
         return rows, session.exec(count).one()
+
+
+def get_dispute(engine: Engine, dispute_id: int) -> InvoiceDispute | None:
+    with Session(engine) as session:
+        return session.get(InvoiceDispute, dispute_id)
+
+
+def disputes_of(engine: Engine, invoice_ids: list[str]) -> dict[str, list[InvoiceDispute]]:
+    """Each invoice's disputes, oldest first."""
+    found: dict[str, list[InvoiceDispute]] = {invoice_id: [] for invoice_id in invoice_ids}
+    if not invoice_ids:
+        return found
+    with Session(engine) as session:
+        query = (
+            select(InvoiceDispute)
+            .where(col(InvoiceDispute.invoice_id).in_(invoice_ids))
+            .order_by(col(InvoiceDispute.id))
+        )
+        for row in session.exec(query):
+            found[row.invoice_id].append(row)
+    return found
 
 
 @dataclass(frozen=True)

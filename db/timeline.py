@@ -25,7 +25,8 @@ class TimelineKind(StrEnum):
     CANCEL_REQUESTED = "cancel_requested"  # caller
     EVENT_DELIVERY = "event_delivery"  # event_id, type, endpoint_id, attempt, outcome, …
     EMAIL_SENT = "email_sent"  # kind, message_id
-    REFUND_UPDATED = "refund_updated"  # refund_id, status, amount, initiated_by, revision
+    REFUND_UPDATED = "refund_updated"  # id, status, amount, initiated_by, revision, …
+    DISPUTE_UPDATED = "dispute_updated"  # id, status, category, due_at, resolution, overdue, …
 
 
 def add(

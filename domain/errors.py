@@ -22,10 +22,12 @@ class ErrorType(StrEnum):
     INVOICE_NOT_FOUND = "InvoiceNotFound"
     INVOICE_FINAL = "InvoiceFinal"
     INVOICE_NOT_READY = "InvoiceNotReady"
-    # Refunds: nothing left to refund, more asked than is left, Paystack said no, and a
-    # retry of a refund that does not need one.
+    # Refunds and disputes: nothing left to refund, more asked than is left, a retry of a
+    # refund that does not need one, a dispute no longer open; and Paystack's refusal.
     NOTHING_TO_REFUND = "NothingToRefund"
     REFUND_TOO_LARGE = "RefundTooLarge"
-    REFUND_REFUSED = "RefundRefused"
     REFUND_NOT_FOUND = "RefundNotFound"
     REFUND_NOT_RETRYABLE = "RefundNotRetryable"
+    DISPUTE_NOT_FOUND = "DisputeNotFound"
+    DISPUTE_NOT_OPEN = "DisputeNotOpen"
+    PAYSTACK_REFUSED = "PaystackRefused"

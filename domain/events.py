@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from domain.disputes import Dispute
 from domain.invoice import InvoiceSnapshot, InvoiceStatus
 from domain.refunds import Refund
 
@@ -33,6 +34,8 @@ class EventType(StrEnum):
     INVOICE_REFUNDED = "invoice.refunded"
     # A refund of the invoice's payment changed: asked for, queued, processed, failed…
     REFUND_UPDATED = "refund.updated"
+    # A dispute of the invoice's payment changed: opened, reminded, resolved, overdue…
+    DISPUTE_UPDATED = "dispute.updated"
     # A discrepancy the reconciliation sweep opened: for operators.
     RECONCILIATION_DISCREPANCY = "reconciliation.discrepancy"
 
@@ -80,6 +83,7 @@ class InvoiceEvent:
     invoice: InvoiceSnapshot
     emails: list[EmailKind] = field(default_factory=list)
     refund: Refund | None = None
+    dispute: Dispute | None = None
 
     @classmethod
     def of(cls, invoice: InvoiceSnapshot) -> InvoiceEvent:
@@ -105,6 +109,16 @@ class InvoiceEvent:
             type=EventType.REFUND_UPDATED,
             invoice=invoice,
             refund=refund,
+        )
+
+    @classmethod
+    def of_dispute(cls, invoice: InvoiceSnapshot, dispute: Dispute) -> InvoiceEvent:
+        """The event a change to one of the invoice's disputes makes (its own revision)."""
+        return cls(
+            event_id=event_id_for(invoice.invoice_id, invoice.revision),
+            type=EventType.DISPUTE_UPDATED,
+            invoice=invoice,
+            dispute=dispute,
         )
 
     @property

@@ -14,6 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from domain.disputes import Dispute
 from domain.refunds import Refund, refundable, refunded
 
 
@@ -187,6 +188,8 @@ class InvoiceSnapshot:
     # What has gone back to the customer (processed refunds), and every refund asked for.
     amount_refunded: int = 0
     refunds: list[Refund] = field(default_factory=list)
+    # Card holders' claims against the payment, as Paystack last described them.
+    disputes: list[Dispute] = field(default_factory=list)
 
     @classmethod
     def opened(
@@ -215,6 +218,9 @@ class InvoiceSnapshot:
     def request(self) -> InvoiceRequest:
         """What was asked for, as the invoice records it."""
         return InvoiceRequest(**_fields_of(self, InvoiceRequest))
+
+    def dispute(self, dispute_id: int) -> Dispute | None:
+        return next((d for d in self.disputes if d.dispute_id == dispute_id), None)
 
     def refund(self, refund_id: str) -> Refund | None:
         return next((r for r in self.refunds if r.refund_id == refund_id), None)

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.invoice import invoice_id_from_reference, is_invoice_reference
-from paystack.events import CHARGE_SUCCESS, REFUND_EVENTS, WebhookEvent
+from paystack.events import CHARGE_SUCCESS, DISPUTE_EVENTS, REFUND_EVENTS, WebhookEvent
 from workflows.invoice import InvoiceWorkflow
-from workflows.types import PaymentNotice, RefundNotice, workflow_id_for
+from workflows.types import DisputeNotice, PaymentNotice, RefundNotice, workflow_id_for
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,25 @@ REFUND_ROUTE = Route(
     owner=invoice_of, signal=InvoiceWorkflow.refund_notified, message=refund_notice, wakes=True
 )
 
+
+def dispute_of(event: WebhookEvent) -> str | None:
+    """A dispute's invoice, when the body names a dispute (its `data.id`)."""
+    return invoice_of(event) if type(event.data.get("id")) is int else None
+
+
+def dispute_notice(event: WebhookEvent) -> DisputeNotice:
+    return DisputeNotice(event=event.event, dispute_id=event.data["id"], status=event.status)
+
+
+# A dispute's webhook embeds the disputed transaction, by which its invoice is found.
+DISPUTE_ROUTE = Route(
+    owner=dispute_of, signal=InvoiceWorkflow.dispute_notified, message=dispute_notice, wakes=True
+)
+
 ROUTES: dict[str, Route] = {
     CHARGE_SUCCESS: Route(
         owner=invoice_of, signal=InvoiceWorkflow.payment_notified, message=payment_notice
     ),
     **dict.fromkeys(REFUND_EVENTS, REFUND_ROUTE),
+    **dict.fromkeys(DISPUTE_EVENTS, DISPUTE_ROUTE),
 }

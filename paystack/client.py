@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -18,6 +18,9 @@ from paystack.fields import parse_amount, parse_timestamp, paystack_time
 from paystack.refunds import RefundRecord, refund_record
 from paystack.settlements import SettlementRecord, settlement_record
 from paystack.transactions import Page, TransactionRecord, transaction_record
+
+if TYPE_CHECKING:
+    from config import Settings
 
 NOT_FOUND_MESSAGES = ("Transaction reference not found",)
 
@@ -335,3 +338,12 @@ class PaystackClient:
 def _has_next_page(meta: dict[str, Any], page: int) -> bool:
     page_count = meta.get("pageCount")
     return isinstance(page_count, int) and page < page_count
+
+
+def make_paystack_client(settings: Settings) -> PaystackClient:
+    """The client every payrecon process uses, as the settings say."""
+    return PaystackClient(
+        settings.paystack_base_url,
+        settings.paystack_secret_key.get_secret_value(),
+        timeout=settings.paystack_timeout_seconds,
+    )

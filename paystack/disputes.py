@@ -22,6 +22,8 @@ class DisputeRecord:
     transaction_reference: str | None
     status: str
     category: str | None
+    # Why the card holder disputes it: their first message.
+    reason: str | None
     resolution: str | None
     refund_amount: int | None
     currency: str | None
@@ -56,6 +58,7 @@ def dispute_record(data: dict[str, Any]) -> DisputeRecord:
         transaction_reference=reference if isinstance(reference, str) else None,
         status=str(status),
         category=optional_text(data.get("category")),
+        reason=_reason(data),
         resolution=optional_text(data.get("resolution")),
         refund_amount=parse_amount(data.get("refund_amount")),
         currency=optional_text(data.get("currency")),
@@ -63,3 +66,10 @@ def dispute_record(data: dict[str, Any]) -> DisputeRecord:
         resolved_at=parse_timestamp(data.get("resolvedAt")),
         updated_at=parse_timestamp(data.get("updatedAt") or data.get("updated_at")),
     )
+
+
+def _reason(data: dict[str, Any]) -> str | None:
+    messages = data.get("messages")
+    if isinstance(messages, list) and messages and isinstance(messages[0], dict):
+        return optional_text(messages[0].get("body"))
+    return optional_text(data.get("note"))

@@ -11,6 +11,7 @@ from typing import Any
 from paystack.fields import parse_amount, parse_timestamp
 
 CHARGE_SUCCESS = "charge.success"
+DISPUTE_EVENTS = ("charge.dispute.create", "charge.dispute.remind", "charge.dispute.resolve")
 REFUND_EVENTS = (
     "refund.pending",
     "refund.processing",
@@ -57,7 +58,10 @@ def parse_webhook(body: bytes) -> WebhookEvent:
     data = payload.get("data")
     if not isinstance(data, dict):
         raise MalformedWebhook("'data' must be a JSON object")
-    reference = data.get("reference") or data.get("transaction_reference")
+    # A refund names its transaction by reference; a dispute embeds the transaction.
+    transaction = data.get("transaction")
+    embedded = transaction.get("reference") if isinstance(transaction, dict) else None
+    reference = data.get("reference") or data.get("transaction_reference") or embedded
     if isinstance(reference, str):
         _check_text("data.reference", reference, MAX_REFERENCE_CHARS)
     # A refund's or a dispute's `data.id` is its own, not the transaction's.

@@ -18,8 +18,8 @@ from temporalio.worker import Worker
 
 from config import Settings
 from devstack.processes import Service, free_port, python_module, wait_for_http
-from paystack.client import PaystackClient
-from worker import ACTIVITY_THREADS, build_workers, make_paystack_client
+from paystack.client import PaystackClient, make_paystack_client
+from worker import ACTIVITY_THREADS, build_workers
 
 SECRET_KEY = "sk_test_payrecon_tests_5d1f0c8e2a"
 API_KEY = "test-api-key-1"

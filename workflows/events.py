@@ -24,6 +24,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     # Imported by name so the sandbox can resolve InvoiceEvent's field types through them.
+    import domain.disputes
     import domain.invoice
     import domain.refunds  # noqa: F401
     from activities.email import CustomerEmailInput, EmailActivities

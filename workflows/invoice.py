@@ -11,6 +11,8 @@ Read `run` top to bottom; it follows the lifecycle in the README's "How it works
     refunds    each refund asked for is made at Paystack, then followed on every refund
                webhook and on a backoff of durable timers until it is final (or waits for
                an operator); processed refunds make it `partially_refunded` / `refunded`
+    disputes   each dispute a webhook names is asked of Paystack; one still open at its
+               due date is flagged overdue
     done       once every handler has finished
 
 Every transition, once recorded, is told to others by a workflow of its own
@@ -43,8 +45,10 @@ with workflow.unsafe.imports_passed_through():
         CreateRefundInput,
         InitializeInput,
         PaystackActivities,
+        ResolveDisputeInput,
         RetryRefundInput,
     )
+    from domain.disputes import Dispute, DisputeResolution, DisputeStatus
     from domain.errors import ErrorType
     from domain.events import InvoiceEvent
     from domain.invoice import (
@@ -64,6 +68,7 @@ with workflow.unsafe.imports_passed_through():
         refunded,
     )
     from paystack.client import PaymentLink
+    from paystack.disputes import DisputeRecord
     from paystack.refunds import RefundRecord
     from workflows.events import EventInput
     from workflows.policies import (
@@ -86,9 +91,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.types import (
         CUSTOMER_EMAIL,
+        DISPUTE_STATE,
         INVOICE_STATUS,
         REFUND_STATE,
         CarriedState,
+        DisputeAnswer,
+        DisputeDecision,
+        DisputeNotice,
         InvoiceWorkflowInput,
         OpenedInvoice,
         OpenInvoice,
@@ -98,6 +107,7 @@ with workflow.unsafe.imports_passed_through():
         RefundNotice,
         RefundRequest,
         RefundRetry,
+        dispute_state_of,
         refund_state_of,
         search_attributes_of,
     )
@@ -109,6 +119,10 @@ INITIALIZE_DEADLINE_BY_TIMER = "initialize-deadline-by-timer"
 TELL_OTHERS = "tell-others"
 ANNOUNCE_WHEN_RESUMED = "announce-when-resumed"
 ANNOUNCE_BY_ACTIVITY = "announce-by-activity"
+
+# What the refunds-and-disputes loop waits for, as its timers' summaries say.
+REFUND_CHECK = "next refund check"
+DISPUTE_DUE = "dispute due"
 
 LATE_PAYMENT_REASON = {
     InvoiceStatus.EXPIRED: ReviewReason.PAID_AFTER_EXPIRY,
@@ -140,6 +154,8 @@ class InvoiceWorkflow:
         self._refund_notified = False
         self._refund_poll_count = 0
         self._next_refund_poll_at = workflow.now()
+        # Disputes a webhook named, to ask Paystack about.
+        self._disputes_to_check: list[int] = []
         if input.carried is not None:
             self._resume(input.carried)
 
@@ -160,7 +176,7 @@ class InvoiceWorkflow:
                     # A last look before letting go: a payment during the window is never
                     # missed, even when the worker was down as the window closed.
                     await self._check_payment()
-        await self._settle_refunds()
+        await self._follow_refunds_and_disputes()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._current
 
@@ -384,10 +400,12 @@ class InvoiceWorkflow:
 
     # --- refunds ------------------------------------------------------------------
 
-    async def _settle_refunds(self) -> None:
+    async def _follow_refunds_and_disputes(self) -> None:
         """Makes each refund asked for at Paystack, then follows those in flight, on every
         refund webhook and on a backoff of durable timers, until each is final or waits
-        for an operator (needs_attention) and no request is being answered."""
+        for an operator (needs_attention); asks Paystack about each dispute a webhook names,
+        and flags one still open at its due date. Returns when nothing is left to wait for
+        and no request is being answered."""
         while True:
             if unsent := self._unsent_refunds():
                 self._restart_refund_polls()
@@ -397,33 +415,59 @@ class InvoiceWorkflow:
                 self._refund_notified = False
                 await self._check_refunds()
                 continue
-            if not self._followed_refunds():
+            if self._disputes_to_check:
+                await self._check_dispute(self._disputes_to_check.pop(0))
+                continue
+            checks = self._next_checks()
+            if not checks:
                 if workflow.all_handlers_finished():
                     return
                 await workflow.wait_condition(
-                    lambda: self._refund_work() or workflow.all_handlers_finished()
+                    lambda: self._work_waiting() or workflow.all_handlers_finished()
                 )
                 continue
             now = workflow.now()
-            if now >= self._next_refund_poll_at:
-                self._refund_poll_count += 1
-                self._next_refund_poll_at = now + self._refund_poll_interval()
-                await self._check_refunds()
+            moment, what = min(checks)
+            if now >= moment:
+                await self._check_due(what)
                 continue
             if self._history_is_long() and workflow.all_handlers_finished():
                 self._continue_as_new()
             workflow.set_current_details(
-                f"{len(self._followed_refunds())} refund(s) in flight: next check with "
-                f"Paystack at {self._next_refund_poll_at:%Y-%m-%d %H:%M:%S} UTC"
+                f"{len(self._followed_refunds())} refund(s) in flight, "
+                f"{len(self._awaited_disputes())} dispute(s) open: next check with Paystack "
+                f"at {moment:%Y-%m-%d %H:%M:%S} UTC"
             )
             try:
                 await workflow.wait_condition(
-                    self._refund_work,
-                    timeout=max(self._next_refund_poll_at - now, MIN_TIMER),
-                    timeout_summary="next refund check",
+                    self._work_waiting,
+                    timeout=max(moment - now, MIN_TIMER),
+                    timeout_summary=what,
                 )
             except TimeoutError:
                 pass
+
+    def _next_checks(self) -> list[tuple[datetime, str]]:
+        """When each thing followed is next looked at: the refunds' next poll, and each
+        open dispute's due date."""
+        checks = [(self._next_refund_poll_at, REFUND_CHECK)] if self._followed_refunds() else []
+        for dispute in self._awaited_disputes():
+            assert dispute.due_at is not None
+            checks.append((dispute.due_at, f"{DISPUTE_DUE} {dispute.dispute_id}"))
+        return checks
+
+    async def _check_due(self, what: str) -> None:
+        if what == REFUND_CHECK:
+            self._refund_poll_count += 1
+            self._next_refund_poll_at = workflow.now() + self._refund_poll_interval()
+            await self._check_refunds()
+            return
+        await self._flag_if_overdue(int(what.removeprefix(f"{DISPUTE_DUE} ")))
+
+    def _work_waiting(self) -> bool:
+        return (
+            self._refund_notified or bool(self._unsent_refunds()) or bool(self._disputes_to_check)
+        )
 
     def _unsent_refunds(self) -> list[Refund]:
         """Asked for, and not yet known to Paystack (or not yet found there)."""
@@ -440,9 +484,6 @@ class InvoiceWorkflow:
             for r in self._current.refunds_in_flight
             if r.status is not RefundStatus.NEEDS_ATTENTION
         ]
-
-    def _refund_work(self) -> bool:
-        return self._refund_notified or bool(self._unsent_refunds())
 
     def _restart_refund_polls(self) -> None:
         self._refund_poll_count = 0
@@ -566,6 +607,103 @@ class InvoiceWorkflow:
         if status is not self._status:
             await self._transition(status)
 
+    # --- disputes -----------------------------------------------------------------
+
+    def _awaited_disputes(self) -> list[Dispute]:
+        """Open, with a due date, not yet flagged overdue: each has a timer."""
+        return [
+            d
+            for d in self._current.disputes
+            if d.status.is_open and not d.overdue and d.due_at is not None
+        ]
+
+    async def _check_dispute(self, dispute_id: int) -> None:
+        """Paystack's word on the dispute a webhook named."""
+        record = await self._fetch_dispute(dispute_id)
+        if record is not None:
+            await self._learn_dispute(record)
+
+    async def _fetch_dispute(self, dispute_id: int) -> DisputeRecord | None:
+        try:
+            return await workflow.execute_activity_method(
+                PaystackActivities.fetch_dispute,
+                dispute_id,
+                task_queue=self._input.paystack_task_queue,
+                start_to_close_timeout=PAYSTACK_CALL_TIMEOUT,
+                retry_policy=REFUND_CALL_RETRY,
+                summary=f"Paystack dispute {dispute_id}",
+            )
+        except ActivityError as error:
+            workflow.logger.warning("Paystack refused dispute %d: %s", dispute_id, error.cause)
+            return None
+
+    async def _learn_dispute(self, record: DisputeRecord) -> None:
+        invoice, now = self._current, workflow.now()
+        known = invoice.dispute(record.id)
+        status = DisputeStatus.from_paystack(record.status)
+        # Overdue stays until it is no longer open, or Paystack gives it a later due date.
+        overdue = (
+            known is not None
+            and known.overdue
+            and status.is_open
+            and (record.due_at is None or now >= record.due_at)
+        )
+        learned = Dispute(
+            dispute_id=record.id,
+            invoice_id=invoice.invoice_id,
+            status=status,
+            updated_at=now,
+            revision=0,
+            category=record.category,
+            reason=record.reason,
+            due_at=record.due_at,
+            resolution=(
+                DisputeResolution.from_paystack(record.resolution) if record.resolution else None
+            ),
+            refund_amount=record.refund_amount,
+            currency=record.currency,
+            overdue=overdue,
+        )
+        if known is None or not known.same_as(learned):
+            await self._change_dispute(learned)
+
+    async def _flag_if_overdue(self, dispute_id: int) -> None:
+        """At its due date, a dispute still open (by Paystack's word now) is flagged."""
+        record = await self._fetch_dispute(dispute_id)
+        if record is not None:
+            await self._learn_dispute(record)
+        dispute = self._current.dispute(dispute_id)
+        assert dispute is not None
+        due = dispute.due_at is None or workflow.now() >= dispute.due_at
+        if dispute.status.is_open and not dispute.overdue and due:
+            workflow.logger.warning(
+                "dispute %d of invoice %s is open past its due date",
+                dispute_id,
+                dispute.invoice_id,
+            )
+            await self._change_dispute(dataclasses.replace(dispute, overdue=True))
+
+    async def _change_dispute(self, dispute: Dispute) -> None:
+        """Records one dispute's change (its own revision, and its `dispute.updated` event)."""
+        invoice, now = self._current, workflow.now()
+        dispute = dataclasses.replace(dispute, revision=invoice.revision + 1, updated_at=now)
+        disputes = [dispute if d.dispute_id == dispute.dispute_id else d for d in invoice.disputes]
+        if invoice.dispute(dispute.dispute_id) is None:
+            disputes.append(dispute)
+        self._invoice = dataclasses.replace(
+            invoice, disputes=disputes, updated_at=now, revision=dispute.revision
+        )
+        if state := dispute_state_of(disputes):
+            workflow.upsert_search_attributes([DISPUTE_STATE.value_set(state)])
+        workflow.logger.info(
+            "dispute %d of invoice %s is now %s",
+            dispute.dispute_id,
+            invoice.invoice_id,
+            dispute.status.value,
+        )
+        await self._record()
+        await self._announce(InvoiceEvent.of_dispute(self._current, dispute))
+
     # --- long histories ---------------------------------------------------------
 
     async def _continue_as_new_if_suggested(self) -> None:
@@ -591,6 +729,7 @@ class InvoiceWorkflow:
             refund_poll_count=self._refund_poll_count,
             next_refund_poll_at=self._next_refund_poll_at,
             refund_notified=self._refund_notified,
+            disputes_to_check=list(self._disputes_to_check),
         )
         workflow.continue_as_new(dataclasses.replace(self._input, carried=carried))
 
@@ -611,6 +750,7 @@ class InvoiceWorkflow:
         if carried.next_refund_poll_at is not None:
             self._next_refund_poll_at = carried.next_refund_poll_at
         self._refund_notified = carried.refund_notified
+        self._disputes_to_check = list(carried.disputes_to_check)
 
     # --- side effects -------------------------------------------------------------
 
@@ -859,7 +999,7 @@ class InvoiceWorkflow:
         assert refund is not None
         if refund.status is RefundStatus.FAILED and refund.paystack_refund_id is None:
             raise ApplicationError(
-                refund.failure_reason or "the refund", type=ErrorType.REFUND_REFUSED
+                refund.failure_reason or "the refund", type=ErrorType.PAYSTACK_REFUSED
             )
         return RefundAnswer(invoice=self._current, refund=refund, created=created)
 
@@ -895,14 +1035,64 @@ class InvoiceWorkflow:
                 summary=f"Paystack retry of refund {refund.refund_id}",
             )
         except ActivityError as error:
-            cause = error.cause
-            reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
-            if isinstance(cause, ApplicationError) and cause.type == ErrorType.PAYSTACK_REJECTED:
-                raise ApplicationError(reason, type=ErrorType.REFUND_REFUSED) from None
-            raise ApplicationError(reason, type=ErrorType.PAYSTACK_UNAVAILABLE) from None
+            raise _refused_or_unavailable(error) from None
         self._restart_refund_polls()
         await self._learn_refund(record)
         return await self._answer_refund(refund.refund_id, created=False)
+
+    @workflow.update
+    async def resolve_dispute(self, decision: DisputeDecision) -> DisputeAnswer:
+        """POST /disputes/{id}/resolve: the merchant's answer, sent to Paystack; an accepted
+        dispute's refund is then looked for at once (Paystack makes it)."""
+        await workflow.wait_condition(
+            lambda: self._invoice is not None or self._creation_error is not None
+        )
+        self._raise_creation_error()
+        dispute = self._current.dispute(decision.dispute_id)
+        if dispute is None:
+            raise ApplicationError(
+                f"no dispute {decision.dispute_id}", type=ErrorType.DISPUTE_NOT_FOUND
+            )
+        if not dispute.status.is_open:
+            raise ApplicationError(
+                f"the dispute is {dispute.status.value}: only an open dispute can be resolved",
+                type=ErrorType.DISPUTE_NOT_OPEN,
+            )
+        try:
+            record = await workflow.execute_activity_method(
+                PaystackActivities.resolve_dispute,
+                ResolveDisputeInput(
+                    dispute_id=decision.dispute_id,
+                    resolution=decision.resolution,
+                    message=decision.message,
+                    refund_amount=decision.refund_amount,
+                    uploaded_filename=decision.uploaded_filename,
+                    evidence=decision.evidence,
+                ),
+                task_queue=self._input.paystack_task_queue,
+                start_to_close_timeout=PAYSTACK_CALL_TIMEOUT,
+                retry_policy=REFUND_RETRY_ATTEMPTS,
+                summary=f"Paystack resolve dispute {decision.dispute_id}",
+            )
+        except ActivityError as error:
+            raise _refused_or_unavailable(error) from None
+        await self._learn_dispute(record)
+        if decision.resolution == DisputeResolution.MERCHANT_ACCEPTED.paystack:
+            self._refund_notified = True
+        await workflow.wait_condition(lambda: self._recorded_revision >= self._current.revision)
+        resolved = self._current.dispute(decision.dispute_id)
+        assert resolved is not None
+        return DisputeAnswer(invoice=self._current, dispute=resolved)
+
+    @workflow.signal
+    def dispute_notified(self, notice: DisputeNotice) -> None:
+        """A dispute webhook: ask Paystack about the dispute it names."""
+        key = f"dispute:{notice.dedupe_key}"
+        if key in self._seen_notices or len(self._seen_notices) >= MAX_NOTICES:
+            return
+        self._seen_notices.add(key)
+        if notice.dispute_id not in self._disputes_to_check:
+            self._disputes_to_check.append(notice.dispute_id)
 
     @workflow.signal
     def refund_notified(self, notice: RefundNotice) -> None:
@@ -954,6 +1144,15 @@ def _idempotency_conflict() -> ApplicationError:
         "this Idempotency-Key was already used with a different request body",
         type=ErrorType.IDEMPOTENCY_CONFLICT,
     )
+
+
+def _refused_or_unavailable(error: ActivityError) -> ApplicationError:
+    """An operator's call that Paystack refused (4xx: 409 with its words) or did not answer."""
+    cause = error.cause
+    reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
+    if isinstance(cause, ApplicationError) and cause.type == ErrorType.PAYSTACK_REJECTED:
+        return ApplicationError(reason, type=ErrorType.PAYSTACK_REFUSED)
+    return ApplicationError(reason, type=ErrorType.PAYSTACK_UNAVAILABLE)
 
 
 def _cause(

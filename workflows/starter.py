@@ -4,8 +4,9 @@ imports this).
 An invoice has one workflow id for its whole life, `invoice-<id>`, and at most one open run
 of it at any moment: the invoice's single writer. A run completes once the invoice has
 nothing left to wait for (paid; or expired and past its late-payment window). A request
-that needs the writer later (an operator's reverify now; verify-now, heals from
-reconciliation, refunds and disputes next) is an update-with-start on that id:
+that needs the writer later (an operator's reverify, verify-now, heals from
+reconciliation, refunds; disputes next) is an update-with-start on that id (a refund
+webhook, a signal-with-start):
 
 - a run is open: the update goes to it (the conflict policy keeps the one writer);
 - the last run completed: a new run starts, resumes from the invoice's record (written by

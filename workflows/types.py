@@ -14,6 +14,7 @@ from temporalio.common import (
 )
 
 from domain import events
+from domain.disputes import Dispute
 from domain.invoice import InvoiceRequest, InvoiceSnapshot, InvoiceStatus
 from domain.refunds import REFUND_POLL_SCHEDULE, Refund, RefundStatus
 
@@ -26,6 +27,9 @@ DUE_AT = SearchAttributeKey.for_datetime("DueAt")
 # The most pressing status among the invoice's refunds (`needs_attention` first), once it
 # has one: `RefundState = "needs_attention"` lists the refunds waiting for an operator.
 REFUND_STATE = SearchAttributeKey.for_keyword("RefundState")
+# `overdue` while a dispute is open past its due date, else the status of an open one, else
+# how the last ended: `DisputeState = "overdue"` lists the disputes operators must answer.
+DISPUTE_STATE = SearchAttributeKey.for_keyword("DisputeState")
 SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
     INVOICE_STATUS,
     CUSTOMER_EMAIL,
@@ -33,6 +37,7 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
     CURRENCY,
     DUE_AT,
     REFUND_STATE,
+    DISPUTE_STATE,
 )
 REFUND_STATE_ORDER = (
     RefundStatus.NEEDS_ATTENTION,
@@ -42,6 +47,14 @@ REFUND_STATE_ORDER = (
     RefundStatus.FAILED,
     RefundStatus.PROCESSED,
 )
+
+
+def dispute_state_of(disputes: list[Dispute]) -> str | None:
+    open_ones = [d for d in disputes if d.status.is_open]
+    if any(d.overdue for d in open_ones):
+        return "overdue"
+    latest = open_ones or disputes
+    return latest[-1].status.value if latest else None
 
 
 def refund_state_of(refunds: list[Refund]) -> str | None:
@@ -110,6 +123,7 @@ class CarriedState:
     refund_poll_count: int = 0
     next_refund_poll_at: datetime | None = None
     refund_notified: bool = False
+    disputes_to_check: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -232,3 +246,35 @@ class RefundNotice:
     @property
     def dedupe_key(self) -> str:
         return f"{self.event}:{self.status}:{self.amount}:{self.refund_reference}"
+
+
+@dataclass
+class DisputeNotice:
+    """A signed Paystack `charge.dispute.*` webhook, relayed by the API: a reason to ask
+    Paystack about the dispute it names."""
+
+    event: str
+    dispute_id: int
+    status: str | None = None
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"{self.event}:{self.dispute_id}:{self.status}"
+
+
+@dataclass
+class DisputeDecision:
+    """POST /disputes/{id}/resolve: the merchant accepts (with a refund) or declines."""
+
+    dispute_id: int
+    resolution: str
+    message: str
+    refund_amount: int
+    uploaded_filename: str
+    evidence: int | None = None
+
+
+@dataclass
+class DisputeAnswer:
+    invoice: InvoiceSnapshot
+    dispute: Dispute

@@ -48,6 +48,7 @@ from api.errors import refused, temporal_call, unavailable
 from api.schemas import (
     WITH_BODY,
     CreateInvoice,
+    DisputeOut,
     ErrorBody,
     InvoiceOut,
     InvoicePage,
@@ -303,12 +304,15 @@ def get_invoice(invoice_id: InvoiceId, engine: EngineDep, caller: CallerDep) -> 
 
 
 def with_books(engine: Engine, invoices: list[InvoiceOut]) -> list[InvoiceOut]:
-    """Adds what the reconciliation sweep saw of each payment on Paystack's books: the
-    settlement that paid it out, its fees, and what is left after them."""
+    """Adds each invoice's disputes (rows of their own), and what the reconciliation sweep
+    saw of each payment on Paystack's books: the settlement that paid it out, its fees, and
+    what is left after them."""
     seen = books.transactions_by_reference(
         engine, [i.paystack_reference for i in invoices if i.paystack_reference and i.paid_at]
     )
+    disputes = queries.disputes_of(engine, [i.id for i in invoices])
     for invoice in invoices:
+        invoice.disputes = [DisputeOut.model_validate(row) for row in disputes[invoice.id]]
         transaction = seen.get(invoice.paystack_reference or "")
         if transaction is None or transaction.id != invoice.paystack_transaction_id:
             continue

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 
+from api.after_payment_schemas import CreateRefund, RefundOut, RefundPage, RetryRefund
 from api.deps import (
     Caller,
     CallerDep,
@@ -25,7 +26,6 @@ from api.deps import (
     current_caller,
 )
 from api.errors import temporal_call
-from api.refund_schemas import CreateRefund, RefundOut, RefundPage, RetryRefund
 from api.routers.invoices import IDEMPOTENCY_KEY_PATTERN, InvoiceId, visible_invoice
 from api.schemas import WITH_BODY, ErrorBody
 from db import queries

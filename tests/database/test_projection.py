@@ -12,15 +12,15 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from api.schemas import InvoiceOut
-from db.models import Invoice, InvoiceRefund, InvoiceStatusChange
+from db.models import Invoice, InvoiceStatusChange
 from db.projection import (
-    REFUND_FIELDS,
-    REFUND_ROW_NAMES,
+    PARTS,
     ROW_NAMES,
     SNAPSHOT_FIELDS,
     apply_snapshot,
     load_snapshot,
 )
+from domain.disputes import Dispute, DisputeResolution, DisputeStatus
 from domain.invoice import InvoiceSnapshot, InvoiceStatus, ReviewReason
 from domain.refunds import Refund, RefundStatus
 
@@ -138,15 +138,31 @@ def a_full_snapshot() -> InvoiceSnapshot:
                 failure_reason="Refund amount exceeds transaction amount",
             ),
         ],
+        disputes=[
+            Dispute(
+                dispute_id=2**64 - 3,
+                invoice_id="inv-projection",
+                status=DisputeStatus.RESOLVED,
+                updated_at=NOW + timedelta(hours=5),
+                revision=7,
+                category="chargeback",
+                reason="Customer complained about debit without value",
+                due_at=NOW + timedelta(days=2),
+                resolution=DisputeResolution.DECLINED,
+                refund_amount=250000,
+                currency="NGN",
+                overdue=True,
+            )
+        ],
     )
 
 
 def test_every_snapshot_field_has_a_column_and_every_column_a_field() -> None:
     columns = {ROW_NAMES.get(name, name) for name in SNAPSHOT_FIELDS}
     assert columns == set(Invoice.model_fields)
-    # Refunds are rows of their own, each field a column.
-    refund_columns = {REFUND_ROW_NAMES.get(name, name) for name in REFUND_FIELDS}
-    assert refund_columns == set(InvoiceRefund.model_fields)
+    # Refunds and disputes are rows of their own, each field a column.
+    for part in PARTS:
+        assert {part.names.get(n, n) for n in part.fields} == set(part.table.model_fields)
     defaults = {
         field.name
         for field in dataclasses.fields(InvoiceSnapshot)
@@ -172,14 +188,16 @@ def test_the_three_shapes_agree_through_the_database(engine: Engine) -> None:
     assert load_snapshot(engine, full.invoice_id) == full
     row, _ = stored(engine)
     from_row, from_snapshot = InvoiceOut.model_validate(row), InvoiceOut.model_validate(full)
-    assert from_row == from_snapshot
+    # Disputes are rows of their own: the API adds them to the invoice's row (with_books).
+    assert [d.id for d in from_snapshot.disputes] == [2**64 - 3] and from_row.disputes == []
+    assert from_row == from_snapshot.model_copy(update={"disputes": []})
     shown = from_row.model_dump()
     assert shown["id"] == full.invoice_id and shown["metadata"] == full.metadata
     assert shown["revision"] == 7 and shown["review_reason"] == "amount_mismatch"
     # Every public field is one of the snapshot's, by its own name or its alias, but for
     # what the reconciliation sweep adds from Paystack's books (refunds have routes of their
     # own).
-    snapshot_names = set(SNAPSHOT_FIELDS)
+    snapshot_names = set(SNAPSHOT_FIELDS) | {part.field for part in PARTS}
     from_the_books = {"settlement_id", "fees", "net_amount"}
     for name, field in InvoiceOut.model_fields.items():
         aliases = set(getattr(field.validation_alias, "choices", [])) | {name}

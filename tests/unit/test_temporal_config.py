@@ -13,8 +13,9 @@ from temporalio.service import TLSConfig
 
 from config import ApiKey, Settings
 from db.engine import make_engine
+from paystack.client import make_paystack_client
 from temporal_config import TemporalConfigError, connect_config
-from worker import ACTIVITY_THREADS, build_workers, make_paystack_client
+from worker import ACTIVITY_THREADS, build_workers
 
 
 def test_nothing_set_is_the_local_dev_server_in_plain_text() -> None:

@@ -55,6 +55,11 @@ WORKFLOW_PATHS = {
     "refund_found_by_polling",
     "refund_answer_lost",
     "refund_from_dashboard",
+    # Disputes: declined (a completed invoice woken by the dispute's webhook); accepted,
+    # with the refund Paystack makes for it; left open past its due date.
+    "dispute_declined",
+    "dispute_accepted_and_refunded",
+    "dispute_overdue",
 }
 
 EARLIER_VERSIONS = sorted(path for path in HISTORY_DIR.iterdir() if path.is_dir())

@@ -1,5 +1,6 @@
-"""The refunds API's shapes: a refund asked for, a refund as the API shows it, and the
-customer's bank account for a refund that needs attention."""
+"""The shapes of money after payment: a refund asked for, a refund as the API shows it, the
+customer's bank account for a refund that needs attention; a dispute as the API shows it,
+and the merchant's answer to one."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Annotated
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from api.schemas import MAX_AMOUNT
+from domain.disputes import DisputeResolution
 from domain.invoice import Currency
 from domain.refunds import RefundStatus
 
@@ -116,3 +118,40 @@ class RetryRefund(BaseModel):
     currency: Currency
     account_number: Annotated[str, Field(pattern=r"^[0-9]{6,20}$")]
     bank_id: Annotated[str, Field(pattern=r"^[0-9]{1,10}$", description="Paystack's bank id")]
+
+
+class ResolveDispute(BaseModel):
+    """The merchant's answer to a dispute, forwarded to Paystack."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "resolution": "declined",
+                    "message": "Delivered on 2026-11-20; signed receipt attached",
+                    "refund_amount": 0,
+                    "uploaded_filename": "qesp8a4df1xejihd9x5q.pdf",
+                }
+            ]
+        },
+    )
+
+    resolution: DisputeResolution = Field(description="merchant_accepted or declined")
+    message: Annotated[str, Field(min_length=1, max_length=1000)]
+    refund_amount: Annotated[
+        int, Field(strict=True, ge=0, le=MAX_AMOUNT, description="In the subunit")
+    ]
+    uploaded_filename: Annotated[
+        str,
+        Field(
+            pattern=r"^[A-Za-z0-9._-]{1,200}$",
+            description="The file name GET /disputes/{id}/upload-url gave",
+        ),
+    ]
+    evidence: Annotated[int | None, Field(strict=True, ge=1, le=2**63 - 1)] = None
+
+
+class UploadUrlOut(BaseModel):
+    signed_url: str = Field(description="PUT the evidence file here")
+    file_name: str = Field(description="Resolve the dispute with this uploaded_filename")

@@ -1,4 +1,5 @@
-"""Refunds: each invoice's refunds, and what has gone back to the customer.
+"""Refunds and disputes: each invoice's refunds, what has gone back to the customer, and
+the card holders' disputes of its payment.
 
 Revision ID: 0009
 Revises: 0008
@@ -44,9 +45,27 @@ def upgrade() -> None:
     op.create_index("ix_refunds_invoice_id_created_at", "refunds", ["invoice_id", "created_at"])
     op.create_index("ix_refunds_paystack_refund_id", "refunds", ["paystack_refund_id"])
     op.create_index("ix_refunds_status", "refunds", ["status"])
+    op.create_table(
+        "disputes",
+        sa.Column("id", PaystackId(), primary_key=True),
+        sa.Column("invoice_id", sa.String(length=64), nullable=False),
+        sa.Column("status", sa.String(length=40), nullable=False),
+        sa.Column("category", sa.String(length=40), nullable=True),
+        sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("due_at", UTCDateTime(), nullable=True),
+        sa.Column("resolution", sa.String(length=40), nullable=True),
+        sa.Column("refund_amount", sa.BigInteger(), nullable=True),
+        sa.Column("currency", sa.String(length=3), nullable=True),
+        sa.Column("overdue", sa.Boolean(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.Column("revision", sa.Integer(), nullable=False),
+    )
+    op.create_index("ix_disputes_invoice_id", "disputes", ["invoice_id"])
+    op.create_index("ix_disputes_status", "disputes", ["status"])
 
 
 def downgrade() -> None:
+    op.drop_table("disputes")
     op.drop_table("refunds")
     with op.batch_alter_table("invoices") as batch:
         batch.drop_column("amount_refunded")
