@@ -33,6 +33,8 @@ class Figures:
     queued: int
     endpoints: dict[str, int]
     recon: books.SweepFigures = field(default_factory=books.SweepFigures)
+    refunds: dict[str, int] = field(default_factory=dict)
+    disputes: dict[str, int] = field(default_factory=dict)
 
 
 class InvoiceCollector(Collector):
@@ -56,6 +58,8 @@ class InvoiceCollector(Collector):
                     queued=store.count_queued_deliveries(self._engine),
                     endpoints=queries.count_webhook_endpoints(self._engine),
                     recon=books.sweep_figures(self._engine),
+                    refunds=queries.count_refunds_by_status(self._engine),
+                    disputes=queries.count_open_disputes(self._engine),
                 )
                 self._read_at = time.monotonic()
             return self._figures
@@ -92,7 +96,23 @@ class InvoiceCollector(Collector):
         )
         for state, count in figures.endpoints.items():
             endpoints.add_metric([state], count)
+        refunds = GaugeMetricFamily(
+            "payrecon_refunds",
+            "Refunds by status (needs_attention: waiting for an operator's retry)",
+            labels=["status"],
+        )
+        for status, count in figures.refunds.items():
+            refunds.add_metric([status], count)
+        disputes = GaugeMetricFamily(
+            "payrecon_disputes_open",
+            "Open disputes: overdue (past their due date) or awaiting",
+            labels=["state"],
+        )
+        for state, count in figures.disputes.items():
+            disputes.add_metric([state], count)
         yield from _sweep_families(figures.recon)
+        yield refunds
+        yield disputes
         yield endpoints
         yield transitions
         yield invoices

@@ -161,6 +161,23 @@ def count_invoices_by_status(engine: Engine) -> dict[str, int]:
         return {status: count for status, count in session.exec(query)}
 
 
+def count_refunds_by_status(engine: Engine) -> dict[str, int]:
+    """Refunds by status: `needs_attention` ones wait for an operator."""
+    with Session(engine) as session:
+        query = select(InvoiceRefund.status, func.count()).group_by(InvoiceRefund.status)
+        return {status: count for status, count in session.exec(query)}
+
+
+def count_open_disputes(engine: Engine) -> dict[str, int]:
+    """Open disputes: `overdue` (past their due date: an operator must answer) and
+    `awaiting` (the rest), both present."""
+    open_statuses = ("awaiting_merchant_feedback", "awaiting_bank_feedback", "pending")
+    with Session(engine) as session:
+        query = select(InvoiceDispute.overdue).where(col(InvoiceDispute.status).in_(open_statuses))
+        overdue = list(session.exec(query))
+    return {"overdue": overdue.count(True), "awaiting": overdue.count(False)}
+
+
 def count_webhook_endpoints(engine: Engine) -> dict[str, int]:
     """Endpoints by state: `enabled` and `disabled`, both present (a few per merchant)."""
     with Session(engine) as session:

@@ -4,6 +4,7 @@ API, and flagged when left open past their due date."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -144,6 +145,10 @@ async def test_a_dispute_open_past_its_due_date_is_flagged(
         assert described.search_attributes.get("DisputeState") == ["overdue"]
 
     await eventually(searchable, 10)
+    # And the metric operators alert on counts it.
+    metrics = (await api.get("/metrics")).text
+    overdue = re.search(r'^payrecon_disputes_open\{state="overdue"\} (\S+)$', metrics, re.M)
+    assert overdue is not None and float(overdue.group(1)) >= 1
     await check_history(stack, invoice["id"], "dispute_overdue")
 
 

@@ -5,6 +5,7 @@ when the test says so)."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -197,6 +198,9 @@ async def test_a_refund_that_needs_attention_is_retried_with_the_account(
     assert not_yet.status_code == 409 and "needs attention" in not_yet.json()["detail"]
     await SandboxControls(sandbox).settle_refund(refund["paystack_refund_id"], "needs-attention")
     await wait_for_refund(api, refund["id"], "needs_attention")
+    metrics = (await api.get("/metrics")).text
+    waiting = re.search(r'^payrecon_refunds\{status="needs_attention"\} (\S+)$', metrics, re.M)
+    assert waiting is not None and float(waiting.group(1)) >= 1
 
     bad = await api.post(f"/refunds/{refund['id']}/retry", json={"currency": "NGN"})
     assert bad.status_code == 422
