@@ -34,6 +34,18 @@ class AlreadyResolved(Exception):
     pass
 
 
+# Invoices whose payment should stand on Paystack's books as `success` and be paid out: paid,
+# or refunded in part (a full refund reverses the transaction, and so explains it).
+SETTLED_WHEN_PAID = [InvoiceStatus.PAID.value, InvoiceStatus.PARTIALLY_REFUNDED.value]
+# Invoices that took a payment, whatever became of it since.
+HOLDING_A_PAYMENT = [
+    InvoiceStatus.PAID.value,
+    InvoiceStatus.NEEDS_REVIEW.value,
+    InvoiceStatus.PARTIALLY_REFUNDED.value,
+    InvoiceStatus.REFUNDED.value,
+]
+
+
 def new_discrepancy_id() -> str:
     return "dsc_" + secrets.token_hex(12)
 
@@ -256,7 +268,7 @@ def unsettled_invoices(
             isouter=True,
         )
         .where(
-            Invoice.status == InvoiceStatus.PAID.value,
+            col(Invoice.status).in_(SETTLED_WHEN_PAID),
             col(Invoice.paid_at) < paid_before,
             col(Invoice.id) > after_id,
             col(PaystackTransaction.settlement_id).is_(None),
@@ -279,7 +291,7 @@ def paid_invoices_missing_from_books(
             isouter=True,
         )
         .where(
-            Invoice.status == InvoiceStatus.PAID.value,
+            col(Invoice.status).in_(SETTLED_WHEN_PAID),
             col(Invoice.created_at) >= since,
             col(Invoice.created_at) < until,
             col(Invoice.id) > after_id,
@@ -302,7 +314,7 @@ def payrecon_volume(session: Session, *, since: datetime, until: datetime) -> di
             col(PaystackTransaction.reference) == col(Invoice.paystack_reference),
         )
         .where(
-            col(Invoice.status).in_([InvoiceStatus.PAID.value, InvoiceStatus.NEEDS_REVIEW.value]),
+            col(Invoice.status).in_(HOLDING_A_PAYMENT),
             col(Invoice.amount_paid).is_not(None),
             col(PaystackTransaction.created_at) >= since,
             col(PaystackTransaction.created_at) < until,

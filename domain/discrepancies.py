@@ -122,7 +122,9 @@ def judge_transaction(
 
     paid_by_this = invoice is not None and _pays(invoice, record)
     if record.status != "success":
-        if invoice is not None and paid_by_this and invoice.status is InvoiceStatus.PAID:
+        # A full refund reverses the transaction: that is explained, a partial one is not.
+        standing = (InvoiceStatus.PAID, InvoiceStatus.PARTIALLY_REFUNDED)
+        if invoice is not None and paid_by_this and invoice.status in standing:
             found(DiscrepancyKind.PAID_NOT_ON_PAYSTACK, record.reference)
         return findings
 

@@ -216,6 +216,30 @@ async def test_each_kind_is_found_once_and_a_missed_payment_is_healed(
     )
 
 
+async def test_refunds_explain_a_reversal_and_flag_nothing(
+    ops: httpx.AsyncClient, merchant: httpx.AsyncClient, paystack: SandboxControls
+) -> None:
+    since = now()
+    whole, part = await paid_invoice(merchant, paystack), await paid_invoice(merchant, paystack)
+    for invoice, amount, status in (
+        (whole, AMOUNT, "refunded"),
+        (part, 1_000, "partially_refunded"),
+    ):
+        asked = await merchant.post(f"/invoices/{invoice['id']}/refunds", json={"amount": amount})
+        assert asked.status_code == 201, asked.text
+        await paystack.settle_refund(asked.json()["paystack_refund_id"], "processed")
+        await wait_for_status(merchant, invoice["id"], status)
+    # Paystack shows the fully refunded payment `reversed`, the other still `success`.
+    for invoice, paystack_status in ((whole, "reversed"), (part, "success")):
+        seen = await paystack.transaction(invoice["id"])
+        assert seen is not None and seen["transaction"]["status"] == paystack_status
+    run = await reconcile(ops, since, now() + timedelta(seconds=1))
+    assert run["counts"] == {} and run["records_matched"] == 2
+    assert [
+        d for d in await discrepancies(ops) if d["invoice_id"] in (whole["id"], part["id"])
+    ] == []
+
+
 async def test_settlement_arithmetic_and_fees_are_checked(
     ops: httpx.AsyncClient, merchant: httpx.AsyncClient, paystack: SandboxControls
 ) -> None:

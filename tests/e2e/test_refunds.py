@@ -16,6 +16,7 @@ from paystack.client import PaystackClient
 from sandbox.controls import SandboxControls
 from tests.helpers import (
     AMOUNT,
+    api_client,
     check_history,
     create_invoice,
     eventually,
@@ -23,7 +24,7 @@ from tests.helpers import (
     set_webhooks,
     wait_for_status,
 )
-from tests.stack import SECRET_KEY, Stack
+from tests.stack import API_KEY, SECRET_KEY, Stack, another_api
 from workflows.types import workflow_id_for
 
 
@@ -154,6 +155,45 @@ async def test_no_refund_exceeds_what_is_refundable(
         assert partly["amount_refunded"] == 240_000
 
     await eventually(all_processed, 20)
+
+
+async def test_two_api_processes_at_once_never_refund_more_than_was_paid(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient, paystack: PaystackClient
+) -> None:
+    invoice = await paid_invoice(api, sandbox)
+    with another_api(stack, "api-refunds") as second:
+        async with api_client(second.api_url, API_KEY) as other:
+            # Ten requests for 60,000 each, half through each process: four fit in 250,000.
+            answers = await asyncio.gather(
+                *(ask_refund(client, invoice["id"], amount=60_000) for client in (api, other) * 5)
+            )
+    codes = sorted(answer.status_code for answer in answers)
+    assert codes == [201] * 4 + [409] * 6, [a.text for a in answers]
+    made = await paystack_refunds(paystack, invoice["paystack_transaction_id"])
+    assert len(made) == 4 and sum(r.amount for r in made) == 240_000
+    await settle_the_rest(sandbox, paystack, invoice["paystack_transaction_id"])
+
+    async def all_processed() -> None:
+        shown = (await api.get(f"/invoices/{invoice['id']}")).json()
+        assert (shown["status"], shown["amount_refunded"]) == ("partially_refunded", 240_000)
+
+    await eventually(all_processed, 20)
+
+
+async def test_a_late_payment_is_refunded_and_keeps_its_review_reason(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    invoice = await create_invoice(api, due_in_seconds=1)
+    await wait_for_status(api, invoice["id"], "expired")
+    await pay(sandbox, invoice["id"])
+    late = await wait_for_status(api, invoice["id"], "needs_review")
+    assert late["review_reason"] == "paid_after_expiry"
+    refund = await ask_refund(api, invoice["id"], reason="paid after the invoice expired")
+    assert refund.status_code == 201, refund.text
+    await SandboxControls(sandbox).settle_refund(refund.json()["paystack_refund_id"], "processed")
+    refunded = await wait_for_status(api, invoice["id"], "refunded")
+    assert refunded["review_reason"] == "paid_after_expiry"
+    assert refunded["amount_refunded"] == AMOUNT
 
 
 async def test_a_repeated_key_is_the_same_refund(
