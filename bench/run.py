@@ -66,6 +66,8 @@ class Bench:
                 "PAYRECON_POLL_SCHEDULE": ",".join(str(s) for s in POLL_SCHEDULE),
                 "PAYRECON_LATE_PAYMENT_WINDOW": "0",
             },
+            # Refunds move when the bench settles them, not by themselves.
+            sandbox_settings={"SANDBOX_REFUND_AUTO_SECONDS": "0"},
         )
         self.rows: list[Row] = []
         self.figures: dict[str, Any] = {}
@@ -263,6 +265,59 @@ class Bench:
         )
         self.figures["time_to_paid"] = {"p50_ms": p50 * 1000, "p99_ms": p99 * 1000}
         self.figures["calls_webhook_path"] = {"mean": statistics.mean(calls), "max": max(calls)}
+
+    # --- refunds: asked for, and Paystack's processed seen by the API ----------------
+
+    async def bench_refunds(self) -> None:
+        """A full refund of each of `refund_count` paid invoices: the API's answer (Paystack
+        has queued it), then from the sandbox marking it processed (and sending its
+        webhooks) to `GET /refunds/{id}` saying so."""
+        asked: list[float] = []
+        to_processed: list[float] = []
+        answered: dict[int, int] = {}
+        async with self.api() as api, httpx.AsyncClient(base_url=self.stack.sandbox_url) as sb:
+            controls = SandboxControls(sb)
+            for n in range(self.args.refund_count):
+                invoice = (await self.create(api, 1, 1))[0][0]
+                await controls.pay(invoice)
+                while (await api.get(f"/invoices/{invoice}")).json()["status"] != "paid":
+                    await asyncio.sleep(0.002)
+                started = time.perf_counter()
+                response = await api.post(f"/invoices/{invoice}/refunds", json={})
+                asked.append(time.perf_counter() - started)
+                answered[response.status_code] = answered.get(response.status_code, 0) + 1
+                refund = response.json()
+                if response.status_code != 201:
+                    continue
+                started = time.perf_counter()
+                await controls.settle_refund(refund["paystack_refund_id"], "processed")
+                while (await api.get(f"/refunds/{refund['id']}")).json()["status"] != "processed":
+                    await asyncio.sleep(0.002)
+                to_processed.append(time.perf_counter() - started)
+                if (n + 1) % 10 == 0:
+                    self.progress.say(f"refunds: {n + 1}/{self.args.refund_count}")
+        a50, a99 = percentile(asked, 50), percentile(asked, 99)
+        p50, p99 = percentile(to_processed, 50), percentile(to_processed, 99)
+        codes = ", ".join(f"{count} answered {code}" for code, count in sorted(answered.items()))
+        self.rows.append(
+            ("refund create (POST /invoices/{id}/refunds)", f"p50 {ms(a50)}, p99 {ms(a99)}", codes)
+        )
+        self.rows.append(
+            (
+                "refund processed -> API shows it",
+                f"p50 {ms(p50)}, p99 {ms(p99)}",
+                f"n={len(to_processed)}; from the sandbox's settle (refund.processing and "
+                "refund.processed sent) to GET /refunds/{id} saying processed",
+            )
+        )
+        self.figures["refunds"] = {
+            "create_p50_ms": a50 * 1000,
+            "create_p99_ms": a99 * 1000,
+            "processed_p50_ms": p50 * 1000,
+            "processed_p99_ms": p99 * 1000,
+            "answers": {str(code): count for code, count in answered.items()},
+            "n": len(to_processed),
+        }
 
     # --- 3 and 6. webhook ACK, ours and the baseline's -----------------------------
 
@@ -622,6 +677,7 @@ class Bench:
             steps = [
                 ("create", create_step),
                 ("paid", self.bench_time_to_paid),
+                ("refunds", self.bench_refunds),
                 ("ack", lambda: self.bench_webhooks(created)),
                 ("polling", self.bench_polling_day),
                 ("reconciliation", self.bench_reconciliation),
@@ -655,6 +711,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--create-count", type=int, default=400)
     parser.add_argument("--paid-count", type=int, default=50)
+    parser.add_argument("--refund-count", type=int, default=50)
     parser.add_argument(
         "--rates", type=lambda s: [int(r) for r in s.split(",")], default=[50, 100, 200]
     )
@@ -667,7 +724,7 @@ def main() -> int:
     parser.add_argument(
         "--phases",
         type=lambda s: s.split(","),
-        default=["create", "paid", "ack", "polling", "reconciliation", "capacity"],
+        default=["create", "paid", "refunds", "ack", "polling", "reconciliation", "capacity"],
     )
     parser.add_argument("--recon-count", type=int, default=100_000)
     parser.add_argument("--recon-page-size", type=int, default=100)

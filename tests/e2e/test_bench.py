@@ -17,6 +17,7 @@ async def test_a_tiny_bench_reports_every_measurement(tmp_path: Path) -> None:
         "bench.run",
         "--create-count=8",
         "--paid-count=3",
+        "--refund-count=3",
         "--rates=20",
         "--rate-seconds=1",
         "--polling-count=2",
@@ -39,6 +40,8 @@ async def test_a_tiny_bench_reports_every_measurement(tmp_path: Path) -> None:
         "invoice.paid at the merchant (webhook in -> merchant has it)",
         "goal p99 < 250.0 ms",
         "provider calls / invoice, webhook path",
+        "refund create (POST /invoices/{id}/refunds)",
+        "refund processed -> API shows it",
         "webhook ACK at 20/s",
         "highest rate held",
         "provider calls / invoice, polling only, 24 h",
@@ -67,6 +70,9 @@ async def test_a_tiny_bench_reports_every_measurement(tmp_path: Path) -> None:
     # Every paid invoice's invoice.paid reached the bench's merchant endpoint.
     assert report["figures"]["paid_event_to_merchant"]["n"] == 3
     assert report["figures"]["paid_event_to_merchant"]["missing"] == 0
+    # Every refund was queued by Paystack (201) and seen processed.
+    refunds = report["figures"]["refunds"]
+    assert refunds["answers"] == {"201": 3} and refunds["n"] == 3
     # Time to paid and create throughput stand beside the last run's (none the first time).
     table = [line for line in output.splitlines() if line.startswith("| ")]
     assert sum("last run: none" in line for line in table) == 3, output
