@@ -23,30 +23,40 @@ from activities.paystack import _as_application_error
 from api.reconciliation_schemas import DiscrepancyOut
 from config import Settings
 from db import reconciliation as books
-from db.models import Discrepancy, Invoice, OutboundEvent, ReconciliationRun
+from db.models import Discrepancy, Invoice, InvoiceDispute, OutboundEvent, ReconciliationRun
 from db.projection import load_snapshot
 from domain.discrepancies import (
+    AFTER_PAYMENT_KINDS,
     TRANSACTION_KINDS,
     DiscrepancyKind,
     Finding,
     finding_key,
+    judge_dispute,
     judge_fee,
+    judge_refund,
     judge_settlement,
     judge_transaction,
 )
+from domain.disputes import DisputeStatus
 from domain.errors import ErrorType
 from domain.events import OPERATORS, EventType
 from domain.invoice import InvoiceStatus
+from domain.refunds import refund_id_in
 from paystack.client import PaystackClient, PaystackError
+from paystack.disputes import DisputeRecord
+from paystack.refunds import RefundRecord
 from paystack.transactions import MalformedRecord, TransactionRecord
 from workflows.events import EventInput, EventWorkflow, event_workflow_id
 from workflows.invoice import InvoiceWorkflow
-from workflows.starter import event_policy, reach_invoice
+from workflows.starter import event_policy, reach_invoice, signal_invoice
+from workflows.types import DisputeNotice, RefundNotice
 
 log = structlog.get_logger(__name__)
 
 # Rows read at once by the checks that run over every paid invoice.
 BATCH = 500
+# What a sweep's notice to an invoice says it is (its webhook's event name, for a webhook's).
+SWEEP_NOTICE = "reconciliation"
 PAYSTACK_VOLUME, PAYRECON_VOLUME, FEES, NET_SETTLED = (
     "paystack_volume",
     "payrecon_volume",
@@ -151,6 +161,30 @@ class SettlementTransactionsReport:
     amount: int
     fees: int
     tally: Tally
+    to_tell: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AfterPaymentPage:
+    """A page of Paystack's refunds or disputes created in the window."""
+
+    window: RunWindow
+    page: int = 1
+
+
+@dataclass
+class NotifyInvoice:
+    """An invoice to ask to look again: at its refunds, or at this dispute."""
+
+    invoice_id: str
+    dispute_id: int | None = None
+
+
+@dataclass
+class AfterPaymentReport:
+    next_page: int | None
+    tally: Tally
+    to_notify: list[NotifyInvoice] = field(default_factory=list)
     to_tell: list[str] = field(default_factory=list)
 
 
@@ -322,6 +356,128 @@ class ReconciliationActivities:
             invoice_status=status.value,
         )
         return status.value
+
+    # --- refunds and disputes -----------------------------------------------------------
+
+    @activity.defn(name="reconcile_refunds_page")
+    async def reconcile_refunds_page(self, request: AfterPaymentPage) -> AfterPaymentReport:
+        """A page of the window's refunds against payrecon's: one it lacks, or holds with
+        another amount or state, is a `refund_mismatch`, and its invoice is asked to look."""
+        window = request.window
+        try:
+            page = await self._paystack.list_refunds(
+                since=window.since, until=window.until, per_page=window.page_size, page=request.page
+            )
+        except PaystackError as error:
+            raise _as_application_error(error) from error
+        except MalformedRecord as error:
+            raise ApplicationError(str(error), type=ErrorType.PAYSTACK_REJECTED) from error
+        records = [
+            r
+            for r in page.records
+            if r.created_at is not None and window.since <= r.created_at < window.until
+        ]
+        report = await asyncio.to_thread(self._match_refunds, window, records)
+        report.next_page = request.page + 1 if page.next_cursor is not None else None
+        return report
+
+    def _match_refunds(self, window: RunWindow, records: list[RefundRecord]) -> AfterPaymentReport:
+        tally = Tally(records_seen=len(records), pages=1)
+        findings: list[Finding] = []
+        with Session(self._engine) as session:
+            owners = books.invoices_by_transaction(
+                session, (r.transaction_id for r in records if r.transaction_id is not None)
+            )
+            by_paystack, by_own = books.refund_facts(
+                session,
+                (r.id for r in records),
+                filter(None, (refund_id_in(r.merchant_note) for r in records)),
+            )
+            for record in records:
+                ours = by_paystack.get(record.id) or by_own.get(
+                    refund_id_in(record.merchant_note) or ""
+                )
+                invoice_id = owners.get(record.transaction_id) if record.transaction_id else None
+                found = judge_refund(record, ours, invoice_id, settled_before=window.until)
+                findings.extend(found)
+                if ours is not None and not found:
+                    tally.records_matched += 1
+            sightings, to_tell = record_and_stage(
+                session, findings, run_id=window.run_id, at=datetime.now(UTC)
+            )
+            session.commit()
+        to_notify = [
+            NotifyInvoice(s.invoice_id) for s in sightings if s.open and s.invoice_id is not None
+        ]
+        return AfterPaymentReport(None, tally, to_notify=to_notify, to_tell=to_tell)
+
+    @activity.defn(name="reconcile_disputes_page")
+    async def reconcile_disputes_page(self, request: AfterPaymentPage) -> AfterPaymentReport:
+        """A page of the window's disputes: one open past its due date is a
+        `dispute_overdue`; one payrecon does not show as Paystack does, its invoice is asked
+        to look at."""
+        window = request.window
+        try:
+            page = await self._paystack.list_disputes(
+                since=window.since, until=window.until, per_page=window.page_size, page=request.page
+            )
+        except PaystackError as error:
+            raise _as_application_error(error) from error
+        except MalformedRecord as error:
+            raise ApplicationError(str(error), type=ErrorType.PAYSTACK_REJECTED) from error
+        report = await asyncio.to_thread(self._match_disputes, window, page.records)
+        report.next_page = request.page + 1 if page.next_cursor is not None else None
+        return report
+
+    def _match_disputes(
+        self, window: RunWindow, records: list[DisputeRecord]
+    ) -> AfterPaymentReport:
+        now = datetime.now(UTC)
+        tally = Tally(records_seen=len(records), pages=1)
+        findings: list[Finding] = []
+        to_notify: list[NotifyInvoice] = []
+        with Session(self._engine) as session:
+            owners = books.invoices_by_transaction(
+                session, (r.transaction_id for r in records if r.transaction_id is not None)
+            )
+            for record in records:
+                invoice_id = owners.get(record.transaction_id) if record.transaction_id else None
+                findings.extend(judge_dispute(record, invoice_id, now=now))
+                ours = session.get(InvoiceDispute, record.id)
+                shown = DisputeStatus.from_paystack(record.status).value
+                if invoice_id is not None and (ours is None or ours.status != shown):
+                    to_notify.append(NotifyInvoice(invoice_id, record.id))
+                elif ours is not None:
+                    tally.records_matched += 1
+            _, to_tell = record_and_stage(session, findings, run_id=window.run_id, at=now)
+            session.commit()
+        return AfterPaymentReport(None, tally, to_notify=to_notify, to_tell=to_tell)
+
+    @activity.defn(name="notify_invoice")
+    async def notify_invoice(self, target: NotifyInvoice) -> None:
+        """Asks an invoice's workflow (woken if it has completed) to look at its refunds, or
+        at one dispute, on Paystack: what it finds there, its one writer records."""
+        invoice_id, dispute_id = target.invoice_id, target.dispute_id
+        snapshot = await asyncio.to_thread(load_snapshot, self._engine, invoice_id)
+        if snapshot is None:
+            return
+        if dispute_id is None:
+            await signal_invoice(
+                self._temporal,
+                self._settings,
+                snapshot,
+                InvoiceWorkflow.refund_notified,
+                RefundNotice(event=SWEEP_NOTICE),
+            )
+        else:
+            await signal_invoice(
+                self._temporal,
+                self._settings,
+                snapshot,
+                InvoiceWorkflow.dispute_notified,
+                DisputeNotice(event=SWEEP_NOTICE, dispute_id=dispute_id),
+            )
+        log.info("recon.notified", invoice_id=invoice_id, dispute_id=dispute_id)
 
     # --- settlements --------------------------------------------------------------------
 
@@ -529,7 +685,7 @@ class ReconciliationActivities:
             books.resolve_unseen(
                 session,
                 run_id=window.run_id,
-                kinds=TRANSACTION_KINDS,
+                kinds=(*TRANSACTION_KINDS, *AFTER_PAYMENT_KINDS),
                 since=window.since,
                 until=window.until,
                 at=check.now,

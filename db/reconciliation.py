@@ -17,12 +17,19 @@ from db.models import (
     Discrepancy,
     DiscrepancyAudit,
     Invoice,
+    InvoiceRefund,
     PaystackTransaction,
     ReconciliationRun,
     RunFinding,
     Settlement,
 )
-from domain.discrepancies import DiscrepancyKind, DiscrepancyStatus, Finding, InvoiceFacts
+from domain.discrepancies import (
+    DiscrepancyKind,
+    DiscrepancyStatus,
+    Finding,
+    InvoiceFacts,
+    RefundFacts,
+)
 from domain.invoice import InvoiceStatus, invoice_id_from_reference, is_invoice_reference
 from paystack.settlements import SettlementRecord
 from paystack.transactions import TransactionRecord
@@ -157,6 +164,38 @@ def invoice_facts(session: Session, invoice_ids: Iterable[str]) -> dict[str, Inv
 
 def invoice_of(reference: str) -> str | None:
     return invoice_id_from_reference(reference) if is_invoice_reference(reference) else None
+
+
+def invoices_by_transaction(session: Session, transaction_ids: Iterable[int]) -> dict[int, str]:
+    """The invoice each Paystack transaction id paid, where one did."""
+    wanted = sorted(set(transaction_ids))
+    if not wanted:
+        return {}
+    statement = select(Invoice.paystack_transaction_id, Invoice.id).where(
+        col(Invoice.paystack_transaction_id).in_(wanted)
+    )
+    return {tx: invoice_id for tx, invoice_id in session.exec(statement) if tx is not None}
+
+
+def refund_facts(
+    session: Session, paystack_ids: Iterable[int], refund_ids: Iterable[str]
+) -> tuple[dict[int, RefundFacts], dict[str, RefundFacts]]:
+    """payrecon's refunds by Paystack's id, and by payrecon's own (a refund whose Paystack
+    id it has not learned yet)."""
+    statement = select(InvoiceRefund).where(
+        or_(
+            col(InvoiceRefund.paystack_refund_id).in_(sorted(set(paystack_ids))),
+            col(InvoiceRefund.id).in_(sorted(set(refund_ids))),
+        )
+    )
+    by_paystack: dict[int, RefundFacts] = {}
+    by_own: dict[str, RefundFacts] = {}
+    for row in session.exec(statement):
+        facts = RefundFacts(row.id, row.invoice_id, row.amount, row.status)
+        by_own[row.id] = facts
+        if row.paystack_refund_id is not None:
+            by_paystack[row.paystack_refund_id] = facts
+    return by_paystack, by_own
 
 
 def upsert_transactions(

@@ -11,6 +11,9 @@ from typing import Any
 
 from domain.invoice import InvoiceStatus
 from domain.pricing import Price, expected_fee
+from domain.refunds import RefundStatus
+from paystack.disputes import DisputeRecord
+from paystack.refunds import RefundRecord
 from paystack.settlements import SettlementRecord
 from paystack.transactions import TransactionRecord
 
@@ -32,6 +35,11 @@ class DiscrepancyKind(StrEnum):
     SETTLEMENT_MISMATCH = "settlement_mismatch"
     # A transaction's fees differ from the agreed pricing.
     FEE_MISMATCH = "fee_mismatch"
+    # A refund on Paystack that payrecon does not have, or has with another amount or state.
+    # Healed by asking the invoice's workflow to look at its refunds.
+    REFUND_MISMATCH = "refund_mismatch"
+    # A dispute Paystack has open past its due date.
+    DISPUTE_OVERDUE = "dispute_overdue"
 
 
 class DiscrepancyStatus(StrEnum):
@@ -49,6 +57,8 @@ TRANSACTION_KINDS = (
     DiscrepancyKind.PAID_NOT_ON_PAYSTACK,
     DiscrepancyKind.FEE_MISMATCH,
 )
+# Judged from one refund or dispute record, resolved as the transaction kinds are.
+AFTER_PAYMENT_KINDS = (DiscrepancyKind.REFUND_MISMATCH, DiscrepancyKind.DISPUTE_OVERDUE)
 # Open ones of these page an operator (deploy/alerts.yml).
 ALERTING_KINDS = (
     DiscrepancyKind.ORPHAN_PAYMENT,
@@ -238,3 +248,82 @@ def judge_settlement(
             "transactions_fees": transactions_fees,
         },
     )
+
+
+@dataclass(frozen=True)
+class RefundFacts:
+    """What the sweep reads of payrecon's record of a refund."""
+
+    refund_id: str
+    invoice_id: str
+    amount: int
+    status: str
+
+
+def judge_refund(
+    record: RefundRecord,
+    ours: RefundFacts | None,
+    invoice_id: str | None,
+    *,
+    settled_before: datetime,
+) -> list[Finding]:
+    """A refund on Paystack's books against payrecon's record of it. A refund of a payment
+    that is no invoice's (an orphan's) is not payrecon's to hold. A refund changed at or
+    after `settled_before` may still have its webhook in flight: a later run judges it."""
+    if invoice_id is None or record.created_at is None:
+        return []
+    changed_at = record.updated_at or record.created_at
+    if changed_at >= settled_before:
+        return []
+    paystack_status = RefundStatus.from_paystack(record.status).value
+    if ours is not None and (ours.amount, ours.status) == (record.amount, paystack_status):
+        return []
+    details: dict[str, Any] = {
+        "paystack_refund_id": record.id,
+        "paystack_status": paystack_status,
+        "paystack_amount": record.amount,
+        "currency": record.currency,
+        "transaction_id": record.transaction_id,
+    }
+    if ours is None:
+        details["problem"] = "payrecon has no record of this refund"
+    else:
+        details |= {
+            "refund_id": ours.refund_id,
+            "payrecon_status": ours.status,
+            "payrecon_amount": ours.amount,
+            "problem": "payrecon holds it with another amount or state",
+        }
+    return [
+        Finding(
+            kind=DiscrepancyKind.REFUND_MISMATCH,
+            key=finding_key(DiscrepancyKind.REFUND_MISMATCH, record.id),
+            record_at=record.created_at,
+            invoice_id=invoice_id,
+            details=details,
+        )
+    ]
+
+
+def judge_dispute(record: DisputeRecord, invoice_id: str | None, *, now: datetime) -> list[Finding]:
+    """A dispute Paystack still has open after its due date: lost by default unless an
+    operator answers."""
+    if not record.open or record.due_at is None or record.due_at > now:
+        return []
+    return [
+        Finding(
+            kind=DiscrepancyKind.DISPUTE_OVERDUE,
+            key=finding_key(DiscrepancyKind.DISPUTE_OVERDUE, record.id),
+            record_at=record.created_at or record.due_at,
+            invoice_id=invoice_id,
+            paystack_reference=record.transaction_reference,
+            details={
+                "paystack_dispute_id": record.id,
+                "status": record.status,
+                "due_at": record.due_at.isoformat(),
+                "refund_amount": record.refund_amount,
+                "currency": record.currency,
+                "category": record.category,
+            },
+        )
+    ]

@@ -199,9 +199,19 @@ class PaystackClient:
         return refund_record(await self._request("POST", "/refund", json=body))
 
     async def list_refunds(
-        self, *, transaction: str | int | None = None, per_page: int = 50, page: int = 1
+        self,
+        *,
+        transaction: str | int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        per_page: int = 50,
+        page: int = 1,
     ) -> Page[RefundRecord]:
         params: dict[str, str | int] = {"perPage": per_page, "page": page}
+        if since is not None:
+            params["from"] = paystack_time(since)
+        if until is not None:
+            params["to"] = paystack_time(until)
         if transaction is not None:
             params["transaction"] = str(transaction)
         data, meta = await self._request_page("GET", "/refund", params=params)

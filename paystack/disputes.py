@@ -30,6 +30,7 @@ class DisputeRecord:
     due_at: datetime | None
     resolved_at: datetime | None
     updated_at: datetime | None
+    created_at: datetime | None = None
 
     @property
     def open(self) -> bool:
@@ -65,6 +66,7 @@ def dispute_record(data: dict[str, Any]) -> DisputeRecord:
         due_at=parse_timestamp(data.get("dueAt")),
         resolved_at=parse_timestamp(data.get("resolvedAt")),
         updated_at=parse_timestamp(data.get("updatedAt") or data.get("updated_at")),
+        created_at=parse_timestamp(data.get("createdAt") or data.get("created_at")),
     )
 
 

@@ -4,6 +4,10 @@
                   matching its page and storing what it found; missed payments healed
     settlements:  one activity per page of GET /settlement, then of each new or changed
                   settlement's GET /settlement/{id}/transactions, added up
+    refunds:      one activity per page of GET /refund: a refund payrecon lacks, or holds
+                  otherwise, is a mismatch, and its invoice is asked to look again
+    disputes:     one activity per page of GET /dispute: one open past its due date is
+                  overdue; one payrecon shows otherwise, its invoice is asked to look again
     books:        from our side: paid invoices Paystack does not show paid, paid ones never
                   settled; what this run no longer sees is resolved
     finish:       the run's counts and totals
@@ -26,6 +30,8 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.reconciliation import (
+        AfterPaymentPage,
+        AfterPaymentReport,
         BooksCheck,
         HealTarget,
         ReconciliationActivities,
@@ -46,6 +52,8 @@ PAGE_TIMEOUT = timedelta(minutes=2)
 PAGE_GIVE_UP = timedelta(minutes=30)
 PAGE_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 DATABASE_TIMEOUT = timedelta(minutes=10)
+# Versions of this workflow, for `workflow.patched` (histories of each still replay).
+REFUNDS_AND_DISPUTES = "refunds-and-disputes"
 # Pages a run handles before it continues as new: its history stays small.
 PAGES_PER_RUN = 250
 HEALS_AT_ONCE = 10
@@ -64,6 +72,8 @@ class Phase(StrEnum):
     TRANSACTIONS = "transactions"
     SETTLEMENTS = "settlements"
     SETTLEMENT_TRANSACTIONS = "settlement_transactions"
+    REFUNDS = "refunds"
+    DISPUTES = "disputes"
     BOOKS = "books"
 
 
@@ -81,6 +91,8 @@ class Progress:
     settlement_amount: int = 0
     settlement_fees: int = 0
     tally: Tally = field(default_factory=Tally)
+    # The page of GET /refund or GET /dispute under way.
+    after_payment_page: int = 1
 
 
 @dataclass
@@ -183,8 +195,13 @@ class ReconciliationWorkflow:
                 progress.phase = Phase.SETTLEMENT_TRANSACTIONS
             else:
                 progress.settlements_page = listed.next_page
+        elif progress.phase in (Phase.REFUNDS, Phase.DISPUTES):
+            await self._after_payment_page(progress)
         elif not progress.to_add_up:
-            progress.phase = Phase.BOOKS
+            # Runs started before refunds and disputes were swept go on to the books.
+            progress.phase = (
+                Phase.REFUNDS if workflow.patched(REFUNDS_AND_DISPUTES) else Phase.BOOKS
+            )
         else:
             added = await self._activity(
                 ReconciliationActivities.reconcile_settlement_transactions_page,
@@ -206,6 +223,25 @@ class ReconciliationWorkflow:
             else:
                 progress.settlement_page = added.next_page
                 progress.settlement_amount, progress.settlement_fees = added.amount, added.fees
+
+    async def _after_payment_page(self, progress: Progress) -> None:
+        refunds = progress.phase is Phase.REFUNDS
+        report: AfterPaymentReport = await self._activity(
+            ReconciliationActivities.reconcile_refunds_page
+            if refunds
+            else ReconciliationActivities.reconcile_disputes_page,
+            AfterPaymentPage(progress.window, progress.after_payment_page),
+            paystack=True,
+        )
+        progress.tally.add(report.tally)
+        await self._tell(report.to_tell)
+        for target in report.to_notify:
+            await self._activity(ReconciliationActivities.notify_invoice, target)
+        if report.next_page is not None:
+            progress.after_payment_page = report.next_page
+            return
+        progress.after_payment_page = 1
+        progress.phase = Phase.DISPUTES if refunds else Phase.BOOKS
 
     async def _tell(self, event_ids: list[str]) -> None:
         """Each discrepancy this run opened, to operators' endpoints (its own workflow)."""

@@ -21,11 +21,12 @@ from temporalio.client import WorkflowHandle
 from activities.reconciliation import RunSummary
 from devstack.stack import Stack as Processes
 from domain.pricing import NIGERIA, expected_fee
+from paystack.client import PaystackClient
 from sandbox.controls import SandboxControls
 from tests.conftest import running_stack, stack_settings, start_processes
-from tests.helpers import api_client, create_invoice, keep_history, wait_for_status
+from tests.helpers import api_client, create_invoice, eventually, keep_history, wait_for_status
 from tests.mailbox import Mailbox
-from tests.stack import API_KEY, OPERATOR_KEY, Stack
+from tests.stack import API_KEY, OPERATOR_KEY, SECRET_KEY, Stack
 from workflows.reconciliation import ReconciliationWorkflow, Trigger
 from workflows.schedules import reconciliation_input
 
@@ -234,10 +235,59 @@ async def test_refunds_explain_a_reversal_and_flag_nothing(
         seen = await paystack.transaction(invoice["id"])
         assert seen is not None and seen["transaction"]["status"] == paystack_status
     run = await reconcile(ops, since, now() + timedelta(seconds=1))
-    assert run["counts"] == {} and run["records_matched"] == 2
+    # Two payments and their two refunds, each matched.
+    assert run["counts"] == {} and run["records_seen"] == run["records_matched"] == 4
     assert [
         d for d in await discrepancies(ops) if d["invoice_id"] in (whole["id"], part["id"])
     ] == []
+
+
+async def test_a_lost_dashboard_refund_is_healed_and_an_overdue_dispute_flagged(
+    books: Stack, ops: httpx.AsyncClient, merchant: httpx.AsyncClient, paystack: SandboxControls
+) -> None:
+    since = now()
+    refunded, disputed = (
+        await paid_invoice(merchant, paystack),
+        await paid_invoice(merchant, paystack),
+    )
+    # Every webhook from here on is lost: only the sweep can tell payrecon.
+    await paystack.set_webhooks(False)
+    dashboard = PaystackClient(books.sandbox_url, SECRET_KEY)
+    try:
+        made = await dashboard.create_refund(
+            transaction=refunded["id"], amount=1_000, merchant_note="refunded by hand"
+        )
+    finally:
+        await dashboard.aclose()
+    await paystack.settle_refund(made.id, "processed")
+    dispute = await paystack.open_dispute(disputed["id"], due_in_seconds=1)
+    await asyncio.sleep(1.5)
+
+    run = await reconcile(
+        ops, since, now(), books=books, history="reconciliation_refunds_and_disputes"
+    )
+    assert run["counts"] == {"refund_mismatch": 1, "dispute_overdue": 1}, run
+    [mismatch] = await discrepancies(ops, kind="refund_mismatch", invoice_id=refunded["id"])
+    assert mismatch["details"]["paystack_refund_id"] == made.id
+    assert mismatch["details"]["problem"] == "payrecon has no record of this refund"
+    [overdue] = await discrepancies(ops, kind="dispute_overdue", invoice_id=disputed["id"])
+    assert overdue["details"]["paystack_dispute_id"] == dispute["id"]
+    # Healed through each invoice's own workflow: the refund recorded, the dispute shown.
+    healed = await wait_for_status(merchant, refunded["id"], "partially_refunded")
+    assert healed["amount_refunded"] == 1_000
+    [learned] = (await merchant.get(f"/invoices/{refunded['id']}/refunds")).json()["items"]
+    assert learned["initiated_by"] == "paystack_dashboard" and learned["status"] == "processed"
+
+    async def dispute_shown() -> None:
+        shown = (await merchant.get(f"/invoices/{disputed['id']}")).json()["disputes"]
+        assert [d["id"] for d in shown] == [dispute["id"]] and shown[0]["overdue"]
+
+    await eventually(dispute_shown, 20)
+    # A run that sees them again: the refund now matches, the dispute is still overdue.
+    again = await reconcile(ops, since, now())
+    assert again["counts"] == {"dispute_overdue": 1}, again
+    [resolved] = await discrepancies(ops, kind="refund_mismatch", invoice_id=refunded["id"])
+    assert resolved["status"] == "resolved"
 
 
 async def test_settlement_arithmetic_and_fees_are_checked(

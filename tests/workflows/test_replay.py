@@ -46,6 +46,9 @@ WORKFLOW_PATHS = {
     # payment and finds each other kind.
     "reconciliation_clean",
     "reconciliation_found_and_healed",
+    # A run that finds a dashboard refund whose webhooks were lost and an overdue dispute,
+    # and asks each invoice to look again.
+    "reconciliation_refunds_and_disputes",
     # Refunds: in full; failed, then made again; needing attention, then retried; found by
     # polling with no webhook; Paystack's answer lost (found again by its note); made on
     # Paystack's dashboard and learned from its webhook (a completed invoice woken for it).
