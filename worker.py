@@ -36,6 +36,7 @@ from lifecycle import exit_process
 from log import configure_logging
 from paystack.client import PaystackClient, make_paystack_client
 from temporal_config import connect
+from workflows.discrepancy_refund import DiscrepancyRefundWorkflow
 from workflows.events import EventWorkflow
 from workflows.invoice import InvoiceWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
@@ -64,7 +65,12 @@ def build_workers(
     invoices = Worker(
         client,
         task_queue=settings.temporal_task_queue,
-        workflows=[InvoiceWorkflow, WebhookRetentionWorkflow, ReconciliationWorkflow],
+        workflows=[
+            InvoiceWorkflow,
+            WebhookRetentionWorkflow,
+            ReconciliationWorkflow,
+            DiscrepancyRefundWorkflow,
+        ],
         # Mostly local activities of the invoice workflows; the retention sweep and the
         # announce of each transition are regular ones (see workflows/invoice.py).
         activities=[
@@ -78,6 +84,7 @@ def build_workers(
             reconciliation.finish_run,
             reconciliation.heal_missed_payment,
             reconciliation.notify_invoice,
+            reconciliation.settle_discrepancy_refund,
             reconciliation.tell_operators,
         ],
         activity_executor=executor,

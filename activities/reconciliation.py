@@ -189,6 +189,20 @@ class AfterPaymentReport:
 
 
 @dataclass
+class RefundOutcome:
+    """How an operator's refund of a discrepancy's payment ended."""
+
+    discrepancy_id: str
+    refund_id: str
+    paystack_refund_id: int | None
+    status: str
+    amount: int
+    operator: str
+    note: str
+    failure: str | None = None
+
+
+@dataclass
 class BooksCheck:
     window: RunWindow
     unsettled_after_seconds: float
@@ -478,6 +492,32 @@ class ReconciliationActivities:
                 DisputeNotice(event=SWEEP_NOTICE, dispute_id=dispute_id),
             )
         log.info("recon.notified", invoice_id=invoice_id, dispute_id=dispute_id)
+
+    @activity.defn(name="settle_discrepancy_refund")
+    def settle_discrepancy_refund(self, outcome: RefundOutcome) -> None:
+        """A processed refund resolves its discrepancy with the operator's note; any other
+        end is on its audit trail, and it stays open."""
+        books.settle_refund(
+            self._engine,
+            outcome.discrepancy_id,
+            processed=outcome.status == "processed",
+            actor=outcome.operator,
+            note=outcome.note,
+            detail={
+                "refund_id": outcome.refund_id,
+                "paystack_refund_id": outcome.paystack_refund_id,
+                "status": outcome.status,
+                "amount": outcome.amount,
+                "failure": outcome.failure,
+            },
+            at=datetime.now(UTC),
+        )
+        log.info(
+            "recon.refund_settled",
+            discrepancy_id=outcome.discrepancy_id,
+            refund_id=outcome.refund_id,
+            status=outcome.status,
+        )
 
     # --- settlements --------------------------------------------------------------------
 

@@ -495,6 +495,42 @@ def resolve(
         return row
 
 
+def note_refund_requested(
+    engine: Engine, discrepancy_id: str, *, actor: str, note: str, at: datetime
+) -> None:
+    with Session(engine) as session:
+        _audit(session, discrepancy_id, at, actor, "refund_requested", note=note)
+        session.commit()
+
+
+def settle_refund(
+    engine: Engine,
+    discrepancy_id: str,
+    *,
+    processed: bool,
+    actor: str,
+    note: str,
+    detail: dict[str, Any],
+    at: datetime,
+) -> None:
+    """The end of an operator's refund of the discrepancy's payment: on its trail, and, once
+    processed, the discrepancy resolved with the operator's note (unless it already is)."""
+    with Session(engine) as session:
+        row = session.get(Discrepancy, discrepancy_id, with_for_update=True)
+        if row is None:
+            return
+        action = "refund_processed" if processed else f"refund_{detail['status']}"
+        _audit(session, discrepancy_id, at, actor, action, detail=_jsonable(detail))
+        if processed and row.status != DiscrepancyStatus.RESOLVED.value:
+            _resolve(session, row, at, actor, note)
+        session.commit()
+
+
+def transaction_by_reference(session: Session, reference: str) -> PaystackTransaction | None:
+    statement = select(PaystackTransaction).where(PaystackTransaction.reference == reference)
+    return session.exec(statement).first()
+
+
 def note_heal(
     engine: Engine, discrepancy_id: str, *, invoice_status: str, at: datetime, healed: bool
 ) -> None:

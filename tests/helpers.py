@@ -26,6 +26,7 @@ from paystack.signature import SIGNATURE_HEADER, sign
 from sandbox.controls import SandboxControls
 from temporal_codec import payrecon_data_converter
 from tests.stack import SECRET_KEY, Stack
+from workflows.discrepancy_refund import DiscrepancyRefundWorkflow
 from workflows.events import EventWorkflow
 from workflows.invoice import InvoiceWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
@@ -189,6 +190,7 @@ REPLAYED_WORKFLOWS = [
     WebhookRetentionWorkflow,
     EventWorkflow,
     ReconciliationWorkflow,
+    DiscrepancyRefundWorkflow,
 ]
 
 

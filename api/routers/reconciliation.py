@@ -14,6 +14,10 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from sqlalchemy import Engine
+from sqlmodel import Session
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.deps import (
     Caller,
@@ -37,9 +41,15 @@ from api.reconciliation_schemas import (
     StartRun,
 )
 from api.schemas import WITH_BODY, ErrorBody
+from config import Settings
 from db import reconciliation as books
-from db.models import ReconciliationRun
+from db.models import PaystackTransaction, ReconciliationRun
 from domain.discrepancies import DiscrepancyKind, DiscrepancyStatus
+from workflows.discrepancy_refund import (
+    DiscrepancyRefundInput,
+    DiscrepancyRefundWorkflow,
+    discrepancy_refund_workflow_id,
+)
 from workflows.schedules import start_reconciliation
 
 log = structlog.get_logger(__name__)
@@ -231,6 +241,100 @@ def resolve_discrepancy(
         ) from None
     log.info("recon.resolved", discrepancy_id=discrepancy_id, caller=caller.name)
     return get_discrepancy(discrepancy_id, engine)
+
+
+# The payments an operator may send back from their discrepancy: no invoice keeps them.
+REFUNDABLE_KINDS = (DiscrepancyKind.ORPHAN_PAYMENT, DiscrepancyKind.DUPLICATE_PAYMENT)
+
+
+@router.post(
+    "/discrepancies/{discrepancy_id}/refund",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Refund an orphan or duplicate payment; resolved once the refund is processed",
+    responses={
+        **WITH_BODY,
+        404: {"model": ErrorBody, "description": "No such discrepancy"},
+        409: {
+            "model": ErrorBody,
+            "description": "Not an orphan or duplicate payment, already resolved, or its "
+            "transaction not on the books the sweep keeps",
+        },
+        503: {"model": ErrorBody, "description": "Temporal is unavailable (retry)"},
+    },
+)
+async def refund_discrepancy(
+    discrepancy_id: DiscrepancyId,
+    body: ResolveDiscrepancy,
+    engine: EngineDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+    caller: Annotated[Caller, Depends(operator_only)],
+) -> DiscrepancyOut:
+    """Refunds the whole transaction through Paystack (one workflow per discrepancy: a
+    repeat makes no second refund) and answers at once; the discrepancy is resolved with
+    the note once Paystack has processed the refund, and its audit trail follows it."""
+    found = books.get_discrepancy(engine, discrepancy_id)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no discrepancy {discrepancy_id}")
+    row, _ = found
+    if row.kind not in REFUNDABLE_KINDS:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"a {row.kind} is not refunded from here: only an orphan or duplicate payment",
+        )
+    if row.status == DiscrepancyStatus.RESOLVED.value:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"discrepancy {discrepancy_id} is already resolved"
+        )
+    with Session(engine) as session:
+        transaction = books.transaction_by_reference(session, row.paystack_reference or "")
+    if transaction is None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "its transaction is not on the books the sweep keeps"
+        )
+    actor = f"{books.OPERATOR_PREFIX}{caller.name}"
+    deadline = asyncio.get_running_loop().time() + settings.payrecon_create_timeout_seconds
+    try:
+        async with temporal_call(deadline):
+            await _start_refund(temporal, settings, discrepancy_id, transaction, actor, body.note)
+    except WorkflowAlreadyStartedError:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            "this discrepancy's payment was refunded once already: its audit trail says how "
+            "that ended",
+        ) from None
+    books.note_refund_requested(
+        engine, discrepancy_id, actor=actor, note=body.note, at=datetime.now(UTC)
+    )
+    log.info("recon.refund_requested", discrepancy_id=discrepancy_id, caller=caller.name)
+    return get_discrepancy(discrepancy_id, engine)
+
+
+async def _start_refund(
+    temporal: Client,
+    settings: Settings,
+    discrepancy_id: str,
+    transaction: PaystackTransaction,
+    actor: str,
+    note: str,
+) -> None:
+    await temporal.start_workflow(
+        DiscrepancyRefundWorkflow.run,
+        DiscrepancyRefundInput(
+            discrepancy_id=discrepancy_id,
+            transaction_id=transaction.id,
+            amount=transaction.amount,
+            operator=actor,
+            note=note,
+            paystack_task_queue=settings.temporal_paystack_task_queue,
+            poll_schedule=settings.payrecon_refund_poll_schedule,
+        ),
+        id=discrepancy_refund_workflow_id(discrepancy_id),
+        task_queue=settings.temporal_task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        static_summary=f"refund {transaction.currency} {transaction.amount / 100:.2f}",
+    )
 
 
 def _run(engine: Engine, run_id: str) -> ReconciliationRun:

@@ -290,6 +290,53 @@ async def test_a_lost_dashboard_refund_is_healed_and_an_overdue_dispute_flagged(
     assert resolved["status"] == "resolved"
 
 
+async def test_an_operator_refunds_an_orphan_payment_from_its_discrepancy(
+    books: Stack, ops: httpx.AsyncClient, merchant: httpx.AsyncClient, paystack: SandboxControls
+) -> None:
+    since = now()
+    orphan = await paystack.create_payment(AMOUNT, "NGN", "stranger@example.com")
+    await reconcile(ops, since, now() + timedelta(seconds=1))
+    [found] = [
+        d
+        for d in await discrepancies(ops, kind="orphan_payment", status="open")
+        if d["paystack_reference"] == orphan["reference"]
+    ]
+    refund = f"/reconciliation/discrepancies/{found['id']}/refund"
+
+    # Only operators, only orphan or duplicate payments, and a note is needed.
+    assert (await merchant.post(refund, json={"note": "x"})).status_code == 403
+    assert (await ops.post(refund, json={})).status_code == 422
+    missing = "/reconciliation/discrepancies/dsc_000000000000000000000000/refund"
+    assert (await ops.post(missing, json={"note": "x"})).status_code == 404
+
+    asked = await ops.post(refund, json={"note": "not ours: sent back"})
+    assert asked.status_code == 202, asked.text
+    assert asked.json()["status"] == "open"
+    assert [e["action"] for e in asked.json()["audit"]][-1] == "refund_requested"
+    again = await ops.post(refund, json={"note": "not ours: sent back"})
+    assert again.status_code == 202  # the same refund, still under way
+    key = {"Authorization": f"Bearer {SECRET_KEY}"}
+    async with httpx.AsyncClient(base_url=books.sandbox_url, headers=key) as books_api:
+        listed = await books_api.get("/refund", params={"transaction": orphan["reference"]})
+    [made] = listed.json()["data"]
+    assert made["amount"] == AMOUNT and "payrecon refund rf_" in made["merchant_note"]
+    await paystack.settle_refund(made["id"], "processed")
+
+    async def resolved() -> None:
+        shown = (await ops.get(f"/reconciliation/discrepancies/{found['id']}")).json()
+        assert shown["status"] == "resolved", shown
+        assert shown["resolution_note"] == "not ours: sent back"
+        actions = [entry["action"] for entry in shown["audit"]]
+        assert actions[-2:] == ["refund_processed", "resolved"], actions
+
+    await eventually(resolved, 20)
+    handle = books.temporal.get_workflow_handle(f"refund-{found['id']}")
+    assert await handle.result() == "processed"
+    await keep_history(await handle.fetch_history(), "discrepancy_refunded")
+    late = await ops.post(refund, json={"note": "again"})
+    assert late.status_code == 409 and "already resolved" in late.json()["detail"]
+
+
 async def test_settlement_arithmetic_and_fees_are_checked(
     ops: httpx.AsyncClient, merchant: httpx.AsyncClient, paystack: SandboxControls
 ) -> None:

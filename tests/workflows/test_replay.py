@@ -49,6 +49,8 @@ WORKFLOW_PATHS = {
     # A run that finds a dashboard refund whose webhooks were lost and an overdue dispute,
     # and asks each invoice to look again.
     "reconciliation_refunds_and_disputes",
+    # An operator's refund of an orphan payment, from its discrepancy, until processed.
+    "discrepancy_refunded",
     # Refunds: in full; failed, then made again; needing attention, then retried; found by
     # polling with no webhook; Paystack's answer lost (found again by its note); made on
     # Paystack's dashboard and learned from its webhook (a completed invoice woken for it).
