@@ -32,26 +32,28 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from tenacity import (
     AsyncRetrying,
     RetryError,
     retry_if_exception_type,
     retry_if_result,
     stop_after_delay,
-    wait_exponential,
     wait_fixed,
 )
 
 from db import queries
 from db.engine import make_engine
-from db.models import InvoiceStatusChange
-from devstack import chaos_books
+from db.models import InvoiceStatusChange, InvoiceTimelineEntry
+from db.timeline import TimelineKind
+from devstack import chaos_books, chaos_money
+from devstack.chaos_books import retrying
 from devstack.merchant import Merchant, summary
 from devstack.processes import wait_for_http
 from devstack.progress import Phase, Progress
 from devstack.stack import TOPOLOGIES, Stack, Topology
 from domain.events import event_id_for
+from domain.invoice import follows_the_graph
 from sandbox.controls import SandboxControls
 
 FATES = {"pay": 0.50, "pay_wrong_amount": 0.10, "pay_late": 0.10, "expire": 0.20, "cancel": 0.10}
@@ -91,6 +93,7 @@ FAULTS: dict[str, Any] = {
             "timeout_rate": 0.02,
             "timeout_seconds": 4,
         },
+        "refund": chaos_money.REFUND_FAULTS,
     },
 }
 # The merchant's endpoint: answers 500 to this share of deliveries, is slow (0.5-3 s) for
@@ -100,16 +103,9 @@ MERCHANT_SLOW_RATE = 0.1
 # Events are retried soon and for long: past the merchant's outage and the whole run.
 EVENT_RETRY_SCHEDULE = "1,2,5"
 EVENT_RETRY_FOR_SECONDS = "3600"
+# The statuses that show a payment was taken.
+PAYMENT_SHOWN = ("paid", "needs_review", "partially_refunded", "refunded")
 RECEIPT_ID = re.compile(r"^<receipt\.(?P<invoice>[^@>]+)@")
-# Statuses an invoice may pass through, in order; anything else is a double or backward step.
-FORWARD_PATHS = {
-    ("pending", "paid"),
-    ("pending", "needs_review"),
-    ("pending", "expired"),
-    ("pending", "cancelled"),
-    ("pending", "expired", "needs_review"),
-    ("pending", "cancelled", "needs_review"),
-}
 
 
 @dataclass
@@ -159,8 +155,11 @@ def chaos_stack(args: argparse.Namespace) -> Stack:
             "PAYRECON_EVENT_RETRY_SCHEDULE": EVENT_RETRY_SCHEDULE,
             "PAYRECON_EVENT_RETRY_FOR_SECONDS": EVENT_RETRY_FOR_SECONDS,
             **chaos_books.SWEEP_SETTINGS,
+            "PAYRECON_REFUND_POLL_SCHEDULE": chaos_money.REFUND_POLL_SCHEDULE,
         },
         sandbox_settings={
+            # Refunds move when chaos settles them (as a bank would, at its own pace).
+            "SANDBOX_REFUND_AUTO_SECONDS": "0",
             "SANDBOX_FAULTS": json.dumps({**FAULTS, "seed": args.seed}),
             # Paystack keeps its transactions through an outage: on disk, at every change.
             "SANDBOX_STATE_FILE": str(directory / "sandbox-state.json"),
@@ -171,29 +170,6 @@ def chaos_stack(args: argparse.Namespace) -> Stack:
 
 
 # --- the customers and the backend service ---------------------------------------------
-
-
-async def retrying(
-    call: Any, *, until: float, retry_statuses: tuple[int, ...] = (502, 503, 504)
-) -> httpx.Response:
-    """Calls again on connection errors and on answers that say 'try later', backing off
-    from 0.2 s to 2 s, until the monotonic time `until`."""
-    again = AsyncRetrying(
-        stop=stop_after_delay(max(0.0, until - time.monotonic())),
-        wait=wait_exponential(multiplier=0.2, max=2.0),
-        retry=retry_if_exception_type(httpx.TransportError)
-        | retry_if_result(lambda response: response.status_code in retry_statuses),
-    )
-
-    async def attempt() -> httpx.Response:  # `call` may be a lambda returning a coroutine
-        answer: httpx.Response = await call()
-        return answer
-
-    try:
-        response: httpx.Response = await again(attempt)
-    except RetryError as error:
-        raise TimeoutError("gave up retrying") from error
-    return response
 
 
 async def invoice_story(
@@ -404,14 +380,20 @@ class Events:
 
 
 def transitions(stack: Stack) -> tuple[set[str], set[str]]:
-    """From invoice_status_changes: each transition's event id, and the invoices paid."""
+    """From invoice_status_changes and the timelines' refund and dispute changes: each
+    change's event id; and the invoices paid."""
     engine = make_engine(stack.database_url)
+    kinds = (TimelineKind.REFUND_UPDATED.value, TimelineKind.DISPUTE_UPDATED.value)
     try:
         with Session(engine) as session:
             changes = session.exec(select(InvoiceStatusChange)).all()
+            parts = session.exec(
+                select(InvoiceTimelineEntry).where(col(InvoiceTimelineEntry.kind).in_(kinds))
+            ).all()
     finally:
         engine.dispose()
     expected = {event_id_for(change.invoice_id, change.revision) for change in changes}
+    expected |= {event_id_for(entry.invoice_id, entry.detail["revision"]) for entry in parts}
     paid = {change.invoice_id for change in changes if change.status == "paid"}
     return expected, paid
 
@@ -544,10 +526,9 @@ def verdict(
 ) -> tuple[list[tuple[str, str]], bool]:
     created = [i for i in invoices if i.invoice_id is not None]
     wrong = [i for i in created if not i.right]
-    doubles = [i for i in created if i.history not in FORWARD_PATHS and i.history != ("pending",)]
-    lost = [
-        i for i in created if i.paid_in_sandbox and i.observed[0] not in ("paid", "needs_review")
-    ]
+    # A status path outside the graph (domain/invoice.py): a double, backward or foreign step.
+    doubles = [i for i in created if i.history and not follows_the_graph(list(i.history))]
+    lost = [i for i in created if i.paid_in_sandbox and i.observed[0] not in PAYMENT_SHOWN]
     calls = [i.provider_calls for i in created] or [0]
     fates = Counter(i.fate for i in invoices)
     rows = [
@@ -676,6 +657,9 @@ async def run(args: argparse.Namespace) -> int:
             books = chaos_books.Books(
                 stack, sandbox, api, invoices, random.Random(rng.random()), per_kind=args.books
             )
+            money = chaos_money.MoneyAfterPayment(
+                books, api, sandbox, random.Random(rng.random()), per_plan=args.refunds
+            )
 
             # Drawn first, in order, so a seed replays the same schedule.
             seeds = [rng.random() for _ in invoices]
@@ -697,13 +681,24 @@ async def run(args: argparse.Namespace) -> int:
                 )
                 merchant_down = asyncio.create_task(merchant_outage(merchant, args, active, phase))
                 trouble = asyncio.create_task(books.during(active, phase, deadline))
+                after_payment = asyncio.create_task(money.during(active, phase, deadline))
                 await asyncio.gather(
                     *(story(i, seed, phase) for i, seed in zip(invoices, seeds, strict=True))
                 )
                 await trouble
+                await after_payment
                 restarts = await chaos
                 outage_lengths = await outages
                 merchant_down_for = await merchant_down
+            money_rows, money_ok, judged = await chaos_money.judge(
+                money, progress, time.monotonic() + args.late_window + 180
+            )
+            await money.aclose()
+            # A refunded invoice ends as Paystack's processed refunds make it.
+            for invoice in invoices:
+                refunded_to = judged.expected_status.get(invoice.invoice_id or "")
+                if refunded_to is not None:
+                    invoice.expected = {(refunded_to, None)}
             created = sum(1 for invoice in invoices if invoice.invoice_id is not None)
             with progress.phase("waiting for every invoice's final state", created) as phase:
                 settle_by = time.monotonic() + args.late_window + args.due_seconds + 120
@@ -730,11 +725,11 @@ async def run(args: argparse.Namespace) -> int:
             events,
             time.monotonic() - started,
         )
-        print_table(rows + book_rows)
+        print_table(rows + money_rows + book_rows)
         print("\nthe final reconciliation run, as `payrecon recon show` prints it:\n")
         print(recon_show)
         print(f"logs and state: {directory}")
-        return 0 if ok and books_ok else 1
+        return 0 if ok and money_ok and books_ok else 1
     finally:
         stack.stop_all()
         merchant.stop()
@@ -769,6 +764,13 @@ def main() -> int:
         type=int,
         default=10,
         help="of each: orphan payments, invoices paid twice, payments reversed",
+    )
+    parser.add_argument(
+        "--refunds",
+        type=int,
+        default=3,
+        help="paid invoices for each after-payment plan (full, partial, failing, needing "
+        "attention, dashboard refunds; disputes declined, accepted)",
     )
     parser.add_argument("--seed", type=int, default=20261123)
     parser.add_argument(

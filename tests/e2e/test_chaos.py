@@ -44,6 +44,7 @@ async def test_small_chaos_run_keeps_every_invoice_right(
         "--merchant-down-seconds=4",
         "--events-wait=90",
         "--books=3",
+        "--refunds=1",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -82,6 +83,16 @@ async def test_small_chaos_run_keeps_every_invoice_right(
     assert _row(output, "discrepancies chaos did not cause") == "0", output
     assert ", 0 failed; the final one completed" in _row(output, "reconciliation runs")
     assert "orphan_payment" in output.split("as `payrecon recon show` prints it")[1], output
+    # Refunds and disputes through it all: none above what was paid, none made twice at
+    # Paystack, and every one ends as Paystack has it.
+    assert _row(output, "money after payment") == (
+        "full 1, partial 1, failing 1, attention 1, dashboard 1, dispute_declined 1, "
+        "dispute_accepted 1"
+    ), output
+    assert _row(output, "over-refunds") == "0", output
+    assert _row(output, "refunds made twice at Paystack") == "0", output
+    assert re.fullmatch(r"0 \(of [1-9]\d*\)", _row(output, "refunds not as Paystack has them"))
+    assert _row(output, "disputes not as Paystack has them") == "0 (of 2)", output
     # It says what it is doing as it goes, long before its table.
     progress = re.findall(r"^\[\s*[\d.]+s\] (.*)$", output, re.MULTILINE)
     assert "invoices: created, paid or not, kills: done (60/60)" in progress, output
