@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import Engine
@@ -64,6 +64,7 @@ class ResolveDisputeInput:
 
 
 REFUND_PAGE = 100
+T = TypeVar("T")
 
 
 def _as_application_error(error: PaystackError) -> ApplicationError:
@@ -81,6 +82,16 @@ def _as_application_error(error: PaystackError) -> ApplicationError:
         type=error_type,
         non_retryable=not error.retryable,
     )
+
+
+async def _asked(call: Awaitable[T], failed: str, **context: Any) -> T:
+    """Paystack's answer; its refusal logged as `failed` (with `context`) and raised as the
+    ApplicationError the workflow tells apart."""
+    try:
+        return await call
+    except PaystackError as error:
+        log.warning(failed, status_code=error.status_code, message=error.message, **context)
+        raise _as_application_error(error) from error
 
 
 class PaystackActivities:
@@ -212,16 +223,11 @@ class PaystackActivities:
     async def refunds_of_transaction(self, transaction_id: int) -> list[RefundRecord]:
         """Every refund Paystack holds for the transaction: the answer to a refund webhook
         (whose body names no refund) and to each poll."""
-        try:
-            return await self._refunds_of(transaction_id)
-        except PaystackError as error:
-            log.warning(
-                "paystack.refunds_list_failed",
-                transaction_id=transaction_id,
-                status_code=error.status_code,
-                message=error.message,
-            )
-            raise _as_application_error(error) from error
+        return await _asked(
+            self._refunds_of(transaction_id),
+            "paystack.refunds_list_failed",
+            transaction_id=transaction_id,
+        )
 
     async def _refunds_of(self, transaction_id: int) -> list[RefundRecord]:
         records: list[RefundRecord] = []
@@ -239,21 +245,16 @@ class PaystackActivities:
     async def retry_refund(self, request: RetryRefundInput) -> RefundRecord:
         """Sends the customer's bank account for a refund that needs attention (the account
         is never logged)."""
-        try:
-            record = await self._client.retry_refund(
+        record = await _asked(
+            self._client.retry_refund(
                 request.paystack_refund_id,
                 currency=request.currency,
                 account_number=request.account_number,
                 bank_id=request.bank_id,
-            )
-        except PaystackError as error:
-            log.warning(
-                "paystack.refund_retry_failed",
-                paystack_refund_id=request.paystack_refund_id,
-                status_code=error.status_code,
-                message=error.message,
-            )
-            raise _as_application_error(error) from error
+            ),
+            "paystack.refund_retry_failed",
+            paystack_refund_id=request.paystack_refund_id,
+        )
         log.info("paystack.refund_retried", paystack_refund_id=record.id, status=record.status)
         return record
 
@@ -262,35 +263,25 @@ class PaystackActivities:
     @activity.defn(name="fetch_dispute")
     async def fetch_dispute(self, dispute_id: int) -> DisputeRecord:
         """Paystack's word on a dispute: the answer to each `charge.dispute.*` webhook."""
-        try:
-            return await self._client.fetch_dispute(dispute_id)
-        except PaystackError as error:
-            log.warning(
-                "paystack.dispute_fetch_failed",
-                dispute_id=dispute_id,
-                status_code=error.status_code,
-                message=error.message,
-            )
-            raise _as_application_error(error) from error
+        return await _asked(
+            self._client.fetch_dispute(dispute_id),
+            "paystack.dispute_fetch_failed",
+            dispute_id=dispute_id,
+        )
 
     @activity.defn(name="resolve_dispute")
     async def resolve_dispute(self, request: ResolveDisputeInput) -> DisputeRecord:
-        try:
-            record = await self._client.resolve_dispute(
+        record = await _asked(
+            self._client.resolve_dispute(
                 request.dispute_id,
                 resolution=request.resolution,
                 message=request.message,
                 refund_amount=request.refund_amount,
                 uploaded_filename=request.uploaded_filename,
                 evidence=request.evidence,
-            )
-        except PaystackError as error:
-            log.warning(
-                "paystack.dispute_resolve_failed",
-                dispute_id=request.dispute_id,
-                status_code=error.status_code,
-                message=error.message,
-            )
-            raise _as_application_error(error) from error
+            ),
+            "paystack.dispute_resolve_failed",
+            dispute_id=request.dispute_id,
+        )
         log.info("paystack.dispute_resolved", dispute_id=record.id, resolution=record.resolution)
         return record

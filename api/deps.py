@@ -7,7 +7,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
-from fastapi import Depends, HTTPException, Request, Response, status
+from fastapi import Depends, HTTPException, Query, Request, Response, status
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
@@ -126,3 +126,6 @@ TemporalDep = Annotated[Client, Depends(get_temporal)]
 RelayerDep = Annotated[Relayer, Depends(get_relayer)]
 PaystackDep = Annotated[PaystackClient, Depends(get_paystack)]
 CallerDep = Annotated[Caller, Depends(current_caller)]
+# Every list's page: `limit` items from `offset`.
+Limit = Annotated[int, Query(ge=1, le=200, description="Items a page, at most 200")]
+Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="Items to skip")]

@@ -869,10 +869,7 @@ class InvoiceWorkflow:
     async def verify(self) -> InvoiceSnapshot:
         """Ask Paystack now, whatever the invoice's state, and answer the invoice as it
         stands after that verify (the operator's `payrecon invoices reverify`)."""
-        await workflow.wait_condition(
-            lambda: self._invoice is not None or self._creation_error is not None
-        )
-        self._raise_creation_error()
+        await self._created()
         await self._check_payment()
         await workflow.wait_condition(lambda: self._recorded_revision >= self._current.revision)
         return self._current
@@ -882,10 +879,7 @@ class InvoiceWorkflow:
         """POST /invoices/{id}/verify and the checkout return: ask Paystack now, unless it
         was asked within VERIFY_NOW_INTERVAL (or is being asked), and answer the invoice as
         it stands after that, with Paystack's status."""
-        await workflow.wait_condition(
-            lambda: self._invoice is not None or self._creation_error is not None
-        )
-        self._raise_creation_error()
+        await self._created()
         if self._checking_now:
             await workflow.wait_condition(lambda: not self._checking_now)
         elif not self._verified_within(VERIFY_NOW_INTERVAL):
@@ -938,10 +932,7 @@ class InvoiceWorkflow:
         concurrent requests never refund more than was paid), then answers once Paystack
         has queued it, or after `refund_answer_within` with the refund still `requested`
         (it goes on)."""
-        await workflow.wait_condition(
-            lambda: self._invoice is not None or self._creation_error is not None
-        )
-        self._raise_creation_error()
+        await self._created()
         invoice = self._current
         existing = invoice.refund(request.refund_id)
         if existing is not None:
@@ -1007,10 +998,7 @@ class InvoiceWorkflow:
     async def retry_refund(self, retry: RefundRetry) -> RefundAnswer:
         """POST /refunds/{id}/retry: Paystack's retry, with the customer's bank account, of
         a refund that needs attention; then followed again as any refund in flight."""
-        await workflow.wait_condition(
-            lambda: self._invoice is not None or self._creation_error is not None
-        )
-        self._raise_creation_error()
+        await self._created()
         refund = self._current.refund(retry.refund_id)
         if refund is None:
             raise ApplicationError(f"no refund {retry.refund_id}", type=ErrorType.REFUND_NOT_FOUND)
@@ -1020,22 +1008,16 @@ class InvoiceWorkflow:
                 "can be retried",
                 type=ErrorType.REFUND_NOT_RETRYABLE,
             )
-        try:
-            record = await workflow.execute_activity_method(
-                PaystackActivities.retry_refund,
-                RetryRefundInput(
-                    paystack_refund_id=refund.paystack_refund_id,
-                    currency=retry.currency,
-                    account_number=retry.account_number,
-                    bank_id=retry.bank_id,
-                ),
-                task_queue=self._input.paystack_task_queue,
-                start_to_close_timeout=PAYSTACK_CALL_TIMEOUT,
-                retry_policy=REFUND_RETRY_ATTEMPTS,
-                summary=f"Paystack retry of refund {refund.refund_id}",
-            )
-        except ActivityError as error:
-            raise _refused_or_unavailable(error) from None
+        record = await self._operator_call(
+            PaystackActivities.retry_refund,
+            RetryRefundInput(
+                paystack_refund_id=refund.paystack_refund_id,
+                currency=retry.currency,
+                account_number=retry.account_number,
+                bank_id=retry.bank_id,
+            ),
+            f"Paystack retry of refund {refund.refund_id}",
+        )
         self._restart_refund_polls()
         await self._learn_refund(record)
         return await self._answer_refund(refund.refund_id, created=False)
@@ -1044,10 +1026,7 @@ class InvoiceWorkflow:
     async def resolve_dispute(self, decision: DisputeDecision) -> DisputeAnswer:
         """POST /disputes/{id}/resolve: the merchant's answer, sent to Paystack; an accepted
         dispute's refund is then looked for at once (Paystack makes it)."""
-        await workflow.wait_condition(
-            lambda: self._invoice is not None or self._creation_error is not None
-        )
-        self._raise_creation_error()
+        await self._created()
         dispute = self._current.dispute(decision.dispute_id)
         if dispute is None:
             raise ApplicationError(
@@ -1058,24 +1037,18 @@ class InvoiceWorkflow:
                 f"the dispute is {dispute.status.value}: only an open dispute can be resolved",
                 type=ErrorType.DISPUTE_NOT_OPEN,
             )
-        try:
-            record = await workflow.execute_activity_method(
-                PaystackActivities.resolve_dispute,
-                ResolveDisputeInput(
-                    dispute_id=decision.dispute_id,
-                    resolution=decision.resolution,
-                    message=decision.message,
-                    refund_amount=decision.refund_amount,
-                    uploaded_filename=decision.uploaded_filename,
-                    evidence=decision.evidence,
-                ),
-                task_queue=self._input.paystack_task_queue,
-                start_to_close_timeout=PAYSTACK_CALL_TIMEOUT,
-                retry_policy=REFUND_RETRY_ATTEMPTS,
-                summary=f"Paystack resolve dispute {decision.dispute_id}",
-            )
-        except ActivityError as error:
-            raise _refused_or_unavailable(error) from None
+        record = await self._operator_call(
+            PaystackActivities.resolve_dispute,
+            ResolveDisputeInput(
+                dispute_id=decision.dispute_id,
+                resolution=decision.resolution,
+                message=decision.message,
+                refund_amount=decision.refund_amount,
+                uploaded_filename=decision.uploaded_filename,
+                evidence=decision.evidence,
+            ),
+            f"Paystack resolve dispute {decision.dispute_id}",
+        )
         await self._learn_dispute(record)
         if decision.resolution == DisputeResolution.MERCHANT_ACCEPTED.paystack:
             self._refund_notified = True
@@ -1132,6 +1105,28 @@ class InvoiceWorkflow:
     @property
     def _status(self) -> InvoiceStatus:
         return self._current.status
+
+    async def _created(self) -> None:
+        """Waits until the invoice exists (created or resumed); raises why it never will."""
+        await workflow.wait_condition(
+            lambda: self._invoice is not None or self._creation_error is not None
+        )
+        self._raise_creation_error()
+
+    async def _operator_call(self, method: Any, argument: Any, summary: str) -> Any:
+        """A Paystack call an operator waits for (a refund's retry, a dispute's answer):
+        a few attempts; Paystack's refusal answers 409 with its words, silence 503."""
+        try:
+            return await workflow.execute_activity_method(
+                method,
+                argument,
+                task_queue=self._input.paystack_task_queue,
+                start_to_close_timeout=PAYSTACK_CALL_TIMEOUT,
+                retry_policy=REFUND_RETRY_ATTEMPTS,
+                summary=summary,
+            )
+        except ActivityError as error:
+            raise _refused_or_unavailable(error) from None
 
     def _raise_creation_error(self) -> None:
         if self._creation_error is not None:

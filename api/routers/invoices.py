@@ -40,6 +40,8 @@ from api.deps import (
     CallerDep,
     EngineDep,
     KeyCheckedFirst,
+    Limit,
+    Offset,
     SettingsDep,
     TemporalDep,
     current_caller,
@@ -257,8 +259,8 @@ def list_invoices(
     created_before: Annotated[
         AwareDatetime | None, Query(description="Created before (with a time zone)")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> InvoicePage:
     """Every filter given must hold. `metadata[<key>]=<value>` (up to five; the key of
     A-Z a-z 0-9 _ . -) matches the metadata value under that key compared as text, so
@@ -340,8 +342,8 @@ def invoice_events(
     invoice_id: InvoiceId,
     engine: EngineDep,
     caller: CallerDep,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> TimelinePage:
     """Status changes, webhooks received (with their outcome), each verify with Paystack's
     answer (a declined attempt: `paystack_status` `failed` and the bank's

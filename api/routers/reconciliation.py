@@ -24,6 +24,8 @@ from api.deps import (
     CallerDep,
     EngineDep,
     KeyCheckedFirst,
+    Limit,
+    Offset,
     SettingsDep,
     TemporalDep,
     current_caller,
@@ -80,8 +82,6 @@ RunId = Annotated[str, Path(pattern=RUN_ID_PATTERN, description="The run's id")]
 DiscrepancyId = Annotated[
     str, Path(pattern=DISCREPANCY_ID_PATTERN, description="`dsc_` and 24 hex")
 ]
-Limit = Annotated[int, Query(ge=1, le=200)]
-Offset = Annotated[int, Query(ge=0, le=1_000_000_000)]
 Responses = dict[int | str, dict[str, Any]]
 NO_RUN: Responses = {404: {"model": ErrorBody, "description": "No such run"}}
 NO_DISCREPANCY: Responses = {404: {"model": ErrorBody, "description": "No such discrepancy"}}

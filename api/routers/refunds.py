@@ -11,7 +11,7 @@ import secrets
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Response, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 
@@ -21,6 +21,8 @@ from api.deps import (
     CallerDep,
     EngineDep,
     KeyCheckedFirst,
+    Limit,
+    Offset,
     SettingsDep,
     TemporalDep,
     current_caller,
@@ -131,8 +133,8 @@ def list_refunds(
     invoice_id: InvoiceId,
     engine: EngineDep,
     caller: CallerDep,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> RefundPage:
     visible_invoice(engine, invoice_id, caller)
     rows, total = queries.list_refunds(engine, invoice_id, limit=limit, offset=offset)

@@ -14,12 +14,21 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import structlog
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from api.deps import Caller, CallerDep, EngineDep, KeyCheckedFirst, SettingsDep, current_caller
+from api.deps import (
+    Caller,
+    CallerDep,
+    EngineDep,
+    KeyCheckedFirst,
+    Limit,
+    Offset,
+    SettingsDep,
+    current_caller,
+)
 from api.outbound_schemas import (
     ENDPOINT_ID_PATTERN,
     CreateWebhookEndpoint,
@@ -126,8 +135,8 @@ def create_endpoint(
 def list_endpoints(
     engine: EngineDep,
     caller: CallerDep,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> WebhookEndpointPage:
     with Session(engine) as session:
         query = select(WebhookEndpoint)
@@ -242,8 +251,8 @@ def list_deliveries(
     endpoint_id: EndpointId,
     engine: EngineDep,
     caller: CallerDep,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> EventAttemptPage:
     with Session(engine) as session:
         _visible(session, endpoint_id, caller)
