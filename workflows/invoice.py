@@ -580,12 +580,9 @@ class InvoiceWorkflow:
         then the invoice's move to `partially_refunded` / `refunded` if it makes one."""
         invoice, now = self._current, workflow.now()
         refund = dataclasses.replace(refund, revision=invoice.revision + 1, updated_at=now)
-        refunds = [r for r in invoice.refunds if r.refund_id != refund.refund_id]
-        at = next(
-            (i for i, r in enumerate(invoice.refunds) if r.refund_id == refund.refund_id),
-            len(refunds),
-        )
-        refunds.insert(at, refund)
+        refunds = [refund if r.refund_id == refund.refund_id else r for r in invoice.refunds]
+        if invoice.refund(refund.refund_id) is None:
+            refunds.append(refund)
         self._invoice = dataclasses.replace(
             invoice,
             refunds=refunds,
