@@ -235,6 +235,19 @@ class MoneyAfterPayment:
             await asyncio.sleep(1)
         raise TimeoutError(f"dispute {dispute_id} never shown")
 
+    async def _dispute_resolved(self, invoice: ChaosInvoice, dispute_id: int, until: float) -> None:
+        while time.monotonic() < until:
+            shown = await retrying(
+                lambda: self.api.get(f"/invoices/{invoice.invoice_id}"), until=until
+            )
+            if any(
+                d["id"] == dispute_id and d["status"] == "resolved"
+                for d in shown.json()["disputes"]
+            ):
+                return
+            await asyncio.sleep(1)
+        raise TimeoutError(f"dispute {dispute_id} never shown resolved")
+
     async def _resolve(
         self, invoice: ChaosInvoice, dispute_id: int, transaction_id: int, plan: str, until: float
     ) -> None:
@@ -261,7 +274,10 @@ class MoneyAfterPayment:
             ),
             until=until,
         )
-        if answer.status_code != 200:
+        if answer.status_code == 409:
+            # A kill lost the answer to a resolve that went through: the retry is refused.
+            await self._dispute_resolved(invoice, dispute_id, until)
+        elif answer.status_code != 200:
             raise RuntimeError(f"resolve answered {answer.status_code}: {answer.text[:200]}")
         if accepted:
             # Paystack made the dispute's refund: it goes through as any refund does.

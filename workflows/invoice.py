@@ -1034,18 +1034,23 @@ class InvoiceWorkflow:
                 f"the dispute is {dispute.status.value}: only an open dispute can be resolved",
                 type=ErrorType.DISPUTE_NOT_OPEN,
             )
-        record = await self._operator_call(
-            PaystackActivities.resolve_dispute,
-            ResolveDisputeInput(
-                dispute_id=decision.dispute_id,
-                resolution=decision.resolution,
-                message=decision.message,
-                refund_amount=decision.refund_amount,
-                uploaded_filename=decision.uploaded_filename,
-                evidence=decision.evidence,
-            ),
-            f"Paystack resolve dispute {decision.dispute_id}",
-        )
+        try:
+            record = await self._operator_call(
+                PaystackActivities.resolve_dispute,
+                ResolveDisputeInput(
+                    dispute_id=decision.dispute_id,
+                    resolution=decision.resolution,
+                    message=decision.message,
+                    refund_amount=decision.refund_amount,
+                    uploaded_filename=decision.uploaded_filename,
+                    evidence=decision.evidence,
+                ),
+                f"Paystack resolve dispute {decision.dispute_id}",
+            )
+        except ApplicationError:
+            # Refused (resolved meanwhile, say): Paystack's word on the dispute is asked.
+            self._disputes_to_check.append(decision.dispute_id)
+            raise
         await self._learn_dispute(record)
         if decision.resolution == DisputeResolution.MERCHANT_ACCEPTED.paystack:
             self._refund_notified = True
