@@ -172,7 +172,10 @@ async def test_temporal_setup_adds_missing_search_attributes_once(stack: Stack) 
         await asyncio.sleep(0.2)
         code, first = await setup()
     assert code == 0, first
-    assert "added AmountMinor, Currency, CustomerEmail, DueAt, InvoiceStatus" in first
+    assert (
+        "added AmountMinor, Currency, CustomerEmail, DisputeState, DueAt, InvoiceStatus, "
+        "RefundState" in first
+    )
 
     code, second = await setup()
     assert code == 0 and "already registered" in second
