@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from domain.disputes import Dispute
 from domain.refunds import Refund, refundable, refunded
@@ -87,6 +88,16 @@ INVOICE_ID_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
 # The caller an unnamed API key belongs to (every invoice made before keys had names).
 DEFAULT_CALLER = "default"
 _OUR_REFERENCE = re.compile(r"^[A-Za-z0-9-]{1,64}(\.[0-9]{1,2})?$")
+
+
+Part = TypeVar("Part")
+
+
+def put(parts: list[Part], part: Part, key: Callable[[Part], object]) -> list[Part]:
+    """`parts` with `part` in place of the one with its key, or added at the end."""
+    if any(key(p) == key(part) for p in parts):
+        return [part if key(p) == key(part) else p for p in parts]
+    return [*parts, part]
 
 
 def is_invoice_reference(reference: str) -> bool:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -56,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         InvoiceStatus,
         ReviewReason,
         paystack_reference_for,
+        put,
     )
     from domain.reconcile import Outcome, Verification, reconcile
     from domain.refunds import (
@@ -123,6 +124,19 @@ ANNOUNCE_BY_ACTIVITY = "announce-by-activity"
 # What the refunds-and-disputes loop waits for, as its timers' summaries say.
 REFUND_CHECK = "next refund check"
 DISPUTE_DUE = "dispute due"
+
+
+class Check(NamedTuple):
+    """A look at Paystack the refunds-and-disputes watch owes: when, and for what (a
+    dispute's due date, or else the refunds' next poll)."""
+
+    moment: datetime
+    dispute_id: int | None = None
+
+    @property
+    def summary(self) -> str:
+        return REFUND_CHECK if self.dispute_id is None else f"{DISPUTE_DUE} {self.dispute_id}"
+
 
 LATE_PAYMENT_REASON = {
     InvoiceStatus.EXPIRED: ReviewReason.PAID_AFTER_EXPIRY,
@@ -427,42 +441,42 @@ class InvoiceWorkflow:
                 )
                 continue
             now = workflow.now()
-            moment, what = min(checks)
-            if now >= moment:
-                await self._check_due(what)
+            check = min(checks, key=lambda c: (c.moment, c.summary))  # as recorded runs chose
+            if now >= check.moment:
+                await self._check_due(check)
                 continue
             if self._history_is_long() and workflow.all_handlers_finished():
                 self._continue_as_new()
             workflow.set_current_details(
                 f"{len(self._followed_refunds())} refund(s) in flight, "
                 f"{len(self._awaited_disputes())} dispute(s) open: next check with Paystack "
-                f"at {moment:%Y-%m-%d %H:%M:%S} UTC"
+                f"at {check.moment:%Y-%m-%d %H:%M:%S} UTC"
             )
             try:
                 await workflow.wait_condition(
                     self._work_waiting,
-                    timeout=max(moment - now, MIN_TIMER),
-                    timeout_summary=what,
+                    timeout=max(check.moment - now, MIN_TIMER),
+                    timeout_summary=check.summary,
                 )
             except TimeoutError:
                 pass
 
-    def _next_checks(self) -> list[tuple[datetime, str]]:
+    def _next_checks(self) -> list[Check]:
         """When each thing followed is next looked at: the refunds' next poll, and each
         open dispute's due date."""
-        checks = [(self._next_refund_poll_at, REFUND_CHECK)] if self._followed_refunds() else []
+        checks = [Check(self._next_refund_poll_at)] if self._followed_refunds() else []
         for dispute in self._awaited_disputes():
             assert dispute.due_at is not None
-            checks.append((dispute.due_at, f"{DISPUTE_DUE} {dispute.dispute_id}"))
+            checks.append(Check(dispute.due_at, dispute.dispute_id))
         return checks
 
-    async def _check_due(self, what: str) -> None:
-        if what == REFUND_CHECK:
-            self._refund_poll_count += 1
-            self._next_refund_poll_at = workflow.now() + self._refund_poll_interval()
-            await self._check_refunds()
+    async def _check_due(self, check: Check) -> None:
+        if check.dispute_id is not None:
+            await self._flag_if_overdue(check.dispute_id)
             return
-        await self._flag_if_overdue(int(what.removeprefix(f"{DISPUTE_DUE} ")))
+        self._refund_poll_count += 1
+        self._next_refund_poll_at = workflow.now() + self._refund_poll_interval()
+        await self._check_refunds()
 
     def _work_waiting(self) -> bool:
         return (
@@ -580,9 +594,7 @@ class InvoiceWorkflow:
         then the invoice's move to `partially_refunded` / `refunded` if it makes one."""
         invoice, now = self._current, workflow.now()
         refund = dataclasses.replace(refund, revision=invoice.revision + 1, updated_at=now)
-        refunds = [refund if r.refund_id == refund.refund_id else r for r in invoice.refunds]
-        if invoice.refund(refund.refund_id) is None:
-            refunds.append(refund)
+        refunds = put(invoice.refunds, refund, key=lambda r: r.refund_id)
         self._invoice = dataclasses.replace(
             invoice,
             refunds=refunds,
@@ -684,9 +696,7 @@ class InvoiceWorkflow:
         """Records one dispute's change (its own revision, and its `dispute.updated` event)."""
         invoice, now = self._current, workflow.now()
         dispute = dataclasses.replace(dispute, revision=invoice.revision + 1, updated_at=now)
-        disputes = [dispute if d.dispute_id == dispute.dispute_id else d for d in invoice.disputes]
-        if invoice.dispute(dispute.dispute_id) is None:
-            disputes.append(dispute)
+        disputes = put(invoice.disputes, dispute, key=lambda d: d.dispute_id)
         self._invoice = dataclasses.replace(
             invoice, disputes=disputes, updated_at=now, revision=dispute.revision
         )
