@@ -27,7 +27,7 @@ from api.deps import (
     current_caller,
 )
 from api.errors import temporal_call
-from api.routers.invoices import visible_invoice
+from api.routers.invoices import invoice_seen_by, visible_invoice
 from api.schemas import WITH_BODY, DisputeOut, ErrorBody
 from db import queries
 from db.models import InvoiceDispute
@@ -55,8 +55,7 @@ def visible_dispute(engine: Engine, dispute_id: int, caller: Caller) -> InvoiceD
     """The dispute, if this caller may see its invoice; another caller's is as unknown as
     none."""
     row = queries.get_dispute(engine, dispute_id)
-    invoice = queries.get_invoice(engine, row.invoice_id) if row is not None else None
-    if row is None or invoice is None or not caller.owns(invoice.caller):
+    if row is None or invoice_seen_by(engine, row.invoice_id, caller) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no dispute {dispute_id}")
     return row
 

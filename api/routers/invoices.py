@@ -327,10 +327,17 @@ def with_books(engine: Engine, invoices: list[InvoiceOut]) -> list[InvoiceOut]:
 
 def visible_invoice(engine: Engine, invoice_id: str, caller: Caller) -> Invoice:
     """The invoice, if this caller may see it; another caller's is as unknown as none."""
-    row = queries.get_invoice(engine, invoice_id)
-    if row is None or not caller.owns(row.caller):
+    row = invoice_seen_by(engine, invoice_id, caller)
+    if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no invoice {invoice_id}")
     return row
+
+
+def invoice_seen_by(engine: Engine, invoice_id: str, caller: Caller) -> Invoice | None:
+    """The invoice, or None if there is none or it is another caller's. So are its
+    refunds and disputes seen, or not."""
+    row = queries.get_invoice(engine, invoice_id)
+    return row if row is not None and caller.owns(row.caller) else None
 
 
 @router.get(

@@ -28,7 +28,12 @@ from api.deps import (
     current_caller,
 )
 from api.errors import temporal_call
-from api.routers.invoices import IDEMPOTENCY_KEY_PATTERN, InvoiceId, visible_invoice
+from api.routers.invoices import (
+    IDEMPOTENCY_KEY_PATTERN,
+    InvoiceId,
+    invoice_seen_by,
+    visible_invoice,
+)
 from api.schemas import WITH_BODY, ErrorBody
 from db import queries
 from db.models import InvoiceRefund
@@ -159,8 +164,7 @@ def visible_refund(engine: Engine, refund_id: str, caller: Caller) -> InvoiceRef
     """The refund, if this caller may see its invoice; another caller's is as unknown as
     none."""
     row = queries.get_refund(engine, refund_id)
-    invoice = queries.get_invoice(engine, row.invoice_id) if row is not None else None
-    if row is None or invoice is None or not caller.owns(invoice.caller):
+    if row is None or invoice_seen_by(engine, row.invoice_id, caller) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no refund {refund_id}")
     return row
 
