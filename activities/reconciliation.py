@@ -19,6 +19,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
+from activities.heartbeat import heartbeating
 from activities.paystack import _as_application_error
 from api.reconciliation_schemas import DiscrepancyOut
 from config import Settings
@@ -238,6 +239,7 @@ class ReconciliationActivities:
     # --- the run's row ------------------------------------------------------------------
 
     @activity.defn(name="start_reconciliation_run")
+    @heartbeating
     async def start_run(self, start: RunStart) -> None:
         window = start.window
         run = ReconciliationRun(
@@ -253,6 +255,7 @@ class ReconciliationActivities:
         log.info("recon.started", run_id=window.run_id, since=window.since, until=window.until)
 
     @activity.defn(name="finish_reconciliation_run")
+    @heartbeating
     async def finish_run(self, end: RunEnd) -> RunSummary:
         return await asyncio.to_thread(self._finish, end)
 
@@ -285,6 +288,7 @@ class ReconciliationActivities:
     # --- transactions -------------------------------------------------------------------
 
     @activity.defn(name="reconcile_transactions_page")
+    @heartbeating
     async def reconcile_transactions_page(self, request: TransactionsPage) -> TransactionsReport:
         window = request.window
         try:
@@ -344,6 +348,7 @@ class ReconciliationActivities:
         return TransactionsReport(None, tally, to_heal=to_heal, to_tell=to_tell)
 
     @activity.defn(name="heal_missed_payment")
+    @heartbeating
     async def heal_missed_payment(self, target: HealTarget) -> str:
         """Asks the invoice's workflow (its one writer; a completed invoice's is woken) to
         verify now, and records what that verify decided."""
@@ -374,6 +379,7 @@ class ReconciliationActivities:
     # --- refunds and disputes -----------------------------------------------------------
 
     @activity.defn(name="reconcile_refunds_page")
+    @heartbeating
     async def reconcile_refunds_page(self, request: AfterPaymentPage) -> AfterPaymentReport:
         """A page of the window's refunds against payrecon's: one it lacks, or holds with
         another amount or state, is a `refund_mismatch`, and its invoice is asked to look."""
@@ -426,6 +432,7 @@ class ReconciliationActivities:
         return AfterPaymentReport(None, tally, to_notify=to_notify, to_tell=to_tell)
 
     @activity.defn(name="reconcile_disputes_page")
+    @heartbeating
     async def reconcile_disputes_page(self, request: AfterPaymentPage) -> AfterPaymentReport:
         """A page of the window's disputes: one open past its due date is a
         `dispute_overdue`; one payrecon does not show as Paystack does, its invoice is asked
@@ -468,6 +475,7 @@ class ReconciliationActivities:
         return AfterPaymentReport(None, tally, to_notify=to_notify, to_tell=to_tell)
 
     @activity.defn(name="notify_invoice")
+    @heartbeating
     async def notify_invoice(self, target: NotifyInvoice) -> None:
         """Asks an invoice's workflow (woken if it has completed) to look at its refunds, or
         at one dispute, on Paystack: what it finds there, its one writer records."""
@@ -522,6 +530,7 @@ class ReconciliationActivities:
     # --- settlements --------------------------------------------------------------------
 
     @activity.defn(name="reconcile_settlements_page")
+    @heartbeating
     async def reconcile_settlements_page(self, request: SettlementsPage) -> SettlementsReport:
         try:
             page = await self._paystack.list_settlements(
@@ -553,6 +562,7 @@ class ReconciliationActivities:
         return SettlementsReport(next_page=next_page, tally=tally, to_add_up=to_add_up)
 
     @activity.defn(name="reconcile_settlement_transactions_page")
+    @heartbeating
     async def reconcile_settlement_transactions_page(
         self, request: SettlementTransactionsPage
     ) -> SettlementTransactionsReport:
@@ -627,6 +637,7 @@ class ReconciliationActivities:
     # --- the books as a whole -----------------------------------------------------------
 
     @activity.defn(name="check_books")
+    @heartbeating
     async def check_books(self, check: BooksCheck) -> list[str]:
         """The checks that look from our side: paid invoices Paystack does not show as
         paid, paid invoices never settled; then what this run no longer sees is resolved.
@@ -741,6 +752,7 @@ class ReconciliationActivities:
     # --- telling operators --------------------------------------------------------------
 
     @activity.defn(name="tell_operators")
+    @heartbeating
     async def tell_operators(self, event_ids: list[str]) -> None:
         """Starts each stored event's workflow (once per event id, ever), which delivers it
         to operators' endpoints as it delivers any event."""

@@ -52,6 +52,9 @@ PAGE_TIMEOUT = timedelta(minutes=2)
 PAGE_GIVE_UP = timedelta(minutes=30)
 PAGE_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 DATABASE_TIMEOUT = timedelta(minutes=10)
+# Every activity of the sweep heartbeats while it runs: one whose worker died is retried
+# elsewhere this soon, however long its start-to-close timeout.
+HEARTBEAT_TIMEOUT = timedelta(seconds=20)
 # Versions of this workflow, for `workflow.patched` (histories of each still replay).
 REFUNDS_AND_DISPUTES = "refunds-and-disputes"
 # Pages a run handles before it continues as new: its history stays small.
@@ -271,6 +274,7 @@ class ReconciliationWorkflow:
                 task_queue=self._input.paystack_task_queue,
                 start_to_close_timeout=PAGE_TIMEOUT,
                 schedule_to_close_timeout=PAGE_GIVE_UP,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=PAGE_RETRY,
             )
         return await workflow.execute_activity_method(
@@ -278,5 +282,6 @@ class ReconciliationWorkflow:
             argument,
             start_to_close_timeout=DATABASE_TIMEOUT,
             schedule_to_close_timeout=PAGE_GIVE_UP,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=PAGE_RETRY,
         )

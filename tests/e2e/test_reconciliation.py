@@ -493,7 +493,10 @@ async def test_a_run_killed_mid_way_resumes_and_finds_the_same(
     processes.services["worker"].kill()
     killed_after = await pages_done(handle)
     processes.start("worker")
-    interrupted: RunSummary = await handle.result()
+    # Whatever activity the kill cut short is retried once its heartbeats stop (20 s), not
+    # at the end of its start-to-close timeout (up to 10 minutes).
+    async with asyncio.timeout(120):
+        interrupted: RunSummary = await handle.result()
 
     uninterrupted: RunSummary = await books.temporal.execute_workflow(
         ReconciliationWorkflow.run,
