@@ -652,7 +652,7 @@ class Bench:
         """Lets the worker finish what a phase left queued, so the next one starts clean."""
         async with httpx.AsyncClient(base_url=self.stack.sandbox_url) as sandbox:
             last, steady, deadline = -1, 0, time.monotonic() + limit
-            while steady < 3 and time.monotonic() < deadline:
+            while steady < self.args.quiet_seconds and time.monotonic() < deadline:
                 calls = (await SandboxControls(sandbox).stats())["calls"]
                 total = calls["verify"] + calls["initialize"]
                 steady = steady + 1 if total == last else 0
@@ -733,6 +733,12 @@ def main() -> int:
         "--capacity-timer", type=float, default=0.0, help="poll timer, s (0: after creation)"
     )
     parser.add_argument("--capacity-sample", type=int, default=200)
+    parser.add_argument(
+        "--quiet-seconds",
+        type=int,
+        default=3,
+        help="seconds with no Paystack call that tell the worker has finished a phase",
+    )
     parser.add_argument("--results-dir", default=str(RESULTS))
     args = parser.parse_args()
     # A SIGTERM unwinds like Ctrl-C, so the stack's processes are stopped too.

@@ -27,6 +27,7 @@ async def test_a_tiny_bench_reports_every_measurement(tmp_path: Path) -> None:
         "--recon-count=300",
         "--recon-page-size=50",
         "--recon-naive-sample=50",
+        "--quiet-seconds=1",
         f"--results-dir={tmp_path}",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
