@@ -90,7 +90,8 @@ histories: $(INSTALLED)
 	PAYRECON_RECORD_HISTORIES=1 $(PY) -m pytest tests/e2e/test_lifecycle.py \
 		tests/e2e/test_paystack_down.py tests/e2e/test_retention.py \
 		tests/e2e/test_checkout.py tests/e2e/test_telling.py \
-		tests/e2e/test_reconciliation.py tests/e2e/test_refunds.py tests/e2e/test_disputes.py
+		tests/e2e/test_reconciliation.py tests/e2e/test_refunds.py tests/e2e/test_disputes.py \
+		tests/workflows/test_invoice_lifetime.py
 	$(PY) -m pytest tests/workflows/test_replay.py
 
 lint: $(INSTALLED)

@@ -120,6 +120,7 @@ INITIALIZE_DEADLINE_BY_TIMER = "initialize-deadline-by-timer"
 TELL_OTHERS = "tell-others"
 ANNOUNCE_WHEN_RESUMED = "announce-when-resumed"
 ANNOUNCE_BY_ACTIVITY = "announce-by-activity"
+LATE_WINDOW_SKIPPED_ONLY_WHEN_WOKEN = "late-window-skipped-only-when-woken"
 
 # What the refunds-and-disputes loop waits for, as its timers' summaries say.
 REFUND_CHECK = "next refund check"
@@ -183,8 +184,7 @@ class InvoiceWorkflow:
             )
         if self._status in LATE_PAYMENT_REASON:
             window_closes = self._current.updated_at + timedelta(seconds=input.late_payment_window)
-            # A run resumed after the window closed only answers what woke it.
-            if not (self._resumed and workflow.now() >= window_closes):
+            if not self._woken_after(window_closes):
                 await self._watch_until(window_closes)
                 if self._status in LATE_PAYMENT_REASON:
                     # A last look before letting go: a payment during the window is never
@@ -193,6 +193,14 @@ class InvoiceWorkflow:
         await self._follow_refunds_and_disputes()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._current
+
+    def _woken_after(self, window_closes: datetime) -> bool:
+        """A run woken on a completed invoice after its late window closed only answers
+        what woke it. Not so a run that found its own record (its first task was lost after
+        recording): it watches the window, and takes its last look, as any other."""
+        if not (self._resumed and workflow.now() >= window_closes):
+            return False
+        return self._input.resume_only or not workflow.patched(LATE_WINDOW_SKIPPED_ONLY_WHEN_WOKEN)
 
     # --- create, or resume ---------------------------------------------------------
 

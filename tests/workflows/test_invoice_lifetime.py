@@ -18,10 +18,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.errors import ErrorType
 from domain.invoice import InvoiceSnapshot, InvoiceStatus, ReviewReason
+from tests.helpers import keep_history
 from tests.workflows.support import AMOUNT, SETTINGS, PaystackAndDatabase, create, workflow_of
 from workflows.invoice import InvoiceWorkflow
-from workflows.starter import reach_invoice
-from workflows.types import PaymentNotice
+from workflows.starter import invoice_start, reach_invoice
+from workflows.types import OpenInvoice, PaymentNotice
 
 
 async def test_a_paid_invoice_is_woken_after_180_days(
@@ -75,6 +76,37 @@ async def test_a_payment_after_the_late_window_is_found_when_woken(
     assert woken.review_reason is ReviewReason.PAID_AFTER_EXPIRY
     assert woken.revision == expired.revision + 1 and woken.amount_paid == AMOUNT
     assert books.records[invoice.invoice_id] == woken
+
+
+async def test_a_run_that_finds_its_own_record_still_takes_the_windows_last_look(
+    env: WorkflowEnvironment, books: PaystackAndDatabase
+) -> None:
+    """A run whose first task was lost after recording starts again from its own record.
+    Unlike a run woken on a completed invoice, it takes the late window's last look however
+    late it runs: a payment made in the window is found."""
+    invoice = await create(env, due_in=timedelta(hours=1))
+    await env.sleep(timedelta(hours=1, minutes=1))  # expired; the 72 h window is open
+    expired = books.records[invoice.invoice_id]
+    assert expired.status is InvoiceStatus.EXPIRED
+    books.pay(invoice.invoice_id)  # in the window
+    await workflow_of(env, invoice).terminate("the run's task is lost")
+    await env.sleep(timedelta(hours=73))  # the window closes meanwhile
+
+    # Started as the create starts it (not woken): it finds its record, expired.
+    reopened = await env.client.execute_update_with_start_workflow(
+        InvoiceWorkflow.open_invoice,
+        OpenInvoice(fingerprint="body", request_id="first"),
+        start_workflow_operation=invoice_start(SETTINGS, expired.request(), request_id="first"),
+    )
+    assert reopened.invoice.status is InvoiceStatus.EXPIRED
+    handle = workflow_of(env, invoice)
+    found = await handle.result()
+
+    assert found.status is InvoiceStatus.NEEDS_REVIEW
+    assert found.review_reason is ReviewReason.PAID_AFTER_EXPIRY
+    assert found.revision == expired.revision + 1 and found.amount_paid == AMOUNT
+    assert books.records[invoice.invoice_id] == found
+    await keep_history(await handle.fetch_history(), "late_payment_found_by_own_record")
 
 
 async def test_two_requests_at_once_share_one_writer(

@@ -24,6 +24,8 @@ WORKFLOW_PATHS = {
     "expired",
     "paid_at_due_date",
     "paid_after_expiry",
+    # A run that lost its first task found its own record, and still took the window's look.
+    "late_payment_found_by_own_record",
     "cancelled_then_paid",
     "cancel_finds_paid",
     "idempotent_create",
