@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 
 from temporalio import activity
@@ -40,6 +40,10 @@ class PaystackAndDatabase:
         self.charges: dict[str, Verification] = {}
         self.verifies: Counter[str] = Counter()
         self.held: asyncio.Event | None = None
+        # With `held`: only verifies asked for from this moment are held (None: every one).
+        self.held_from: datetime | None = None
+        # When each verify was asked for, by reference.
+        self.verified_at: defaultdict[str, list[datetime]] = defaultdict(list)
         # What the event workflows were given, and what the merchant's endpoint answers.
         self.events: list[InvoiceEvent] = []
         self.endpoints = ["we_test"]
@@ -85,7 +89,10 @@ class PaystackAndDatabase:
     @activity.defn(name="verify_transaction")
     async def verify_transaction(self, reference: str) -> Verification:
         self.verifies[reference] += 1
-        if self.held is not None:  # Paystack is slow until the test lets it answer
+        asked_at = activity.info().current_attempt_scheduled_time
+        self.verified_at[reference].append(asked_at)
+        # Paystack is slow until the test lets it answer.
+        if self.held is not None and (self.held_from is None or asked_at >= self.held_from):
             await self.held.wait()
         return self.charges.get(
             reference, Verification(reference=reference, found=True, status="abandoned")
