@@ -1,13 +1,10 @@
-"""Load generation and measurement helpers for the bench: percentiles, process memory,
-distinct signed webhook deliveries, and an open-loop sender."""
+"""Load generation and measurement helpers for the bench: percentiles, process memory and
+distinct signed webhook deliveries (bench/generator.py sends them)."""
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import json
 import random
-import time
 from pathlib import Path
 
 import httpx
@@ -56,45 +53,13 @@ def signed_deliveries(references: list[str], count: int, first_id: int) -> list[
     return bodies
 
 
-async def open_loop(
-    client: httpx.AsyncClient, url: str, bodies: list[bytes], rate: int, secret: str
-) -> tuple[list[float], list[str], float]:
-    """Sends at a fixed rate whatever the answers; latency counts from the planned
-    send time, so a slow server cannot hide its queue. Also returns the generator's own
-    p99 lag behind plan, which says whether the figures measure it or the server."""
-    latencies: list[float] = []
-    lags: list[float] = []
-    failures: list[str] = []
-    signed = [
+def signed(bodies: list[bytes], secret: str) -> list[tuple[bytes, dict[str, str]]]:
+    """Each body with the headers Paystack sends it with, its signature made now, so a
+    load step only sends."""
+    return [
         (body, {"content-type": "application/json", SIGNATURE_HEADER: sign(body, secret)})
         for body in bodies
     ]
-
-    async def send(body: bytes, headers: dict[str, str], planned: float) -> None:
-        lags.append(time.perf_counter() - planned)
-        try:
-            response = await client.post(url, content=body, headers=headers)
-        except httpx.TransportError as error:
-            failures.append(type(error).__name__)
-            return
-        if response.status_code != 200:
-            failures.append(f"{response.status_code} {response.text[:200]}")
-        latencies.append(time.perf_counter() - planned)
-
-    # No collector pauses in the generator while it keeps time.
-    gc.collect()
-    gc.disable()
-    try:
-        started = time.perf_counter()
-        tasks = []
-        for n, (body, headers) in enumerate(signed):
-            planned = started + n / rate
-            await asyncio.sleep(max(0.0, planned - time.perf_counter()))
-            tasks.append(asyncio.create_task(send(body, headers, planned)))
-        await asyncio.gather(*tasks)
-    finally:
-        gc.enable()
-    return latencies, failures, percentile(lags, 99)
 
 
 async def provider_calls(sandbox: httpx.AsyncClient, reference: str) -> dict[str, int]:

@@ -3,14 +3,15 @@
     python -m bench.run [--capacity 100000] [--rates 50,100,200,400] ...
 
 Starts a Temporal dev server, the sandbox (no added latency), a worker and the API on free
-ports, measures, prints one table and saves it as JSON under bench/results/.
+ports, measures, prints one table and saves it as JSON under bench/results/. What is not
+payrecon runs apart from the bench's own loop: the merchant's endpoint and the webhook load
+generator each in a process of their own.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import random
 import signal
 import statistics
@@ -18,7 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,13 +29,15 @@ from temporalio.client import Client
 from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_fixed
 
 from activities.reconciliation import RunSummary
-from bench.load import ms, open_loop, percentile, provider_calls, rss_mib, signed_deliveries
-from bench.report import Row, last_run, report
+from bench.generator import Delivery, Generator, Step
+from bench.load import ms, percentile, provider_calls, rss_mib, signed, signed_deliveries
+from bench.quiet import busy, pause_sweeps, sqlite_path
+from bench.report import Figure, Goal, History, Row, Shown, find, report
 from bench.seed import insert_paid_invoices
 from config import DEV_PAYSTACK_SECRET_KEY, Settings
 from db import queries
 from db.engine import make_engine
-from devstack.merchant import Merchant
+from devstack.merchant import MerchantProcess
 from devstack.processes import Service, free_port, python_module, wait_for_http
 from devstack.progress import Progress
 from devstack.stack import Stack
@@ -54,6 +57,85 @@ NAIVE_CRON_CALLS_PER_DAY = 24 * 60  # verify every pending invoice every minute
 EVENT_GOAL_P99 = 0.250
 # How long to wait for one invoice.paid at the merchant before counting it missing.
 EVENT_WAIT_SECONDS = 30.0
+# The ACK goal holds at this rate.
+ACK_GOAL_RATE = 200
+RECON_GOAL_RECORDS = 100_000
+MIB = 1024 * 1024 / 1e6  # MB in a MiB
+
+
+def latency(f: Figure) -> str:
+    return f"p50 {f['p50_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms"
+
+
+def creates(f: Figure) -> str:
+    return f"{latency(f)}, {f['per_second']:.0f} invoices/s"
+
+
+def ack(f: Figure) -> str:
+    """A step's ACK figures, or why they are not payrecon's (old runs have no verdict)."""
+    if f.get("valid") is False:
+        return f"invalid: generator lag p99 {f['lag_p99_ms']:.1f} ms"
+    failed = f", {f['failed']} not 200" if f.get("failed") else ""
+    return latency(f) + failed
+
+
+def reconciled(f: Figure) -> str:
+    rss, calls = f["worker_rss_mib"], f["paystack_calls"]
+    return (
+        f"{f['wall_seconds']:.1f} s, {f['records_per_second']:,.0f} records/s; worker RSS "
+        f"{rss['before']:.0f} -> peak {rss['peak']:.0f} MiB; {calls.get('list', 0)} list "
+        f"calls, {calls.get('verify', 0)} verifies"
+    )
+
+
+def timers(f: Figure) -> str:
+    return (
+        f"{f['fired']}/{f['sampled']} sampled fired; lateness p50 {f['lateness_p50_ms']:.1f} "
+        f"ms, p99 {f['lateness_p99_ms']:.1f} ms"
+    )
+
+
+# The goals, for this 2-core machine with the default embedded stack.
+GOALS: dict[str, list[Goal]] = {
+    "create_c1": [Goal("goal p50 ≤ 50 ms", lambda f: f["p50_ms"] <= 50)],
+    "create_c20": [
+        Goal("floor 36/s", lambda f: f["per_second"] >= 36),
+        Goal("goal 50/s", lambda f: f["per_second"] >= 50),
+    ],
+    "time_to_paid": [
+        Goal("goal p50 ≤ 50 ms, p99 ≤ 100 ms", lambda f: f["p50_ms"] <= 50 and f["p99_ms"] <= 100)
+    ],
+    "paid_event_to_merchant": [
+        Goal(
+            f"goal p99 < {ms(EVENT_GOAL_P99)}",
+            lambda f: f["n"] > 0 and not f["missing"] and f["p99_ms"] < EVENT_GOAL_P99 * 1000,
+        )
+    ],
+    # Only a valid step can meet it: an invalid one measured the generator.
+    "webhook_ack": [
+        Goal("goal p99 ≤ 25 ms", lambda f: f.get("valid") is not False and f["p99_ms"] <= 25)
+    ],
+    "reconciliation": [
+        Goal(
+            f"goal {RECON_GOAL_RECORDS:,} in < 120 s, < 400 MB",
+            lambda f: (
+                f["records"] >= RECON_GOAL_RECORDS
+                and f["wall_seconds"] < 120
+                and f["worker_rss_mib"]["peak"] * MIB < 400
+            ),
+        )
+    ],
+}
+
+
+def held(step: Step) -> bool:
+    """A valid step with every delivery answered 200 and ACK p99 under 50 ms."""
+    return step.valid and not step.failures and step.p99 < 0.050
+
+
+def baseline_held(f: Figure) -> str:
+    ratio = f"; ratio {f['payrecon'] / f['baseline']:.2f}" if f["baseline"] else ""
+    return f"baseline {f['baseline']}/s{ratio}"
 
 
 class Bench:
@@ -70,7 +152,7 @@ class Bench:
             sandbox_settings={"SANDBOX_REFUND_AUTO_SECONDS": "0"},
         )
         self.rows: list[Row] = []
-        self.figures: dict[str, Any] = {}
+        self.figures: Figure = {}
         self.extra: list[Service] = []
         self.create_retries = 0
         self.create_failures = 0
@@ -78,17 +160,32 @@ class Bench:
         self.printed: list[Row] = []
         self.progress = Progress()
         # The merchant's endpoint, registered for the bench's API key: every event goes to it.
-        self.merchant = Merchant()
-        # The last run's figures, to show beside this run's (None: no earlier run).
-        self.last = last_run(args.results_dir)
+        self.merchant = MerchantProcess(self.directory)
+        # The saved runs' figures, to show beside this run's.
+        self.history = History(args.results_dir)
+        self._temporal: Client | None = None
+        self.sweeps_paused = False  # as the worker makes them
 
     # --- helpers -------------------------------------------------------------------
 
-    def signed(self, references: list[str], count: int) -> list[bytes]:
-        """Distinct deliveries: each call's ids follow the last call's."""
+    def signed(self, references: list[str], count: int) -> list[Delivery]:
+        """Distinct deliveries, signed: each call's ids follow the last call's."""
         bodies = signed_deliveries(references, count, self.deliveries_made)
         self.deliveries_made += count
-        return bodies
+        return signed(bodies, self.stack.secret_key)
+
+    def row(
+        self, what: str, path: Sequence[str], shown: Shown, notes: str = "", goal: str = ""
+    ) -> None:
+        """A figure of this run (self.figures at `path`) beside the last run's and its goals
+        (GOALS under `goal`)."""
+        figure = find(self.figures, path) or {}
+        try:
+            this = shown(figure)
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            this = "not measured"
+        goals = "; ".join(g.judge(figure) for g in GOALS.get(goal, []))
+        self.rows.append(Row(what, this, self.history.beside(path, shown), goals, notes))
 
     def api(self, url: str | None = None) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -151,25 +248,17 @@ class Bench:
             await asyncio.gather(*(counted(n) for n in range(count)))
         return ids, latencies, time.perf_counter() - started
 
-    def beside_last(self, figure: str, shown: Callable[[dict[str, Any]], str]) -> str:
-        previous = (self.last or {}).get(figure)
-        if not previous:
-            return "last run: none"
-        try:
-            return f"last run: {shown(previous)}"
-        except (KeyError, TypeError, ValueError):
-            return "last run: not comparable"
-
     async def register_merchant(self) -> None:
+        """Registers the endpoint's address, then starts it with the secret it was given."""
         async with self.api() as api:
             answer = await api.post("/webhook-endpoints", json={"url": self.merchant.url})
         answer.raise_for_status()
-        self.merchant.secret = answer.json()["secret"]
+        await asyncio.to_thread(self.merchant.start, answer.json()["secret"])
 
     # --- 1. create -----------------------------------------------------------------
 
     async def bench_create(self) -> list[str]:
-        created: list[str] = []
+        made: list[str] = []
         async with self.api() as api:
             await self.create(api, 20, 5)  # warm-up
             for concurrency, count in (
@@ -177,29 +266,16 @@ class Bench:
                 (20, self.args.create_count),
             ):
                 ids, latencies, wall = await self.create(api, count, concurrency)
-                created += ids
-                p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
-                last = self.beside_last(
-                    f"create_c{concurrency}",
-                    lambda f: (
-                        f"p50 {f['p50_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms, "
-                        f"{f['per_second']:.0f} invoices/s"
-                    ),
-                )
-                self.rows.append(
-                    (
-                        f"create, concurrency {concurrency}",
-                        f"p50 {ms(p50)}, p99 {ms(p99)}, {count / wall:.0f} invoices/s",
-                        f"n={count}; {last}",
-                    )
-                )
-                self.figures[f"create_c{concurrency}"] = {
-                    "p50_ms": p50 * 1000,
-                    "p99_ms": p99 * 1000,
+                made += ids
+                key = f"create_c{concurrency}"
+                self.figures[key] = {
+                    "p50_ms": percentile(latencies, 50) * 1000,
+                    "p99_ms": percentile(latencies, 99) * 1000,
                     "per_second": count / wall,
                     "n": count,
                 }
-        return created
+                self.row(f"create, concurrency {concurrency}", [key], creates, f"n={count}", key)
+        return made
 
     # --- 2. time to paid, 4a. provider calls on the webhook path -------------------
 
@@ -219,52 +295,46 @@ class Bench:
                 sent = datetime.fromisoformat(log[0]["attempted_at"].replace("Z", "+00:00"))
                 samples.append((seen - sent).total_seconds())
                 # The webhook in (Paystack's send) to the merchant's receipt of invoice.paid.
-                event = await asyncio.to_thread(
-                    self.merchant.wait_for, invoice, "invoice.paid", EVENT_WAIT_SECONDS
-                )
+                event = await self.merchant.wait_for(invoice, "invoice.paid", EVENT_WAIT_SECONDS)
                 if event is None:
                     missing += 1
                 else:
                     to_merchant.append((event.received_at - sent).total_seconds())
                 counts = await provider_calls(sb, invoice)
                 calls.append(counts["initialize"] + counts["verify"])
-        p50, p99 = percentile(samples, 50), percentile(samples, 99)
-        last = self.beside_last(
-            "time_to_paid", lambda f: f"p50 {f['p50_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms"
-        )
-        self.rows.append(
-            (
-                "time to paid (webhook sent -> API says paid)",
-                f"p50 {ms(p50)}, p99 {ms(p99)}",
-                f"n={len(samples)}; {last}",
-            )
-        )
-        e50, e99 = percentile(to_merchant, 50), percentile(to_merchant, 99)
-        met = "met" if to_merchant and not missing and e99 < EVENT_GOAL_P99 else "NOT met"
-        self.rows.append(
-            (
-                "invoice.paid at the merchant (webhook in -> merchant has it)",
-                f"p50 {ms(e50)}, p99 {ms(e99)}",
-                f"goal p99 < {ms(EVENT_GOAL_P99)}: {met}; n={len(to_merchant)}, "
-                f"{missing} not there within {EVENT_WAIT_SECONDS:.0f} s",
-            )
+        self.figures["time_to_paid"] = {
+            "p50_ms": percentile(samples, 50) * 1000,
+            "p99_ms": percentile(samples, 99) * 1000,
+            "n": len(samples),
+        }
+        self.row(
+            "time to paid (webhook sent -> API says paid)",
+            ["time_to_paid"],
+            latency,
+            f"n={len(samples)}",
+            "time_to_paid",
         )
         self.figures["paid_event_to_merchant"] = {
-            "p50_ms": e50 * 1000,
-            "p99_ms": e99 * 1000,
+            "p50_ms": percentile(to_merchant, 50) * 1000,
+            "p99_ms": percentile(to_merchant, 99) * 1000,
             "goal_p99_ms": EVENT_GOAL_P99 * 1000,
             "n": len(to_merchant),
             "missing": missing,
         }
-        self.rows.append(
-            (
-                "provider calls / invoice, webhook path",
-                f"mean {statistics.mean(calls):.2f}, max {max(calls)}",
-                "initialize + verify",
-            )
+        self.row(
+            "invoice.paid at the merchant (webhook in -> merchant has it)",
+            ["paid_event_to_merchant"],
+            latency,
+            f"n={len(to_merchant)}, {missing} not there within {EVENT_WAIT_SECONDS:.0f} s",
+            "paid_event_to_merchant",
         )
-        self.figures["time_to_paid"] = {"p50_ms": p50 * 1000, "p99_ms": p99 * 1000}
         self.figures["calls_webhook_path"] = {"mean": statistics.mean(calls), "max": max(calls)}
+        self.row(
+            "provider calls / invoice, webhook path",
+            ["calls_webhook_path"],
+            lambda f: f"mean {f['mean']:.2f}, max {f['max']}",
+            "initialize + verify",
+        )
 
     # --- refunds: asked for, and Paystack's processed seen by the API ----------------
 
@@ -296,28 +366,28 @@ class Bench:
                 to_processed.append(time.perf_counter() - started)
                 if (n + 1) % 10 == 0:
                     self.progress.say(f"refunds: {n + 1}/{self.args.refund_count}")
-        a50, a99 = percentile(asked, 50), percentile(asked, 99)
-        p50, p99 = percentile(to_processed, 50), percentile(to_processed, 99)
-        codes = ", ".join(f"{count} answered {code}" for code, count in sorted(answered.items()))
-        self.rows.append(
-            ("refund create (POST /invoices/{id}/refunds)", f"p50 {ms(a50)}, p99 {ms(a99)}", codes)
-        )
-        self.rows.append(
-            (
-                "refund processed -> API shows it",
-                f"p50 {ms(p50)}, p99 {ms(p99)}",
-                f"n={len(to_processed)}; from the sandbox's settle (refund.processing and "
-                "refund.processed sent) to GET /refunds/{id} saying processed",
-            )
-        )
         self.figures["refunds"] = {
-            "create_p50_ms": a50 * 1000,
-            "create_p99_ms": a99 * 1000,
-            "processed_p50_ms": p50 * 1000,
-            "processed_p99_ms": p99 * 1000,
+            "create_p50_ms": percentile(asked, 50) * 1000,
+            "create_p99_ms": percentile(asked, 99) * 1000,
+            "processed_p50_ms": percentile(to_processed, 50) * 1000,
+            "processed_p99_ms": percentile(to_processed, 99) * 1000,
             "answers": {str(code): count for code, count in answered.items()},
             "n": len(to_processed),
         }
+        codes = ", ".join(f"{count} answered {code}" for code, count in sorted(answered.items()))
+        self.row(
+            "refund create (POST /invoices/{id}/refunds)",
+            ["refunds"],
+            lambda f: f"p50 {f['create_p50_ms']:.1f} ms, p99 {f['create_p99_ms']:.1f} ms",
+            codes,
+        )
+        self.row(
+            "refund processed -> API shows it",
+            ["refunds"],
+            lambda f: f"p50 {f['processed_p50_ms']:.1f} ms, p99 {f['processed_p99_ms']:.1f} ms",
+            f"n={len(to_processed)}; from the sandbox's settle (refund.processing and "
+            "refund.processed sent) to GET /refunds/{id} saying processed",
+        )
 
     # --- 3 and 6. webhook ACK, ours and the baseline's -----------------------------
 
@@ -327,71 +397,48 @@ class Bench:
             "payrecon": f"{self.stack.api_url}/webhooks/paystack",
             "baseline": f"{baseline_url}/webhooks/paystack",
         }
-        results: dict[str, dict[int, tuple[float, float]]] = {"payrecon": {}, "baseline": {}}
-        failed: dict[str, dict[int, int]] = {"payrecon": {}, "baseline": {}}
-        lag: dict[str, dict[int, float]] = {"payrecon": {}, "baseline": {}}
-        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
-        async with contextlib.AsyncExitStack() as stack:
-            clients = {
-                name: await stack.enter_async_context(httpx.AsyncClient(timeout=30, limits=limits))
-                for name in targets
-            }
+        steps: dict[str, dict[int, Step]] = {name: {} for name in targets}
+        generator = await Generator(self.directory / "generator.log").start()
+        try:
             # Unmeasured: opens connections and takes the first trip through each code path.
-            for name, url in targets.items():
-                warm_up = self.signed(references, 100)
-                await open_loop(clients[name], url, warm_up, 50, self.stack.secret_key)
+            for url in targets.values():
+                await generator.step(url, 50, self.signed(references, 100))
             await self.wait_until_quiet()
             for rate in self.args.rates:
-                count = int(rate * self.args.rate_seconds)
-                bodies = self.signed(references, count)
+                # Signed before the step: the generator only sends.
+                deliveries = self.signed(references, int(rate * self.args.rate_seconds))
                 for name, url in targets.items():
-                    latencies, failures, behind = await open_loop(
-                        clients[name], url, bodies, rate, self.stack.secret_key
-                    )
-                    results[name][rate] = (percentile(latencies, 50), percentile(latencies, 99))
-                    failed[name][rate] = len(failures)
-                    lag[name][rate] = behind
-                    await self.wait_until_quiet()  # each run meets only the load it makes
-        for rate in self.args.rates:
-            ours, theirs = results["payrecon"][rate], results["baseline"][rate]
-            lost = {name: f", {f[rate]} not 200" if f[rate] else "" for name, f in failed.items()}
-            self.rows.append(
-                (
-                    f"webhook ACK at {rate}/s",
-                    f"payrecon p50 {ms(ours[0])}, p99 {ms(ours[1])}{lost['payrecon']}",
-                    f"baseline p50 {ms(theirs[0])}, p99 {ms(theirs[1])}{lost['baseline']}; "
-                    f"p99 ratio {ours[1] / theirs[1]:.1f}x; "
-                    f"generator lag p99 {ms(lag['payrecon'][rate])}",
-                )
-            )
-        held = {
-            name: max(
-                (r for r, (_, p99) in by_rate.items() if p99 < 0.050 and not failed[name][r]),
-                default=0,
-            )
-            for name, by_rate in results.items()
-        }
-        self.rows.append(
-            (
-                "highest rate held with ACK p99 < 50 ms",
-                f"payrecon {held['payrecon']}/s",
-                f"baseline {held['baseline']}/s"
-                + (
-                    f"; ratio {held['payrecon'] / held['baseline']:.2f}" if held["baseline"] else ""
-                ),
-            )
-        )
+                    steps[name][rate] = await generator.step(url, rate, deliveries)
+                    await self.wait_until_quiet()  # each step meets only the load it makes
+        finally:
+            await generator.stop()
         self.figures["webhook_ack"] = {
-            name: {
-                str(rate): {"p50_ms": v[0] * 1000, "p99_ms": v[1] * 1000} for rate, v in r.items()
-            }
-            for name, r in results.items()
+            name: {str(rate): step.figures() for rate, step in by_rate.items()}
+            for name, by_rate in steps.items()
         }
-        self.figures["rate_held_p99_under_50ms"] = held
-        self.figures["load_generator_p99_lag_ms"] = {
-            name: {str(rate): v * 1000 for rate, v in by_rate.items()}
-            for name, by_rate in lag.items()
+        self.figures["rate_held_p99_under_50ms"] = {
+            name: max((r for r, step in by_rate.items() if held(step)), default=0)
+            for name, by_rate in steps.items()
         }
+        for rate in self.args.rates:
+            self.ack_row(rate, steps["payrecon"][rate], steps["baseline"][rate])
+        self.row(
+            "highest rate held with ACK p99 < 50 ms",
+            ["rate_held_p99_under_50ms"],
+            lambda f: f"payrecon {f['payrecon']}/s",
+            baseline_held(self.figures["rate_held_p99_under_50ms"]),
+        )
+
+    def ack_row(self, rate: int, ours: Step, theirs: Step) -> None:
+        ratio = f"; p99 ratio {ours.p99 / theirs.p99:.1f}x" if ours.valid and theirs.valid else ""
+        self.row(
+            f"webhook ACK at {rate}/s",
+            ["webhook_ack", "payrecon", str(rate)],
+            ack,
+            f"baseline {ack(theirs.figures())}{ratio}; generator lag p50 {ms(ours.lag_p50)}, "
+            f"p99 {ms(ours.lag_p99)}",
+            "webhook_ack" if rate == ACK_GOAL_RATE else "",
+        )
 
     def start_baseline(self, references: list[str]) -> str:
         from bench.baseline import prepare
@@ -447,19 +494,18 @@ class Bench:
                 counts = await provider_calls(sb, invoice)
                 calls.append(counts["initialize"] + counts["verify"])
             await SandboxControls(sb).set_webhooks(True)
-        self.rows.append(
-            (
-                "provider calls / invoice, polling only, 24 h",
-                f"payrecon mean {statistics.mean(calls):.1f}, max {max(calls)}",
-                f"naive cron (verify every minute): {NAIVE_CRON_CALLS_PER_DAY + 1}",
-            )
-        )
         self.figures["calls_polling_day"] = {
             "payrecon_mean": statistics.mean(calls),
             "payrecon_max": max(calls),
             "naive_cron": NAIVE_CRON_CALLS_PER_DAY + 1,
             "simulated_day_seconds": self.args.day_seconds,
         }
+        self.row(
+            "provider calls / invoice, polling only, 24 h",
+            ["calls_polling_day"],
+            lambda f: f"payrecon mean {f['payrecon_mean']:.1f}, max {f['payrecon_max']}",
+            f"naive cron (verify every minute): {NAIVE_CRON_CALLS_PER_DAY + 1}",
+        )
 
     # --- 5. capacity: open invoices waiting on timers ------------------------------
 
@@ -485,24 +531,6 @@ class Bench:
         await asyncio.sleep(timer + 10)  # the last ones' first timers have fired too
         sample = random.Random(11).sample(ids, min(len(ids), self.args.capacity_sample))
         lateness = await self.timer_lateness(sample)
-        self.rows.append(
-            (
-                f"capacity: {len(ids)} open invoices on timers",
-                f"worker RSS {before[0]:.0f} -> {open_rss[0]:.0f} MiB, "
-                f"Temporal {before[1]:.0f} -> {open_rss[1]:.0f} MiB",
-                f"created at {len(ids) / wall:.0f}/s; {self.create_retries} creates retried "
-                f"after 503, {self.create_failures} failed",
-            )
-        )
-        self.rows.append(
-            (
-                f"timers fired on time ({timer:.0f} s poll timer)",
-                f"{len(lateness)}/{len(sample)} sampled fired; lateness p50 "
-                f"{ms(percentile(lateness, 50))}, p99 {ms(percentile(lateness, 99))}, "
-                f"max {ms(max(lateness, default=0))}",
-                "TimerFired - (TimerStarted + duration), from histories",
-            )
-        )
         self.figures["capacity"] = {
             "open_invoices": count,
             "worker_rss_mib": {"before": before[0], "open": open_rss[0]},
@@ -511,7 +539,26 @@ class Bench:
             "fired": len(lateness),
             "lateness_p50_ms": percentile(lateness, 50) * 1000,
             "lateness_p99_ms": percentile(lateness, 99) * 1000,
+            "lateness_max_ms": max(lateness, default=0) * 1000,
         }
+        self.row(
+            f"capacity: {len(ids)} open invoices on timers",
+            ["capacity"],
+            lambda f: (
+                f"worker RSS {f['worker_rss_mib']['before']:.0f} -> "
+                f"{f['worker_rss_mib']['open']:.0f} MiB, Temporal "
+                f"{f['temporal_rss_mib']['before']:.0f} -> {f['temporal_rss_mib']['open']:.0f} MiB"
+            ),
+            f"created at {len(ids) / wall:.0f}/s; {self.create_retries} creates retried "
+            f"after 503, {self.create_failures} failed",
+        )
+        self.row(
+            f"timers fired on time ({timer:.0f} s poll timer)",
+            ["capacity"],
+            timers,
+            f"max {ms(max(lateness, default=0))}; TimerFired - (TimerStarted + duration), "
+            "from histories",
+        )
 
     async def bench_reconciliation(self) -> None:
         """A window of many Paystack transactions reconciled, the sandbox's books and our
@@ -531,7 +578,7 @@ class Bench:
             worker_pid = self.stack.services["worker"].pid
             rss_before = rss_mib(worker_pid)
             peak = rss_before
-            client = await self.temporal_client()
+            client = await self.temporal()
             settings = Settings(payrecon_development_mode=True)
             run_input = reconciliation_input(settings, Trigger.ON_DEMAND)
             run_input.window_from, run_input.window_to = since, until
@@ -552,48 +599,50 @@ class Bench:
             wall = time.perf_counter() - started
             calls_after = (await controls.stats())["calls"]
             calls = {kind: calls_after[kind] - calls_before.get(kind, 0) for kind in calls_after}
-            # The naive way: one verify per invoice, one after another, on a sample.
-            sample = references[: self.args.recon_naive_sample]
-            naive_started = time.perf_counter()
-            paystack = PaystackClient(self.stack.sandbox_url, DEV_PAYSTACK_SECRET_KEY)
-            try:
-                for reference in sample:
-                    await paystack.verify(reference)
-            finally:
-                await paystack.aclose()
-            naive = time.perf_counter() - naive_started
-        per_second = summary.records_seen / wall
-        naive_per_second = len(sample) / naive
-        self.rows.append(
-            (
-                f"reconcile {summary.records_seen:,} Paystack transactions",
-                f"{wall:.1f} s, {per_second:,.0f} records/s; worker RSS {rss_before:.0f} -> "
-                f"peak {peak:.0f} MiB; {calls.get('list', 0)} list calls, "
-                f"{calls.get('verify', 0)} verifies",
-                f"goal < 120 s and < 400 MB; {summary.records_matched:,} matched, "
-                f"discrepancies {summary.counts or 'none'}",
-            )
-        )
-        self.rows.append(
-            (
-                "naive: verify each invoice, one call at a time",
-                f"{naive_per_second:,.0f} records/s ({len(sample):,} in {naive:.1f} s)",
-                f"{count:,} would take {count / naive_per_second:.0f} s and {count:,} calls "
-                f"(the sweep: {calls.get('list', 0):,}); only the local sandbox answers in "
-                "under a millisecond",
-            )
-        )
+        sample = references[: self.args.recon_naive_sample]
+        naive = await self.naive_verify(sample)
         self.figures["reconciliation"] = {
             "records": summary.records_seen,
             "matched": summary.records_matched,
             "counts": summary.counts,
             "wall_seconds": wall,
-            "records_per_second": per_second,
+            "records_per_second": summary.records_seen / wall,
             "worker_rss_mib": {"before": rss_before, "peak": peak},
             "paystack_calls": calls,
             "naive_sample": len(sample),
-            "naive_records_per_second": naive_per_second,
+            "naive_records_per_second": len(sample) / naive,
         }
+        self.recon_rows(count, naive)
+
+    def recon_rows(self, count: int, naive: float) -> None:
+        f = self.figures["reconciliation"]
+        self.row(
+            f"reconcile {f['records']:,} Paystack transactions",
+            ["reconciliation"],
+            reconciled,
+            f"{f['matched']:,} matched, discrepancies {f['counts'] or 'none'}",
+            "reconciliation",
+        )
+        lists, naive_per_second = f["paystack_calls"].get("list", 0), f["naive_records_per_second"]
+        self.row(
+            "naive: verify each invoice, one call at a time",
+            ["reconciliation"],
+            lambda f: f"{f['naive_records_per_second']:,.0f} records/s",
+            f"{f['naive_sample']:,} in {naive:.1f} s; {count:,} would take "
+            f"{count / naive_per_second:.0f} s and {count:,} calls (the sweep: {lists:,}); "
+            "only the local sandbox answers in under a millisecond",
+        )
+
+    async def naive_verify(self, sample: list[str]) -> float:
+        """The naive way, timed: one verify per invoice, one after another."""
+        started = time.perf_counter()
+        paystack = PaystackClient(self.stack.sandbox_url, DEV_PAYSTACK_SECRET_KEY)
+        try:
+            for reference in sample:
+                await paystack.verify(reference)
+        finally:
+            await paystack.aclose()
+        return time.perf_counter() - started
 
     async def seed_books(self, references: list[str], since: datetime, step: timedelta) -> None:
         """The same paid invoices on Paystack's side (the sandbox's bulk control) and ours
@@ -622,14 +671,18 @@ class Bench:
                 self.progress.say(f"    seeded {start + len(chunk):,}")
         engine.dispose()
 
-    async def temporal_client(self) -> Client:
-        converter = payrecon_data_converter(Settings(payrecon_development_mode=True))
-        return await Client.connect(self.stack.temporal_address, data_converter=converter)
+    async def temporal(self) -> Client:
+        """One client for the run, as the stack's processes (development mode) connect:
+        with their codec."""
+        if self._temporal is None:
+            converter = payrecon_data_converter(Settings(payrecon_development_mode=True))
+            self._temporal = await Client.connect(
+                self.stack.temporal_address, data_converter=converter
+            )
+        return self._temporal
 
     async def timer_lateness(self, invoice_ids: list[str]) -> list[float]:
-        # As the stack's processes (development mode) connect: with their codec.
-        converter = payrecon_data_converter(Settings(payrecon_development_mode=True))
-        client = await Client.connect(self.stack.temporal_address, data_converter=converter)
+        client = await self.temporal()
         lateness = []
         for invoice_id in invoice_ids:
             history = await client.get_workflow_handle(f"invoice-{invoice_id}").fetch_history()
@@ -649,15 +702,33 @@ class Bench:
         return lateness
 
     async def wait_until_quiet(self, limit: float = 180.0) -> None:
-        """Lets the worker finish what a phase left queued, so the next one starts clean."""
+        """Lets the stack finish what a phase left, so the next one starts clean: quiet is
+        `--quiet-seconds` in a row with no Paystack call, no webhook on its way from the
+        sandbox, no event delivery or customer email still due and no sweep running."""
+        database = sqlite_path(self.stack.database_url)
+        going: list[str] = []
         async with httpx.AsyncClient(base_url=self.stack.sandbox_url) as sandbox:
             last, steady, deadline = -1, 0, time.monotonic() + limit
             while steady < self.args.quiet_seconds and time.monotonic() < deadline:
-                calls = (await SandboxControls(sandbox).stats())["calls"]
-                total = calls["verify"] + calls["initialize"]
-                steady = steady + 1 if total == last else 0
-                last = total
+                stats = await SandboxControls(sandbox).stats()
+                calls = sum(stats["calls"].values())
+                going = await busy(await self.temporal(), database)
+                if stats.get("webhooks_in_flight"):
+                    going.append(f"{stats['webhooks_in_flight']} Paystack webhooks in flight")
+                steady = steady + 1 if calls == last and not going else 0
+                last = calls
                 await asyncio.sleep(1)
+        if steady < self.args.quiet_seconds:
+            still = ", ".join(going) or "Paystack calls going on"
+            self.progress.say(f"    not quiet after {limit:.0f} s ({still}); going on")
+
+    async def sweeps_for(self, phase: str) -> None:
+        """Scheduled sweeps run in the reconciliation phase only: elsewhere they would be
+        load no phase asked for."""
+        paused = phase != "reconciliation"
+        if paused != self.sweeps_paused:
+            await pause_sweeps(await self.temporal(), paused)
+            self.sweeps_paused = paused
 
     # --- the run -------------------------------------------------------------------
 
@@ -666,7 +737,6 @@ class Bench:
         try:
             with self.progress.phase("starting the stack"):
                 await asyncio.to_thread(self.stack.start_all)
-                self.merchant.start()
                 await self.register_merchant()
             steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
             created: list[str] = []
@@ -688,6 +758,7 @@ class Bench:
             for name, step in steps:
                 if name not in self.args.phases:
                     continue
+                await self.sweeps_for(name)
                 if not first:
                     await self.wait_until_quiet()
                 first = False
@@ -701,7 +772,8 @@ class Bench:
                 service.stop()
             self.stack.stop_all()
             self.merchant.stop()
-        self.rows.append(("wall time", f"{time.perf_counter() - started:.0f} s", ""))
+        self.figures["wall"] = {"seconds": time.perf_counter() - started}
+        self.row("wall time", ["wall"], lambda f: f"{f['seconds']:.0f} s", "")
         self.progress.close()
         report(self.rows, self.figures, vars(self.args), self.args.results_dir)
         return 0
@@ -737,7 +809,7 @@ def main() -> int:
         "--quiet-seconds",
         type=int,
         default=3,
-        help="seconds with no Paystack call that tell the worker has finished a phase",
+        help="seconds in a row with nothing going on that tell the stack finished a phase",
     )
     parser.add_argument("--results-dir", default=str(RESULTS))
     args = parser.parse_args()

@@ -11,25 +11,37 @@ It runs on its own event loop in a thread of its own, so it neither slows the ca
 nor is slowed by it; every method may be called from any thread. A plain asyncio HTTP/1.1
 server (keep-alive, Content-Length bodies): all payrecon's client sends. Its faults are
 drawn from one seeded random, so a seed replays the same answers for the same arrivals.
+
+`make bench` runs it in a process of its own instead (`MerchantProcess`, which starts
+`python -m devstack.merchant`), so the endpoint's work is not the bench's: that process
+appends each request it receives to a JSON-lines file, which `MerchantProcess` reads.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import dataclasses
+import json
+import os
 import random
+import signal
 import threading
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from devstack.processes import free_port
+from devstack.processes import Service, free_port, python_module, wait_for_port
 
 HOST = "127.0.0.1"
+# The endpoint's signing secret, for `python -m devstack.merchant` (not on its command line).
+SECRET_ENV = "MERCHANT_SECRET"  # noqa: S105 (a variable's name)
 MAX_BODY = 1 << 20
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 500: "Internal Server Error"}
 
@@ -49,6 +61,17 @@ class Received:
     def delivered(self) -> bool:
         return 200 <= self.status < 300
 
+    def to_json(self) -> str:
+        fields = dataclasses.asdict(self)
+        fields["received_at"] = self.received_at.isoformat()
+        return json.dumps(fields)
+
+    @classmethod
+    def from_json(cls, line: str) -> Received:
+        fields = json.loads(line)
+        fields["received_at"] = datetime.fromisoformat(fields["received_at"])
+        return cls(**fields)
+
 
 class Merchant:
     def __init__(
@@ -59,6 +82,7 @@ class Merchant:
         slow_seconds: tuple[float, float] = (0.5, 3.0),
         seed: int = 0,
         port: int | None = None,
+        record: Path | None = None,
     ) -> None:
         self.fail_rate = fail_rate
         self.slow_rate = slow_rate
@@ -78,6 +102,8 @@ class Merchant:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._arrived = threading.Condition(self._lock)
+        # Where each request is appended as a JSON line, as it comes (None: kept in memory only).
+        self._record: IO[str] | None = open(record, "a") if record else None
 
     @property
     def url(self) -> str:
@@ -241,6 +267,10 @@ class Merchant:
         with self._arrived:
             self._received.append(item)
             self._arrived.notify_all()
+        if self._record is not None:
+            # A whole line at once: a reader never takes a part for a request.
+            self._record.write(item.to_json() + "\n")
+            self._record.flush()
         return status
 
 
@@ -263,6 +293,76 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[dict[str, str], b
     return headers, body
 
 
+class MerchantProcess:
+    """The endpoint in a process of its own, for `make bench`: its signature checks and
+    answers take none of the caller's time. What it received is read from its record file.
+
+        merchant = MerchantProcess(directory)          # merchant.url to register
+        merchant.start(secret)                         # the registered endpoint's secret
+        await merchant.wait_for(invoice_id, "invoice.paid", 30)
+        merchant.stop()
+    """
+
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.record = directory / "merchant-received.jsonl"
+        self._log = directory / "merchant.log"
+        self._service: Service | None = None
+        self._read = 0  # bytes of the record already parsed
+        self._received: list[Received] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}/payrecon/events"
+
+    def start(self, secret: str) -> MerchantProcess:
+        self.record.touch()
+        command = python_module(
+            "devstack.merchant", "--port", str(self.port), "--record", str(self.record)
+        )
+        self._service = Service(
+            "merchant", command, env={SECRET_ENV: secret}, log_path=self._log
+        ).start()
+        wait_for_port(HOST, self.port, timeout=30)
+        return self
+
+    def stop(self) -> None:
+        if self._service is not None:
+            self._service.stop()
+            self._service = None
+
+    @property
+    def received(self) -> list[Received]:
+        """Every signed request so far, in the order they arrived."""
+        with self.record.open("rb") as record:
+            record.seek(self._read)
+            new = record.read()
+        # Only whole lines: the last one may still be being written.
+        complete = new[: new.rfind(b"\n") + 1]
+        self._read += len(complete)
+        self._received += [Received.from_json(line) for line in complete.decode().splitlines()]
+        return list(self._received)
+
+    async def wait_for(
+        self, invoice_id: str, event_type: str, within: float, every: float = 0.01
+    ) -> Received | None:
+        """That event's first 2xx-answered delivery, or None after `within` seconds. Its
+        `received_at` is the merchant's own clock, so how often this looks adds nothing."""
+        deadline = time.monotonic() + within
+        while True:
+            found = next(
+                (
+                    item
+                    for item in self.received
+                    if item.delivered and item.invoice_id == invoice_id and item.type == event_type
+                ),
+                None,
+            )
+            if found is not None or time.monotonic() >= deadline:
+                return found
+            await asyncio.sleep(every)
+
+
 def summary(merchant: Merchant) -> dict[str, int]:
     """Counts for a report: requests, delivered, answered 500, slowed, bad signatures."""
     received = merchant.received
@@ -273,3 +373,24 @@ def summary(merchant: Merchant) -> dict[str, int]:
         "slowed": merchant.slowed,
         "bad_signatures": merchant.bad_signatures,
     }
+
+
+def main() -> None:
+    """`python -m devstack.merchant --port P --record FILE`: the endpoint until SIGTERM,
+    with the secret from MERCHANT_SECRET."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--record", type=Path, required=True)
+    args = parser.parse_args()
+    merchant = Merchant(port=args.port, record=args.record)
+    merchant.secret = os.environ[SECRET_ENV]
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    merchant.start()
+    stopping.wait()
+    merchant.stop()
+
+
+if __name__ == "__main__":
+    main()

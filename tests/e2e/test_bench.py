@@ -74,6 +74,11 @@ async def test_a_tiny_bench_reports_every_measurement(tmp_path: Path) -> None:
     # Every refund was queued by Paystack (201) and seen processed.
     refunds = report["figures"]["refunds"]
     assert refunds["answers"] == {"201": 3} and refunds["n"] == 3
-    # Time to paid and create throughput stand beside the last run's (none the first time).
+    # Every figure stands beside the last saved run's (none the first time) and its goal.
     table = [line for line in output.splitlines() if line.startswith("| ")]
-    assert sum("last run: none" in line for line in table) == 3, output
+    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    assert header[:4] == ["measurement", "this run", "last run", "goal"], output
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
+    assert rows and all(row[2] == "none" for row in rows), output
+    goals = {row[0]: row[3] for row in rows}
+    assert "met" in goals["time to paid"] and "met" in goals["create, concurrency 1"], output
