@@ -1,5 +1,6 @@
 # make run   - the whole stack on this machine (Temporal dev server + UI, worker, API, sandbox)
 # make test  - the test suite against real Temporal, SQLite and HTTP
+# make check - the inner loop: lint, types, and the unit, database and time-skipping tests
 # make demo  - create an invoice against a running `make run`, pay it, watch it become paid
 
 PYTHON ?= python3
@@ -10,7 +11,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test compat demo histories fuzz chaos bench screenshot lint format install lock postgres promtool clean
+.PHONY: run test check compat demo histories fuzz chaos bench screenshot lint format install lock postgres promtool clean
 
 LOCK := requirements-dev.lock
 LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras \
@@ -53,6 +54,12 @@ test: $(INSTALLED) postgres promtool
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	$(PY) -m pytest -m "not compat"
+
+check: $(INSTALLED) postgres promtool
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+	$(PY) -m pytest tests/unit tests/database tests/workflows
 
 # Two Paystack client libraries no one here wrote, unchanged but for their base URL, drive
 # the sandbox: pypaystack2 from PyPI (also in make test) and @alexasomba/paystack-node from

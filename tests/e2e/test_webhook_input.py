@@ -21,9 +21,12 @@ from tests.helpers import (
     pay,
     post_webhook,
     provider_calls,
+    signals_in_history,
     signals_received,
     status_changes,
+    verify_slow,
     wait_for_status,
+    workflow_task_open,
 )
 from tests.stack import SECRET_KEY, Stack, another_api
 
@@ -216,7 +219,59 @@ async def test_a_repeated_delivery_is_counted_on_its_row_and_signalled_once(
         assert stored == [("signalled", 3), ("signalled", 0)], stored
 
     await eventually(relayed)
-    assert await signals_received(stack, invoice["id"]) == ["payment_notified"] * 2
+    # A row says signalled once the server accepted the signal; one accepted while the
+    # workflow's task is open reaches its history only when that task completes.
+    assert await signals_in_history(stack, invoice["id"], at_least=2) == ["payment_notified"] * 2
+
+
+# Long enough that the first notice's verify is still under way when the second delivery's
+# signal is accepted, on a loaded machine; well within the Paystack client's 10 s timeout.
+SLOW_VERIFY_SECONDS = 3.0
+
+
+async def test_each_signalled_delivery_reaches_the_history_once_behind_a_slow_verify(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    # The verify on a payment notice is a local activity: while Paystack takes its time, the
+    # workflow task stays open, and every signal the server accepts meanwhile is held back
+    # until that task completes. The rows say signalled before the history shows it.
+    invoice = await create_invoice(api, due_in_seconds=600)
+    event = charge_success(invoice["id"])
+    async with verify_slow(sandbox, invoice["id"], SLOW_VERIFY_SECONDS):
+        first = await post_webhook(stack, event)
+
+        async def verifying_the_first_notice() -> None:
+            assert await signals_received(stack, invoice["id"]) == ["payment_notified"]
+            assert (await provider_calls(sandbox, invoice["id"]))["verify"] >= 1
+            assert await workflow_task_open(stack, invoice["id"])
+
+        await eventually(verifying_the_first_notice)
+        again = [await post_webhook(stack, event) for _ in range(3)]
+        other = await post_webhook(stack, charge_success(invoice["id"], amount=1))
+        assert [r.json()["outcome"] for r in (first, *again, other)] == [
+            "queued",
+            "duplicate",
+            "duplicate",
+            "duplicate",
+            "queued",
+        ]
+
+        def relayed() -> None:
+            stored = [(d.outcome, d.repeats) for d in deliveries(stack, invoice["id"])]
+            assert stored == [("signalled", 3), ("signalled", 0)], stored
+
+        await eventually(relayed)
+        # The race, every run: the second row is signalled, its signal not yet in history.
+        assert await signals_received(stack, invoice["id"]) == ["payment_notified"], (
+            "the second signal was not held back: this test no longer makes the race happen"
+        )
+        signalled = [d for d in deliveries(stack, invoice["id"]) if d.outcome == "signalled"]
+        # One signal per signalled row, once the slow verifies let the tasks complete.
+        written = await signals_in_history(
+            stack, invoice["id"], at_least=len(signalled), within=6 * SLOW_VERIFY_SECONDS
+        )
+
+    assert written == ["payment_notified"] * len(signalled)
 
 
 async def test_replayed_event_after_the_invoice_closed_changes_nothing(
