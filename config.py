@@ -118,8 +118,6 @@ class Settings(BaseSettings):
     temporal_task_queue: str = "payrecon-invoices"
     # Paystack calls run on their own queue, so one rate cap covers every worker.
     temporal_paystack_task_queue: str = "payrecon-paystack"
-    # Events and emails run on theirs, so a slow merchant never holds up an invoice.
-    temporal_events_task_queue: str = "payrecon-events"
     paystack_max_calls_per_second: float | None = Field(None, gt=0)
     # The worker's Temporal SDK metrics for Prometheus (host:port); empty turns them off.
     payrecon_worker_metrics_address: str = "127.0.0.1:9464"
@@ -202,6 +200,12 @@ class Settings(BaseSettings):
     payrecon_event_timeout_seconds: float = Field(events.ATTEMPT_TIMEOUT_SECONDS, gt=0)
     # An endpoint whose every delivery has failed for this long is disabled.
     payrecon_endpoint_disable_after_seconds: float = Field(events.DISABLE_AFTER_SECONDS, gt=0)
+    # Each worker's delivery loop: attempts under way at once, overall and to one endpoint
+    # (a slow merchant holds only its own share), and how often it looks for due ones
+    # (besides at once, when this worker records a change).
+    payrecon_delivery_concurrency: int = Field(64, ge=1)
+    payrecon_delivery_concurrency_per_endpoint: int = Field(8, ge=1)
+    payrecon_delivery_scan_seconds: float = Field(1.0, gt=0)
     # The customer's emails (receipts, invoices): smtp://[user:password@]host[:port], or
     # smtps:// for TLS from the start, ?starttls=true to upgrade. Unset: no emails.
     smtp_url: SecretStr | None = None

@@ -8,9 +8,10 @@ PAYRECON_CUSTOMER_EMAIL_SEARCH_ATTRIBUTE.
 
 Each encrypted payload names its key (metadata `encryption-key-id`), so keys rotate: the
 first of PAYRECON_CODEC_KEYS encrypts, every one of them decrypts. A payload that is not
-`binary/encrypted` (recorded before the codec) passes through as it is, so old histories
-keep replaying. The format (12-byte nonce, then ciphertext and tag) is the one Temporal's
-samples use in every language.
+`binary/encrypted` is refused: from 0.1.0 on payrecon writes none, so one was written by
+something else (a workflow started from the Temporal UI or CLI with plaintext input), and
+nothing of it reaches payrecon's code. The format (12-byte nonce, then ciphertext and tag)
+is the one Temporal's samples use in every language.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ NONCE_BYTES = 12
 
 class CodecError(ValueError):
     """An encrypted payload this codec cannot read."""
+
+
+class PlaintextPayloadError(CodecError):
+    """A payload that is not encrypted: not written by payrecon."""
 
 
 class UnknownKeyError(CodecError):
@@ -63,9 +68,12 @@ class EncryptionCodec(PayloadCodec):
         )
 
     def decrypt(self, payload: Payload) -> Payload:
-        # Recorded before the codec (or never encrypted): as it is.
         if payload.metadata.get("encoding") != ENCODING:
-            return payload
+            encoding = payload.metadata.get("encoding", b"").decode(errors="replace")
+            raise PlaintextPayloadError(
+                f"a payload is not encrypted (encoding {encoding!r}): payrecon encrypts every "
+                "payload it writes, so this one came from elsewhere and is refused"
+            )
         key_id = payload.metadata.get(KEY_ID, b"").decode(errors="replace")
         cipher = self._ciphers.get(key_id)
         if cipher is None:
@@ -82,6 +90,17 @@ class EncryptionCodec(PayloadCodec):
                 f"a payload under key id {key_id!r} does not decrypt: it was altered, or "
                 "encrypted with another key of that id"
             ) from None
+
+
+async def decode_for_display(codec: PayloadCodec, payloads: Sequence[Payload]) -> list[Payload]:
+    """What the Temporal UI shows (the codec endpoint): encrypted payloads decrypted, any
+    other as Temporal holds it. Only for showing: payrecon's own code never reads these."""
+    encrypted = [payload for payload in payloads if payload.metadata.get("encoding") == ENCODING]
+    decrypted = iter(await codec.decode(encrypted))
+    return [
+        next(decrypted) if payload.metadata.get("encoding") == ENCODING else payload
+        for payload in payloads
+    ]
 
 
 def payrecon_data_converter(settings: Settings) -> DataConverter:

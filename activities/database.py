@@ -1,15 +1,16 @@
-"""Activities that write the database projection, read it back for a run that resumes an
-invoice, and delete expired webhook deliveries. Synchronous: they run in the worker's
-thread pool."""
+"""Activities that write the database projection with the outbox, and delete expired
+webhook deliveries. Synchronous: they run in the worker's thread pool."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import structlog
 from sqlalchemy import Engine
 from temporalio import activity
 
-from db.projection import apply_snapshot, load_snapshot
-from domain.invoice import InvoiceSnapshot
+from db.projection import apply_snapshot
+from domain.events import RecordedChange
 from inbox import store
 from workflows.retention import ExpiredDeliveries
 
@@ -19,25 +20,29 @@ DELETE_BATCH = 1000
 
 
 class DatabaseActivities:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, told: Callable[[], None] = lambda: None) -> None:
         self._engine = engine
+        # Called once a record has put something in the outbox: this worker's delivery
+        # loop sends it at once.
+        self._told = told
 
     @activity.defn(name="record_invoice")
-    def record_invoice(self, snapshot: InvoiceSnapshot) -> bool:
-        written = apply_snapshot(self._engine, snapshot)
+    def record_invoice(self, change: RecordedChange) -> bool:
+        """Runs after the workflow task that decided the change has completed, so what it
+        writes (and tells) is what the workflow's history holds."""
+        snapshot = change.invoice
+        written = apply_snapshot(self._engine, snapshot, change.events)
+        if change.events:
+            self._told()
         log.info(
             "invoice.recorded" if written else "invoice.record_skipped",
             invoice_id=snapshot.invoice_id,
             workflow_id=snapshot.workflow_id,
             status=snapshot.status.value,
             revision=snapshot.revision,
+            events=[event.event_id for event in change.events],
         )
         return written
-
-    @activity.defn(name="load_invoice")
-    def load_invoice(self, invoice_id: str) -> InvoiceSnapshot | None:
-        """The invoice as its workflow last recorded it: where a new run resumes."""
-        return load_snapshot(self._engine, invoice_id)
 
     @activity.defn(name="delete_expired_deliveries")
     def delete_expired_deliveries(self, expired: ExpiredDeliveries) -> int:

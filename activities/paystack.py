@@ -16,11 +16,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from db import timeline
+from db.projection import load_snapshot
 from db.timeline import TimelineKind
 from domain.errors import ErrorType
-from domain.invoice import invoice_id_from_reference, is_invoice_reference
-from domain.reconcile import Verification
+from domain.invoice import InvoiceSnapshot, invoice_id_from_reference, is_invoice_reference
 from domain.refunds import merchant_note_for, refund_id_in
+from domain.verification import Verification
 from paystack.client import PaymentLink, PaystackClient, PaystackError
 from paystack.disputes import DisputeRecord
 from paystack.refunds import RefundRecord
@@ -35,6 +36,25 @@ class InitializeInput:
     amount: int
     currency: str
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OpenInput:
+    """Where an invoice's run begins: its record if an earlier run left one (`find_record`),
+    and without one, its transaction opened at Paystack (`payment`; None: only look)."""
+
+    invoice_id: str
+    payment: InitializeInput | None
+    find_record: bool = True
+
+
+@dataclass
+class Opened:
+    """The invoice's record, or else the payment link Paystack gave (neither: no record,
+    and nothing was opened)."""
+
+    recorded: InvoiceSnapshot | None = None
+    link: PaymentLink | None = None
 
 
 @dataclass
@@ -118,8 +138,19 @@ class PaystackActivities:
             self.resolve_dispute,
         ]
 
-    @activity.defn(name="initialize_transaction")
-    async def initialize_transaction(self, request: InitializeInput) -> PaymentLink:
+    @activity.defn(name="open_transaction")
+    async def open_transaction(self, request: OpenInput) -> Opened:
+        """One local activity on the create path: the record first (a run after a lost
+        task, or a woken one, resumes from it), then Paystack's initialize."""
+        if request.find_record and self._engine is not None:
+            recorded = await asyncio.to_thread(load_snapshot, self._engine, request.invoice_id)
+            if recorded is not None:
+                return Opened(recorded=recorded)
+        if request.payment is None:
+            return Opened()
+        return Opened(link=await self._initialize(request.payment))
+
+    async def _initialize(self, request: InitializeInput) -> PaymentLink:
         bound = log.bind(invoice_id=request.reference, workflow_id=activity.info().workflow_id)
         try:
             link = await self._client.initialize(

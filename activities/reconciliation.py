@@ -16,8 +16,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
 from activities.paystack import _as_application_error
@@ -43,13 +42,13 @@ from domain.errors import ErrorType
 from domain.events import OPERATORS, EventType
 from domain.invoice import InvoiceStatus
 from domain.refunds import refund_id_in
+from outbound import outbox
 from paystack.client import PaystackClient, PaystackError
 from paystack.disputes import DisputeRecord
 from paystack.refunds import RefundRecord
 from paystack.transactions import MalformedRecord, TransactionRecord
-from workflows.events import EventInput, EventWorkflow, event_workflow_id
 from workflows.invoice import InvoiceWorkflow
-from workflows.starter import event_policy, reach_invoice, signal_invoice
+from workflows.starter import reach_invoice, signal_invoice
 from workflows.types import DisputeNotice, RefundNotice
 
 log = structlog.get_logger(__name__)
@@ -125,8 +124,6 @@ class TransactionsReport:
     next_cursor: str | None
     tally: Tally
     to_heal: list[HealTarget] = field(default_factory=list)
-    # Events of discrepancies this run opened, stored: for operators' endpoints.
-    to_tell: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -162,7 +159,6 @@ class SettlementTransactionsReport:
     amount: int
     fees: int
     tally: Tally
-    to_tell: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -186,7 +182,6 @@ class AfterPaymentReport:
     next_page: int | None
     tally: Tally
     to_notify: list[NotifyInvoice] = field(default_factory=list)
-    to_tell: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -336,7 +331,7 @@ class ReconciliationActivities:
                 if record.status == "success":
                     tally.count(record.currency, PAYSTACK_VOLUME, record.amount)
                     tally.count(record.currency, FEES, record.fees or 0)
-            sightings, to_tell = record_and_stage(session, findings, run_id=window.run_id, at=now)
+            sightings = record_and_stage(session, findings, run_id=window.run_id, at=now)
             session.commit()
         to_heal = [
             HealTarget(sighting.discrepancy_id, sighting.invoice_id)
@@ -345,7 +340,7 @@ class ReconciliationActivities:
             and sighting.open
             and sighting.invoice_id is not None
         ]
-        return TransactionsReport(None, tally, to_heal=to_heal, to_tell=to_tell)
+        return TransactionsReport(None, tally, to_heal=to_heal)
 
     @activity.defn(name="heal_missed_payment")
     @heartbeating
@@ -356,7 +351,7 @@ class ReconciliationActivities:
         if snapshot is None:
             raise ApplicationError(f"no invoice {target.invoice_id}", non_retryable=True)
         check = await reach_invoice(
-            self._temporal, self._settings, snapshot, InvoiceWorkflow.check_now
+            self._temporal, self._settings, snapshot, InvoiceWorkflow.verify_now
         )
         status: InvoiceStatus = check.invoice.status
         healed = status in (InvoiceStatus.PAID, InvoiceStatus.NEEDS_REVIEW)
@@ -422,14 +417,14 @@ class ReconciliationActivities:
                 findings.extend(found)
                 if ours is not None and not found:
                     tally.records_matched += 1
-            sightings, to_tell = record_and_stage(
+            sightings = record_and_stage(
                 session, findings, run_id=window.run_id, at=datetime.now(UTC)
             )
             session.commit()
         to_notify = [
             NotifyInvoice(s.invoice_id) for s in sightings if s.open and s.invoice_id is not None
         ]
-        return AfterPaymentReport(None, tally, to_notify=to_notify, to_tell=to_tell)
+        return AfterPaymentReport(None, tally, to_notify=to_notify)
 
     @activity.defn(name="reconcile_disputes_page")
     @heartbeating
@@ -470,9 +465,9 @@ class ReconciliationActivities:
                     to_notify.append(NotifyInvoice(invoice_id, record.id))
                 elif ours is not None:
                     tally.records_matched += 1
-            _, to_tell = record_and_stage(session, findings, run_id=window.run_id, at=now)
+            record_and_stage(session, findings, run_id=window.run_id, at=now)
             session.commit()
-        return AfterPaymentReport(None, tally, to_notify=to_notify, to_tell=to_tell)
+        return AfterPaymentReport(None, tally, to_notify=to_notify)
 
     @activity.defn(name="notify_invoice")
     @heartbeating
@@ -580,7 +575,7 @@ class ReconciliationActivities:
         pricing = self._settings.payrecon_pricing
         country = self._settings.payrecon_account_country
 
-        def store() -> list[str]:
+        def store() -> None:
             now = datetime.now(UTC)
             with Session(self._engine) as session:
                 books.upsert_transactions(
@@ -592,21 +587,17 @@ class ReconciliationActivities:
                     for record in page.records
                     if (finding := judge_fee(record, pricing=pricing, account_country=country))
                 ]
-                _, to_tell = record_and_stage(
-                    session, fee_findings, run_id=request.window.run_id, at=now
-                )
+                record_and_stage(session, fee_findings, run_id=request.window.run_id, at=now)
                 if last:
-                    to_tell += self._judge_settlement(session, request, amount, fees, now)
+                    self._judge_settlement(session, request, amount, fees, now)
                 session.commit()
-            return to_tell
 
-        to_tell = await asyncio.to_thread(store)
+        await asyncio.to_thread(store)
         return SettlementTransactionsReport(
             next_page=None if last else request.page + 1,
             amount=amount,
             fees=fees,
             tally=Tally(pages=1),
-            to_tell=to_tell,
         )
 
     def _judge_settlement(
@@ -616,14 +607,13 @@ class ReconciliationActivities:
         amount: int,
         fees: int,
         now: datetime,
-    ) -> list[str]:
+    ) -> None:
         record = books.settlement_record_of(session, request.settlement_id)
         if record is None:
-            return []
+            return
         finding = judge_settlement(record, amount, fees)
-        to_tell: list[str] = []
         if finding is not None:
-            _, to_tell = record_and_stage(session, [finding], run_id=request.window.run_id, at=now)
+            record_and_stage(session, [finding], run_id=request.window.run_id, at=now)
         else:
             books.resolve_key(
                 session,
@@ -632,29 +622,25 @@ class ReconciliationActivities:
                 at=now,
             )
         books.mark_settlement_checked(session, request.settlement_id, now)
-        return to_tell
 
     # --- the books as a whole -----------------------------------------------------------
 
     @activity.defn(name="check_books")
     @heartbeating
-    async def check_books(self, check: BooksCheck) -> list[str]:
+    async def check_books(self, check: BooksCheck) -> None:
         """The checks that look from our side: paid invoices Paystack does not show as
-        paid, paid invoices never settled; then what this run no longer sees is resolved.
-        Answers the events of discrepancies it opened."""
-        to_tell = await self._paid_not_on_paystack(check)
-        to_tell += await asyncio.to_thread(self._unsettled, check)
+        paid, paid invoices never settled; then what this run no longer sees is resolved."""
+        await self._paid_not_on_paystack(check)
+        await asyncio.to_thread(self._unsettled, check)
         await asyncio.to_thread(self._resolve_unseen, check)
-        return to_tell
 
-    async def _paid_not_on_paystack(self, check: BooksCheck) -> list[str]:
+    async def _paid_not_on_paystack(self, check: BooksCheck) -> None:
         window = check.window
         after = ""
-        to_tell: list[str] = []
         while True:
             missing = await asyncio.to_thread(self._paid_missing_batch, window, after)
             if not missing:
-                return to_tell
+                return
             for invoice in missing:
                 after = invoice.id
                 reference = invoice.paystack_reference or invoice.id
@@ -679,7 +665,7 @@ class ReconciliationActivities:
                         "currency": invoice.currency,
                     },
                 )
-                to_tell += await asyncio.to_thread(self._store, window.run_id, [finding])
+                await asyncio.to_thread(self._store, window.run_id, [finding])
 
     def _paid_missing_batch(self, window: RunWindow, after: str) -> list[Invoice]:
         with Session(self._engine) as session:
@@ -687,12 +673,11 @@ class ReconciliationActivities:
                 session, since=window.since, until=window.until, after_id=after, limit=BATCH
             )
 
-    def _unsettled(self, check: BooksCheck) -> list[str]:
+    def _unsettled(self, check: BooksCheck) -> None:
         cutoff = check.now - timedelta(seconds=check.unsettled_after_seconds)
         kind = DiscrepancyKind.UNSETTLED
         after = ""
         seen: set[str] = set()
-        to_tell: list[str] = []
         while True:
             with Session(self._engine) as session:
                 rows = books.unsettled_invoices(
@@ -719,16 +704,12 @@ class ReconciliationActivities:
                     )
                     findings.append(finding)
                     seen.add(finding.key)
-                _, told = record_and_stage(
-                    session, findings, run_id=check.window.run_id, at=check.now
-                )
-                to_tell += told
+                record_and_stage(session, findings, run_id=check.window.run_id, at=check.now)
                 session.commit()
         # Checked over every paid invoice: one open and not seen now was settled since.
         with Session(self._engine) as session:
             books.resolve_open_except(session, kind, seen, run_id=check.window.run_id, at=check.now)
             session.commit()
-        return to_tell
 
     def _resolve_unseen(self, check: BooksCheck) -> None:
         window = check.window
@@ -743,47 +724,21 @@ class ReconciliationActivities:
             )
             session.commit()
 
-    def _store(self, run_id: str, findings: list[Finding]) -> list[str]:
+    def _store(self, run_id: str, findings: list[Finding]) -> None:
         with Session(self._engine) as session:
-            _, to_tell = record_and_stage(session, findings, run_id=run_id, at=datetime.now(UTC))
+            record_and_stage(session, findings, run_id=run_id, at=datetime.now(UTC))
             session.commit()
-        return to_tell
-
-    # --- telling operators --------------------------------------------------------------
-
-    @activity.defn(name="tell_operators")
-    @heartbeating
-    async def tell_operators(self, event_ids: list[str]) -> None:
-        """Starts each stored event's workflow (once per event id, ever), which delivers it
-        to operators' endpoints as it delivers any event."""
-        policy = event_policy(self._settings)
-        for event_id in event_ids:
-            try:
-                await self._temporal.start_workflow(
-                    EventWorkflow.run,
-                    EventInput(event_id=event_id, policy=policy),
-                    id=event_workflow_id(event_id),
-                    task_queue=self._settings.temporal_events_task_queue,
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                    static_summary=event_id,
-                )
-            except WorkflowAlreadyStartedError:
-                continue
 
 
 def record_and_stage(
     session: Session, findings: Sequence[Finding], *, run_id: str, at: datetime
-) -> tuple[list[books.Sighting], list[str]]:
+) -> list[books.Sighting]:
     """Stores the findings, and beside each discrepancy this run opened its operator event
-    (in the same transaction: an event is stored exactly when its discrepancy opens)."""
+    in the outbox (in the same transaction: an event is stored exactly when its discrepancy
+    opens, and the workers' delivery loops send it to operators' endpoints)."""
     sightings = books.record_findings(session, findings, run_id=run_id, at=at)
-    to_tell = []
     for sighting in sightings:
         if not sighting.opened_here:
-            continue
-        event_id = discrepancy_event_id(sighting.discrepancy_id, run_id)
-        to_tell.append(event_id)
-        if session.get(OutboundEvent, event_id) is not None:
             continue
         row = session.get(Discrepancy, sighting.discrepancy_id)
         if row is None:
@@ -793,17 +748,19 @@ def record_and_stage(
             "timestamp": at.isoformat(),
             "data": DiscrepancyOut.model_validate(row).model_dump(mode="json", exclude={"audit"}),
         }
-        session.add(
+        outbox.stage(
+            session,
             OutboundEvent(
-                id=event_id,
+                id=discrepancy_event_id(sighting.discrepancy_id, run_id),
                 type=EventType.RECONCILIATION_DISCREPANCY.value,
                 caller=OPERATORS,
                 invoice_id=row.invoice_id,
                 created_at=at,
                 payload=json.dumps(body, separators=(",", ":")),
-            )
+            ),
+            at,
         )
-    return sightings, to_tell
+    return sightings
 
 
 def discrepancy_event_id(discrepancy_id: str, run_id: str) -> str:

@@ -152,7 +152,7 @@ class WebhookEndpointPage(BaseModel):
 
 
 class EventAttemptOut(BaseModel):
-    """One attempt to deliver one event to the endpoint."""
+    """One attempt to deliver one event to the endpoint, or a delivery due its first."""
 
     model_config = ConfigDict(
         from_attributes=True,
@@ -174,13 +174,14 @@ class EventAttemptOut(BaseModel):
 
     event_id: str
     attempt: int = Field(description="1 for the first attempt, then 2, 3, …")
-    attempted_at: datetime
+    attempted_at: datetime | None = Field(description="null: due, not yet tried")
     outcome: str = Field(
-        description="delivered; failed (tried again at next_attempt_at); gave_up (the last "
-        "attempt failed); endpoint_disabled"
+        description="pending (due at next_attempt_at, not yet tried); delivered; failed "
+        "(tried again at next_attempt_at); gave_up (the last attempt failed); "
+        "endpoint_disabled"
     )
     status_code: int | None = Field(description="The endpoint's HTTP status; null: no answer")
-    latency_ms: float
+    latency_ms: float | None
     error: str | None = Field(description="What went wrong: the start of the answer, or why")
     next_attempt_at: datetime | None
 
@@ -195,16 +196,12 @@ class EventAttemptPage(BaseModel):
 class Redelivery(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [
-                {
-                    "event_id": "evt_inv-5f0c8a1e2b3d4c5e6f7a8b9c_2",
-                    "workflow_id": (
-                        "event-evt_inv-5f0c8a1e2b3d4c5e6f7a8b9c_2-redelivery-0a1b2c3d4e5f"
-                    ),
-                }
-            ]
+            "examples": [{"event_id": "evt_inv-5f0c8a1e2b3d4c5e6f7a8b9c_2", "delivery_ids": [812]}]
         }
     )
 
     event_id: str
-    workflow_id: str = Field(description="The redelivery's workflow, in Temporal")
+    delivery_ids: list[int] = Field(
+        description="The new deliveries, one per endpoint that takes the event now, each due "
+        "at once: see GET /webhook-endpoints/{id}/deliveries"
+    )

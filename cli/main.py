@@ -22,7 +22,6 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from sqlalchemy import Engine
-from sqlmodel import Session
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
@@ -34,8 +33,8 @@ from temporalio.service import RPCError
 from config import Settings, get_settings
 from db import queries, timeline
 from db import reconciliation as books
-from db.engine import make_engine
-from db.models import Discrepancy, InvoiceTimelineEntry, OutboundEvent
+from db.engine import make_engine, write_session
+from db.models import Discrepancy, InvoiceTimelineEntry
 from db.projection import load_snapshot
 from domain.discrepancies import DiscrepancyKind, DiscrepancyStatus
 from domain.invoice import InvoiceSnapshot, InvoiceStatus
@@ -43,11 +42,12 @@ from inbox import store
 from inbox.outcomes import Intake, Relay
 from inbox.relayer import redeliver
 from lifecycle import exit_process
+from outbound import outbox
 from paystack.events import MalformedWebhook, parse_webhook
 from temporal_config import connect
 from workflows.invoice import InvoiceWorkflow
 from workflows.schedules import ensure_schedules, start_reconciliation
-from workflows.starter import reach_invoice, redeliver_event
+from workflows.starter import reach_invoice
 from workflows.types import SEARCH_ATTRIBUTES
 
 app = typer.Typer(
@@ -234,7 +234,7 @@ def reverify(invoice_id: str) -> None:
     async def send() -> InvoiceSnapshot:
         client = await connect()
         verified: InvoiceSnapshot = await reach_invoice(
-            client, settings, recorded, InvoiceWorkflow.verify
+            client, settings, recorded, InvoiceWorkflow.reverify
         )
         return verified
 
@@ -284,20 +284,14 @@ def redeliver_delivery(delivery_id: int) -> None:
 @events_app.command("redeliver")
 def redeliver_stored_event(event_id: str) -> None:
     """Send a stored event again, with its id and body, to its caller's endpoints as they
-    are now (enabled ones, taking its type)."""
+    are now (enabled ones, taking its type): the workers' delivery loops send it."""
     settings = get_settings()
-    with Session(_engine(settings)) as session:
-        if session.get(OutboundEvent, event_id) is None:
-            _fail(f"no event {event_id}")
-
-    async def send() -> str:
-        return await redeliver_event(await connect(), settings, event_id)
-
-    try:
-        workflow_id = asyncio.run(send())
-    except RPCError as error:
-        _fail(f"{event_id}: not redelivered: {error}")
-    typer.echo(f"event {event_id}: redelivery started, workflow {workflow_id}")
+    with write_session(_engine(settings)) as session:
+        delivery_ids = outbox.redeliver(session, event_id, datetime.now(UTC))
+    if delivery_ids is None:
+        _fail(f"no event {event_id}")
+    shown = ", ".join(map(str, delivery_ids)) or "none: no endpoint takes it now"
+    typer.echo(f"event {event_id}: redelivery queued, deliveries {shown}")
 
 
 @temporal_app.command("setup")

@@ -285,17 +285,52 @@ class EventAttempt(SQLModel, table=True):
     next_attempt_at: datetime | None = utc_column(nullable=True)
 
 
+class EventDelivery(SQLModel, table=True):
+    """One event owed to one endpoint: written with the event, in the transaction of the
+    change it tells (outbound/outbox.py); due at `due_at` while `pending`. A delivery loop
+    claims a due row by moving `due_at` a lease ahead, and after each attempt sets it to
+    the next attempt's time, or ends the row."""
+
+    __tablename__ = "event_deliveries"
+    __table_args__ = (
+        Index("ix_event_deliveries_status_due_at", "status", "due_at"),
+        Index("ix_event_deliveries_event_id", "event_id"),
+        Index("ix_event_deliveries_endpoint_id", "endpoint_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(max_length=100)
+    endpoint_id: str = Field(max_length=40)
+    # pending, delivered, gave_up, or endpoint_disabled.
+    status: str = Field(max_length=20)
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
+    due_at: datetime | None = utc_column(nullable=True)
+    created_at: datetime = utc_column()
+    updated_at: datetime = utc_column()
+
+
 class CustomerEmail(SQLModel, table=True):
-    """An email sent to an invoice's customer: at most one of each kind per invoice."""
+    """An email to an invoice's customer: at most one of each kind per invoice, written
+    `pending` with the change that owes it, then sent by the delivery loop."""
 
     __tablename__ = "customer_emails"
-    __table_args__ = (Index("ux_customer_emails_invoice_kind", "invoice_id", "kind", unique=True),)
+    __table_args__ = (
+        Index("ux_customer_emails_invoice_kind", "invoice_id", "kind", unique=True),
+        Index("ix_customer_emails_status_due_at", "status", "due_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     invoice_id: str = Field(max_length=64)
     kind: str = Field(max_length=20)
-    message_id: str = Field(max_length=255)
-    sent_at: datetime = utc_column()
+    # pending, sent, or failed (refused for good, or not sent within the retry period).
+    status: str = Field(default="sent", max_length=20)
+    # Set when sent: the same on every attempt (outbound/mail.py's message_id_for).
+    message_id: str | None = Field(default=None, max_length=255)
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
+    due_at: datetime | None = utc_column(nullable=True)
+    created_at: datetime | None = utc_column(nullable=True)
+    sent_at: datetime | None = utc_column(nullable=True)
+    error: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class ReconciliationRun(SQLModel, table=True):

@@ -1,6 +1,6 @@
 """The invoice projection: the workflow's `InvoiceSnapshot` written to its `Invoice` row and
-its refunds' rows (idempotently, never backwards), and read back when a new run of the
-workflow resumes it.
+its refunds' and disputes' rows (idempotently, never backwards), with the events the change
+tells, and read back when a new run of the workflow resumes it.
 
 Both directions follow from the snapshot's fields; only the names that differ are listed.
 """
@@ -8,6 +8,7 @@ Both directions follow from the snapshot's fields; only the names that differ ar
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -22,8 +23,10 @@ from db.engine import write_session
 from db.models import Invoice, InvoiceDispute, InvoiceRefund, InvoiceStatusChange
 from db.timeline import TimelineKind
 from domain.disputes import Dispute
+from domain.events import InvoiceEvent
 from domain.invoice import InvoiceSnapshot
 from domain.refunds import Refund
+from outbound import outbox
 
 # Snapshot field -> row attribute, where they differ (`metadata` is SQLAlchemy's own name).
 ROW_NAMES = {"invoice_id": "id", "metadata": "invoice_metadata"}
@@ -107,15 +110,21 @@ def _write_parts(session: Session, snapshot: InvoiceSnapshot) -> None:
             )
 
 
-def apply_snapshot(engine: Engine, snapshot: InvoiceSnapshot) -> bool:
-    """Writes the snapshot unless the row already has this revision or a later one.
+def apply_snapshot(
+    engine: Engine, snapshot: InvoiceSnapshot, events: Sequence[InvoiceEvent] = ()
+) -> bool:
+    """Writes the snapshot unless the row already has this revision or a later one, and in
+    the same transaction puts each event not stored before in the outbox (its deliveries
+    and emails): a change and what it tells are one commit.
 
-    Returns whether anything was written. A status change also appends to the
+    Returns whether the snapshot was written. A status change also appends to the
     invoice's state history, in the same transaction.
     """
     values = row_values(snapshot)
     with write_session(engine) as session:
         row = session.get(Invoice, snapshot.invoice_id, with_for_update=True)
+        for event in events:
+            outbox.stage_invoice_event(session, event)
         if row is not None and row.revision >= snapshot.revision:
             return False
         status_changed = row is None or row.status != values["status"]

@@ -1,6 +1,7 @@
 """What payrecon tells others: the events its merchants' endpoints receive, and the emails
 its customers get. Decided by the invoice workflow at each transition (pure: workflow code
-imports this module); delivered by workflows/events.py.
+imports this module); written to the outbox with the change that makes it, and delivered
+by the workers' delivery loops (outbound/).
 
 A new event type is one entry in `EventType` (and, for an invoice status, one in
 `EVENT_OF_STATUS`).
@@ -124,3 +125,13 @@ class InvoiceEvent:
     @property
     def caller(self) -> str:
         return self.invoice.caller
+
+
+@dataclass
+class RecordedChange:
+    """What one record writes in one transaction: the invoice as it stands now, and the
+    events of its changes that the database does not hold yet (each with the invoice as
+    that change left it)."""
+
+    invoice: InvoiceSnapshot
+    events: list[InvoiceEvent] = field(default_factory=list)

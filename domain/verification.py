@@ -30,7 +30,7 @@ class Outcome(StrEnum):
     NOT_PAID = "not_paid"
 
 
-def reconcile(invoice_amount: int, invoice_currency: str, verification: Verification) -> Outcome:
+def judge(invoice_amount: int, invoice_currency: str, verification: Verification) -> Outcome:
     """Paid only when Paystack says `success` for what was asked, in full, in our currency.
 
     `requested_amount` is what the transaction was initialized for; `amount` is what was

@@ -10,6 +10,7 @@ from sqlalchemy import JSON, Connection, Engine, delete, exists, func, insert, l
 from sqlmodel import Session, col, select
 
 from db.engine import write_transaction
+from db.leases import claim_due
 from db.models import Invoice, InvoiceTimelineEntry, UTCDateTime, WebhookDelivery
 from db.timeline import TimelineKind
 from domain.invoice import invoice_id_from_reference, is_invoice_reference
@@ -128,35 +129,19 @@ def finish_deliveries(
 def claim_queued_deliveries(
     engine: Engine, *, now: datetime, lease: timedelta, limit: int
 ) -> list[WebhookDelivery]:
-    """Queued deliveries whose time has come, each leased to the caller alone: a row is
-    moved a lease ahead only if no one else moved it since it was read."""
+    """Queued deliveries whose time has come, each leased to the caller alone."""
+    claimed = claim_due(
+        engine,
+        WebhookDelivery,
+        due=col(WebhookDelivery.relay_after),
+        where=col(WebhookDelivery.outcome) == Intake.QUEUED,
+        now=now,
+        lease=lease,
+        limit=limit,
+    )
+    if not claimed:
+        return []
     with Session(engine) as session:
-        due = session.exec(
-            select(WebhookDelivery.id, WebhookDelivery.relay_after)
-            .where(
-                WebhookDelivery.outcome == Intake.QUEUED,
-                col(WebhookDelivery.relay_after) <= now,
-            )
-            .order_by(col(WebhookDelivery.relay_after))
-            .limit(limit)
-        ).all()
-        claimed: list[int] = []
-        for delivery_id, seen in due:
-            assert delivery_id is not None  # a primary key
-            with write_transaction(engine) as connection:
-                moved = connection.execute(
-                    update(WebhookDelivery)
-                    .where(
-                        col(WebhookDelivery.id) == delivery_id,
-                        col(WebhookDelivery.outcome) == Intake.QUEUED,
-                        col(WebhookDelivery.relay_after) == seen,
-                    )
-                    .values(relay_after=now + lease)
-                )
-            if moved.rowcount == 1:
-                claimed.append(delivery_id)
-        if not claimed:
-            return []
         rows = session.exec(
             select(WebhookDelivery).where(col(WebhookDelivery.id).in_(claimed))
         ).all()

@@ -1,6 +1,6 @@
 """The customer's emails: the receipt once an invoice is paid, and the invoice with its
 payment link when asked for at creation. Rendered from templates/ (text and HTML), sent over
-SMTP (`SMTP_URL`). activities/email.py decides when, and records what was sent.
+SMTP (`SMTP_URL`). outbound/deliverer.py decides when, and records what was sent.
 
 SMTP has no idempotency key, so each email carries a Message-ID made from the invoice and
 the kind: a copy sent again after a crash is recognisably the same email.

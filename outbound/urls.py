@@ -4,7 +4,7 @@ mode an endpoint must be https and every address its host resolves to must be pu
 
 Checked twice: when the endpoint is made or changed (`check_endpoint_url`, the API's 422),
 and right before each delivery (`ensure_public_destination`), since the name's DNS answer
-may have changed since. Deliveries follow no redirects (activities/events.py), so a public
+may have changed since. Deliveries follow no redirects (outbound/deliverer.py), so a public
 URL cannot send us on to a private one.
 """
 

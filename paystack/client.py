@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from domain.reconcile import Verification
+from domain.verification import Verification
 from paystack.disputes import DisputeRecord, UploadUrl, dispute_record
 from paystack.fields import parse_amount, parse_timestamp, paystack_time
 from paystack.refunds import RefundRecord, refund_record

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 from sqlmodel import Session, select
+from temporalio.api.enums.v1 import PendingWorkflowTaskState
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
@@ -26,8 +27,8 @@ from paystack.signature import SIGNATURE_HEADER, sign
 from sandbox.controls import SandboxControls
 from temporal_codec import payrecon_data_converter
 from tests.stack import SECRET_KEY, Stack
+from worker import workflow_runner
 from workflows.discrepancy_refund import DiscrepancyRefundWorkflow
-from workflows.events import EventWorkflow
 from workflows.invoice import InvoiceWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
 from workflows.retention import WebhookRetentionWorkflow
@@ -90,6 +91,21 @@ async def verify_hangs(
     hang = {"timeout_rate": {"count": times}, "timeout_seconds": 30, "only_references": [reference]}
     controls = SandboxControls(sandbox)
     await controls.set_faults(api={"verify": hang})
+    try:
+        yield
+    finally:
+        await controls.clear_faults()
+
+
+@asynccontextmanager
+async def verify_slow(
+    sandbox: httpx.AsyncClient, reference: str, seconds: float
+) -> AsyncIterator[None]:
+    """Paystack's verify for `reference` alone answers after `seconds` (within the client's
+    timeout), every time; every fault is cleared on the way out."""
+    latency = {"latency_ms": [seconds * 1000, seconds * 1000], "only_references": [reference]}
+    controls = SandboxControls(sandbox)
+    await controls.set_faults(api={"verify": latency})
     try:
         yield
     finally:
@@ -181,14 +197,43 @@ async def signals_received(stack: Stack, invoice_id: str) -> list[str]:
     ]
 
 
+async def workflow_task_open(stack: Stack, invoice_id: str) -> bool:
+    """Whether a worker holds one of the invoice's workflow tasks now. A signal the server
+    accepts meanwhile is buffered: it reaches the history only when that task completes (a
+    local activity, such as the verify on a payment notice, keeps the task open)."""
+    handle = stack.temporal.get_workflow_handle(workflow_id_for(invoice_id))
+    task = (await handle.describe()).raw_description.pending_workflow_task
+    return task.state == PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_STARTED
+
+
+async def signals_in_history(
+    stack: Stack, invoice_id: str, at_least: int, within: float = 20.0
+) -> list[str]:
+    """The invoice's signals, once its history holds `at_least` of them and none the server
+    has accepted is still held back behind an open workflow task; the last failure after
+    `within` seconds. A test compares the list it gets: one too many is seen, not waited out."""
+    signals: list[str] = []
+
+    async def written() -> None:
+        # Looked at before the history is read: with no task open then, every signal
+        # accepted by then is in the history read after.
+        assert not await workflow_task_open(stack, invoice_id), (
+            "a workflow task is still open: a signal may be held back behind it"
+        )
+        signals[:] = await signals_received(stack, invoice_id)
+        assert len(signals) >= at_least, f"{len(signals)} signal(s) in history, not {at_least}"
+
+    await eventually(written, within)
+    return signals
+
+
 HISTORY_DIR = Path(__file__).parent / "histories"
 # Live histories are encrypted with the test session's codec keys (the dev key unless
-# PAYRECON_CODEC_KEYS says otherwise); those recorded before the codec pass through as they are.
+# PAYRECON_CODEC_KEYS says otherwise).
 REPLAY_CONVERTER = payrecon_data_converter(Settings(payrecon_development_mode=True))
 REPLAYED_WORKFLOWS = [
     InvoiceWorkflow,
     WebhookRetentionWorkflow,
-    EventWorkflow,
     ReconciliationWorkflow,
     DiscrepancyRefundWorkflow,
 ]
@@ -224,7 +269,11 @@ async def check_history(
 async def keep_history(recorded: WorkflowHistory, path_name: str) -> None:
     """Replays a live history against today's workflow code, and with
     PAYRECON_RECORD_HISTORIES=1 (`make histories`) keeps it for test_replay."""
-    replayer = Replayer(workflows=REPLAYED_WORKFLOWS, data_converter=REPLAY_CONVERTER)
+    replayer = Replayer(
+        workflows=REPLAYED_WORKFLOWS,
+        data_converter=REPLAY_CONVERTER,
+        workflow_runner=workflow_runner(),
+    )
     await replayer.replay_workflow(recorded)
     if os.environ.get("PAYRECON_RECORD_HISTORIES") == "1":
         HISTORY_DIR.mkdir(exist_ok=True)

@@ -3,7 +3,7 @@ parts. The fixtures that start it are in tests/conftest.py."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import dataclasses
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -11,15 +11,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 from sqlalchemy import Engine
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from config import Settings
 from devstack.processes import Service, free_port, python_module, wait_for_http
-from paystack.client import PaystackClient, make_paystack_client
-from worker import ACTIVITY_THREADS, build_workers
+from worker import ACTIVITY_THREADS, running_worker
 
 SECRET_KEY = "sk_test_payrecon_tests_5d1f0c8e2a"
 API_KEY = "test-api-key-1"
@@ -66,32 +63,19 @@ class WorkerControl:
         self._settings = settings
         self._engine = engine
         self._executor = ThreadPoolExecutor(max_workers=ACTIVITY_THREADS)
-        self._paystack: PaystackClient | None = None
-        self._outbound: httpx.AsyncClient | None = None
-        self._workers: list[Worker] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self._running: contextlib.AsyncExitStack | None = None
 
     async def start(self) -> None:
-        self._paystack = make_paystack_client(self._settings)
-        self._outbound = httpx.AsyncClient()
-        self._workers = build_workers(
-            self._client,
-            self._settings,
-            self._engine,
-            self._paystack,
-            self._executor,
-            self._outbound,
+        running = contextlib.AsyncExitStack()
+        await running.enter_async_context(
+            running_worker(self._client, self._settings, self._engine, self._executor)
         )
-        self._tasks = [asyncio.create_task(worker.run()) for worker in self._workers]
+        self._running = running
 
     async def stop(self) -> None:
-        await asyncio.gather(*(worker.shutdown() for worker in self._workers))
-        await asyncio.gather(*self._tasks)
-        if self._paystack is not None:
-            await self._paystack.aclose()
-        if self._outbound is not None:
-            await self._outbound.aclose()
-        self._workers, self._tasks, self._paystack, self._outbound = [], [], None, None
+        if self._running is not None:
+            await self._running.aclose()
+        self._running = None
 
     def close(self) -> None:
         self._executor.shutdown(wait=False)

@@ -25,9 +25,9 @@ with workflow.unsafe.imports_passed_through():
     from paystack.refunds import RefundRecord
     from workflows.policies import (
         PAYSTACK_CALL_TIMEOUT,
+        PAYSTACK_LOOK_RETRY,
         RECORD_RETRY,
         RECORD_TIMEOUT,
-        REFUND_CALL_RETRY,
     )
 
 # Who asks for these refunds, in payrecon's refund ids: the operators, not one API caller.
@@ -65,7 +65,7 @@ class DiscrepancyRefundWorkflow:
                 ),
                 task_queue=input.paystack_task_queue,
                 start_to_close_timeout=PAYSTACK_CALL_TIMEOUT,
-                retry_policy=REFUND_CALL_RETRY,
+                retry_policy=PAYSTACK_LOOK_RETRY,
                 summary=f"Paystack refund {refund_id}",
             )
         except ActivityError as error:
@@ -84,7 +84,7 @@ class DiscrepancyRefundWorkflow:
                 input.transaction_id,
                 task_queue=input.paystack_task_queue,
                 start_to_close_timeout=PAYSTACK_CALL_TIMEOUT,
-                retry_policy=REFUND_CALL_RETRY,
+                retry_policy=PAYSTACK_LOOK_RETRY,
                 summary="Paystack refunds of the payment",
             )
             found = next((r for r in records if r.id == record.id), None)

@@ -20,12 +20,6 @@ _NOT_RETRIED = [
     ErrorType.PAYSTACK_UNAUTHORIZED,
     ErrorType.DUPLICATE_REFERENCE,
 ]
-# Before INITIALIZE_DEADLINE_BY_TIMER (workflows/invoice.py): unbounded attempts.
-INITIALIZE_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    maximum_interval=timedelta(seconds=4),
-    non_retryable_error_types=_NOT_RETRIED,
-)
 # 0.5 + 1 + 2 + 4 + 4 + 4 s between seven attempts: about the deadline when Paystack
 # refuses connections at once; the deadline's timer ends a slower outage.
 INITIALIZE_ATTEMPTS = RetryPolicy(
@@ -56,18 +50,19 @@ LOCAL_ACTIVITY_FAILURES = (ActivityError, ApplicationError, TemporalTimeoutError
 RECORD_TIMEOUT = timedelta(seconds=30)
 RECORD_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 MIN_TIMER = timedelta(milliseconds=1)
-# A check-now this soon after Paystack's last answer is answered from it: a customer's
+# A verify-now this soon after Paystack's last answer is answered from it: a customer's
 # browser refreshing the checkout return costs Paystack nothing more.
 VERIFY_NOW_INTERVAL = timedelta(seconds=2)
 # Paystack references tried when the first is already taken: `<id>`, `<id>.2`, `<id>.3`.
 MAX_PAYSTACK_REFERENCES = 3
-# Each distinct payment notice costs one verify; replays beyond this are left to the polls.
-MAX_NOTICES = 20
-# A refund's create, and each look at a transaction's refunds, retry until Paystack answers
-# (the create first looks for the refund, so a retry never makes a second one).
-REFUND_CALL_RETRY = VERIFY_RETRY
-# An operator's retry of a refund that needs attention: the operator waits for the answer.
-REFUND_RETRY_ATTEMPTS = RetryPolicy(
+# Payment notices that come faster than this are answered by one verify between them: a
+# flood of distinct notices for one invoice costs Paystack one call per interval.
+NOTICE_VERIFY_INTERVAL = timedelta(seconds=2)
+# A refund's create, and each look at a transaction's refunds or a dispute, retry until
+# Paystack answers (the create first looks for the refund, so a retry never makes two).
+PAYSTACK_LOOK_RETRY = VERIFY_RETRY
+# An operator's call (a refund's retry, a dispute's answer): the operator waits for it.
+OPERATOR_CALL_ATTEMPTS = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_attempts=3,
     non_retryable_error_types=[ErrorType.PAYSTACK_REJECTED, ErrorType.PAYSTACK_UNAUTHORIZED],

@@ -55,8 +55,6 @@ DATABASE_TIMEOUT = timedelta(minutes=10)
 # Every activity of the sweep heartbeats while it runs: one whose worker died is retried
 # elsewhere this soon, however long its start-to-close timeout.
 HEARTBEAT_TIMEOUT = timedelta(seconds=20)
-# Versions of this workflow, for `workflow.patched` (histories of each still replay).
-REFUNDS_AND_DISPUTES = "refunds-and-disputes"
 # Pages a run handles before it continues as new: its history stays small.
 PAGES_PER_RUN = 250
 HEALS_AT_ONCE = 10
@@ -150,12 +148,11 @@ class ReconciliationWorkflow:
                 pages_here += 1
                 if pages_here >= PAGES_PER_RUN or workflow.info().is_continue_as_new_suggested():
                     workflow.continue_as_new(replace(input, progress=progress))
-            opened = await self._activity(
+            await self._activity(
                 ReconciliationActivities.check_books,
                 BooksCheck(progress.window, input.unsettled_after_seconds, workflow.now()),
                 paystack=True,
             )
-            await self._tell(opened)
         except ActivityError as error:
             await self._finish(progress, error=str(error.cause or error))
             raise
@@ -179,7 +176,6 @@ class ReconciliationWorkflow:
                 paystack=True,
             )
             progress.tally.add(report.tally)
-            await self._tell(report.to_tell)
             await self._heal(report.to_heal)
             progress.cursor = report.next_cursor
             if report.next_cursor is None:
@@ -201,10 +197,7 @@ class ReconciliationWorkflow:
         elif progress.phase in (Phase.REFUNDS, Phase.DISPUTES):
             await self._after_payment_page(progress)
         elif not progress.to_add_up:
-            # Runs started before refunds and disputes were swept go on to the books.
-            progress.phase = (
-                Phase.REFUNDS if workflow.patched(REFUNDS_AND_DISPUTES) else Phase.BOOKS
-            )
+            progress.phase = Phase.REFUNDS
         else:
             added = await self._activity(
                 ReconciliationActivities.reconcile_settlement_transactions_page,
@@ -218,7 +211,6 @@ class ReconciliationWorkflow:
                 paystack=True,
             )
             progress.tally.add(added.tally)
-            await self._tell(added.to_tell)
             if added.next_page is None:
                 progress.to_add_up.pop(0)
                 progress.settlement_page, progress.settlement_amount = 1, 0
@@ -237,7 +229,6 @@ class ReconciliationWorkflow:
             paystack=True,
         )
         progress.tally.add(report.tally)
-        await self._tell(report.to_tell)
         for target in report.to_notify:
             await self._activity(ReconciliationActivities.notify_invoice, target)
         if report.next_page is not None:
@@ -245,11 +236,6 @@ class ReconciliationWorkflow:
             return
         progress.after_payment_page = 1
         progress.phase = Phase.DISPUTES if refunds else Phase.BOOKS
-
-    async def _tell(self, event_ids: list[str]) -> None:
-        """Each discrepancy this run opened, to operators' endpoints (its own workflow)."""
-        if event_ids:
-            await self._activity(ReconciliationActivities.tell_operators, event_ids)
 
     async def _heal(self, targets: list[HealTarget]) -> None:
         """Each missed payment's invoice verifies now, through its own workflow."""

@@ -28,10 +28,8 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from config import Settings
 from domain.invoice import InvoiceRequest, InvoiceSnapshot, InvoiceStatus
-from workflows.events import EventInput, EventWorkflow, event_workflow_id
 from workflows.invoice import InvoiceWorkflow
 from workflows.types import (
-    EventPolicy,
     InvoiceWorkflowInput,
     initial_search_attributes,
     workflow_id_for,
@@ -70,7 +68,6 @@ def _start(
         paystack_task_queue=settings.temporal_paystack_task_queue,
         resume_only=resume_only,
         continue_as_new_after_events=settings.payrecon_continue_as_new_after_events,
-        events=event_policy(settings),
         refund_poll_schedule=settings.payrecon_refund_poll_schedule,
         refund_answer_within=settings.payrecon_refund_answer_seconds,
     )
@@ -92,16 +89,6 @@ def _start(
         ),
     }
     return workflow_input, options
-
-
-def event_policy(settings: Settings) -> EventPolicy:
-    return EventPolicy(
-        retry_schedule=settings.payrecon_event_retry_schedule,
-        retry_for=settings.payrecon_event_retry_for_seconds,
-        attempt_timeout=settings.payrecon_event_timeout_seconds,
-        disable_after=settings.payrecon_endpoint_disable_after_seconds,
-        task_queue=settings.temporal_events_task_queue,
-    )
 
 
 def _wake(
@@ -148,17 +135,3 @@ async def signal_invoice(
         start_signal_args=[message],
         **options,
     )
-
-
-async def redeliver_event(client: Client, settings: Settings, event_id: str) -> str:
-    """Sends a stored event again, with its id and body, to its caller's endpoints as they
-    are now: a run of its own beside the first. Answers that run's workflow id."""
-    workflow_id = f"{event_workflow_id(event_id)}-redelivery-{uuid.uuid4().hex[:12]}"
-    await client.start_workflow(
-        EventWorkflow.run,
-        EventInput(event_id=event_id, policy=event_policy(settings)),
-        id=workflow_id,
-        task_queue=settings.temporal_events_task_queue,
-        static_summary=f"redeliver {event_id}",
-    )
-    return workflow_id

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.common import (
@@ -13,8 +13,8 @@ from temporalio.common import (
     TypedSearchAttributes,
 )
 
-from domain import events
 from domain.disputes import Dispute
+from domain.events import InvoiceEvent
 from domain.invoice import InvoiceRequest, InvoiceSnapshot, InvoiceStatus
 from domain.refunds import REFUND_POLL_SCHEDULE, Refund, RefundStatus
 
@@ -110,34 +110,44 @@ def workflow_id_for(invoice_id: str) -> str:
     return f"invoice-{invoice_id}"
 
 
-@dataclass
-class CarriedState:
-    """What one run hands to the next when its history grows long (continue-as-new)."""
+# A moment every clock has passed: a check due at it is due now.
+NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+# Notices of one kind remembered, to answer a repeated one with nothing: the oldest is
+# forgotten first (a repeat of it costs one verify, never a missed notice).
+REMEMBERED_NOTICES = 32
 
-    invoice: InvoiceSnapshot
-    poll_count: int
-    next_poll_at: datetime
-    seen_notices: list[str]
-    payment_notified: bool
-    cancel_requested: bool
-    refund_poll_count: int = 0
-    next_refund_poll_at: datetime | None = None
+
+@dataclass
+class InvoiceState:
+    """Everything an invoice's run keeps between its steps, carried whole to the next run
+    when the history grows long (continue-as-new): a new field is one edit here."""
+
+    # None until the invoice is created, or found in its record.
+    invoice: InvoiceSnapshot | None = None
+    # The highest revision the database holds; the events of changes it does not hold yet.
+    recorded_revision: int = 0
+    unrecorded: list[InvoiceEvent] = field(default_factory=list)
+    poll_count: int = 0
+    next_poll_at: datetime = NEVER
+    cancel_requested: bool = False
+    # Notices waiting to be acted on: a payment or a refund (one look answers every such
+    # notice so far), and the disputes named.
+    payment_notified: bool = False
     refund_notified: bool = False
     disputes_to_check: list[int] = field(default_factory=list)
+    # The latest notices of each kind (payment, refund, dispute), by their identity.
+    seen_notices: dict[str, list[str]] = field(default_factory=dict)
+    refund_poll_count: int = 0
+    next_refund_poll_at: datetime = NEVER
 
-
-@dataclass
-class EventPolicy:
-    """How an invoice's events are delivered (workflows/events.py): the settings' values
-    (config.py), or their defaults for runs started before events were."""
-
-    # Seconds between attempts to one endpoint; the last repeats. Jittered by ±20 %.
-    retry_schedule: list[float] = field(default_factory=lambda: list(events.RETRY_SCHEDULE))
-    retry_for: float = events.RETRY_FOR_SECONDS
-    attempt_timeout: float = events.ATTEMPT_TIMEOUT_SECONDS
-    disable_after: float = events.DISABLE_AFTER_SECONDS
-    # Where event workflows run; None: the invoice's own queue.
-    task_queue: str | None = None
+    def first_sight(self, kind: str, key: str) -> bool:
+        """Whether this notice is new (and remembers it): a repeat changes nothing."""
+        seen = self.seen_notices.setdefault(kind, [])
+        if key in seen:
+            return False
+        seen.append(key)
+        del seen[:-REMEMBERED_NOTICES]
+        return True
 
 
 @dataclass
@@ -149,14 +159,13 @@ class InvoiceWorkflowInput:
     late_payment_window: float
     # The API request that started the workflow; tells a first create from a repeat.
     request_id: str
-    carried: CarriedState | None = None
+    carried: InvoiceState | None = None
     # Where Paystack activities run (rate-capped); None: the workflow's own queue.
     paystack_task_queue: str | None = None
     # Started to reach a recorded invoice: with no record, fail rather than create one.
     resume_only: bool = False
     # Continue as new after this many history events, besides when Temporal suggests it.
     continue_as_new_after_events: int | None = None
-    events: EventPolicy = field(default_factory=EventPolicy)
     # Seconds between checks of a refund in flight with Paystack; the last repeats.
     refund_poll_schedule: list[float] = field(default_factory=lambda: list(REFUND_POLL_SCHEDULE))
     # How long a refund request waits for Paystack's word before it is answered `requested`.
@@ -179,7 +188,7 @@ class OpenedInvoice:
 
 @dataclass
 class PaymentCheck:
-    """The invoice after a check-now, and what Paystack last said of its transaction
+    """The invoice after a verify-now, and what Paystack last said of its transaction
     (`ongoing`, `pending`, `failed`, `success`…; None if it has not been asked)."""
 
     invoice: InvoiceSnapshot

@@ -91,7 +91,7 @@ async def checkout_return(
     loop = asyncio.get_running_loop()
     give_up_at = loop.time() + settings.payrecon_checkout_wait_seconds
     while True:
-        check = await _check_now(temporal, settings, invoice)
+        check = await _verify_now(temporal, settings, invoice)
         if check is None:  # the workflow could not be asked: never guess that it failed
             bound.warning("checkout.unconfirmed")
             return _where_to(invoice, settled=False)
@@ -105,13 +105,13 @@ async def checkout_return(
         await asyncio.sleep(VERIFY_NOW_INTERVAL.total_seconds())
 
 
-async def _check_now(
+async def _verify_now(
     temporal: TemporalDep, settings: SettingsDep, invoice: InvoiceSnapshot
 ) -> PaymentCheck | None:
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
             check: PaymentCheck = await reach_invoice(
-                temporal, settings, invoice, InvoiceWorkflow.check_now
+                temporal, settings, invoice, InvoiceWorkflow.verify_now
             )
             return check
     except (

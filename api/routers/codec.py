@@ -30,7 +30,7 @@ from temporalio.converter import PayloadCodec
 from api.deps import SettingsDep, TemporalDep, bearer, get_settings
 from api.forwarded import is_loopback, request_client
 from config import Settings
-from temporal_codec import CodecError
+from temporal_codec import CodecError, decode_for_display
 
 log = structlog.get_logger(__name__)
 
@@ -157,7 +157,7 @@ async def decode(
 ) -> Response:
     payloads = await _read_payloads(request)
     try:
-        decoded = await codec.decode(payloads)
+        decoded = await decode_for_display(codec, payloads)
     except CodecError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(error)) from None
     # Who had what decrypted: an audit trail, never the contents.

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
+from datetime import UTC, datetime
 from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Path, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
-from sqlmodel import Session
-from temporalio.client import RPCTimeoutOrCancelledError
-from temporalio.service import RPCError
 
-from api.deps import CallerDep, EngineDep, KeyCheckedFirst, SettingsDep, TemporalDep, current_caller
+from api.deps import Caller, CallerDep, EngineDep, KeyCheckedFirst, current_caller
 from api.outbound_schemas import EVENT_ID_PATTERN, Redelivery
 from api.schemas import ErrorBody
+from db.engine import write_session
 from db.models import OutboundEvent
-from workflows.starter import redeliver_event
+from outbound import outbox
 
 log = structlog.get_logger(__name__)
 
@@ -37,45 +35,27 @@ EventId = Annotated[
 ]
 
 
-def _event_caller(engine: Engine, event_id: str) -> str | None:
-    with Session(engine) as session:
+def redeliver_owned(engine: Engine, event_id: str, caller: Caller) -> list[int] | None:
+    """New deliveries of the caller's event (an operator's: any event), or None: no such
+    event, or another caller's (as unknown as none)."""
+    with write_session(engine) as session:
         event = session.get(OutboundEvent, event_id)
-        return None if event is None else event.caller
+        if event is None or not caller.owns(event.caller):
+            return None
+        return outbox.redeliver(session, event_id, datetime.now(UTC))
 
 
 @router.post(
     "/{event_id}/redeliver",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Send an event again, with its id and body, to its caller's endpoints as they are",
-    responses={
-        404: {"model": ErrorBody, "description": "No such event"},
-        503: {"model": ErrorBody, "description": "Temporal unavailable"},
-    },
+    responses={404: {"model": ErrorBody, "description": "No such event"}},
 )
-async def redeliver(
-    event_id: EventId,
-    caller: CallerDep,
-    settings: SettingsDep,
-    engine: EngineDep,
-    temporal: TemporalDep,
-) -> Redelivery:
-    owner = await run_in_threadpool(_event_caller, engine, event_id)
-    # Another caller's event is as unknown as none.
-    if owner is None or not caller.owns(owner):
+async def redeliver(event_id: EventId, caller: CallerDep, engine: EngineDep) -> Redelivery:
+    delivery_ids = await run_in_threadpool(redeliver_owned, engine, event_id, caller)
+    if delivery_ids is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no event {event_id}")
-    deadline = asyncio.get_running_loop().time() + settings.payrecon_create_timeout_seconds
-    try:
-        async with asyncio.timeout_at(deadline):
-            workflow_id = await redeliver_event(temporal, settings, event_id)
-    # RuntimeError: the lazy client's first connect failed.
-    except (RPCError, RPCTimeoutOrCancelledError, TimeoutError, RuntimeError) as error:
-        log.warning("temporal.unavailable", error=str(error))
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail="the workflow service is unavailable; retry (a repeated redelivery is "
-            "harmless: receivers deduplicate on webhook-id)",
-        ) from error
     log.info(
-        "event.redelivery_started", event_id=event_id, caller=caller.name, workflow_id=workflow_id
+        "event.redelivery_queued", event_id=event_id, caller=caller.name, deliveries=delivery_ids
     )
-    return Redelivery(event_id=event_id, workflow_id=workflow_id)
+    return Redelivery(event_id=event_id, delivery_ids=delivery_ids)

@@ -387,7 +387,7 @@ async def verify_invoice(
     deadline = asyncio.get_running_loop().time() + settings.payrecon_create_timeout_seconds
     async with temporal_call(deadline):
         check: PaymentCheck = await reach_invoice(
-            temporal, settings, snapshot_of(row), InvoiceWorkflow.check_now
+            temporal, settings, snapshot_of(row), InvoiceWorkflow.verify_now
         )
     log.info(
         "invoice.verified_now",

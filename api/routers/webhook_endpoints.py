@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy import func
+from sqlalchemy import Float, Integer, Text, cast, func, literal, null, union_all
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from api.deps import (
@@ -42,7 +43,8 @@ from api.outbound_schemas import (
 from api.schemas import WITH_BODY, ErrorBody
 from config import Settings
 from db.engine import write_session
-from db.models import EventAttempt, WebhookEndpoint
+from db.models import EventAttempt, EventDelivery, UTCDateTime, WebhookEndpoint
+from outbound.outbox import PENDING
 from outbound.secrets import new_secret, seal
 from outbound.urls import check_endpoint_url
 
@@ -244,7 +246,8 @@ def rotate_secret(
 
 @router.get(
     "/{endpoint_id}/deliveries",
-    summary="The endpoint's delivery attempts, newest first",
+    summary="The endpoint's deliveries, newest first: each attempt, and each one still due "
+    "its first",
     responses=NOT_FOUND,
 )
 def list_deliveries(
@@ -256,16 +259,44 @@ def list_deliveries(
 ) -> EventAttemptPage:
     with Session(engine) as session:
         _visible(session, endpoint_id, caller)
-        mine = EventAttempt.endpoint_id == endpoint_id
-        query = (
-            select(EventAttempt)
-            .where(mine)
-            .order_by(col(EventAttempt.attempted_at).desc(), col(EventAttempt.id).desc())
+        made: Any = sa_select(
+            col(EventAttempt.event_id),
+            col(EventAttempt.attempt),
+            col(EventAttempt.attempted_at),
+            col(EventAttempt.outcome),
+            col(EventAttempt.status_code),
+            col(EventAttempt.latency_ms),
+            col(EventAttempt.error),
+            col(EventAttempt.next_attempt_at),
+            col(EventAttempt.attempted_at).label("at"),
+        ).where(col(EventAttempt.endpoint_id) == endpoint_id)
+        # Visible from the moment it is due: a delivery not yet tried once.
+        due: Any = sa_select(
+            col(EventDelivery.event_id),
+            (col(EventDelivery.attempts) + 1).label("attempt"),
+            cast(null(), UTCDateTime()).label("attempted_at"),
+            literal(PENDING).label("outcome"),
+            cast(null(), Integer()).label("status_code"),
+            cast(null(), Float()).label("latency_ms"),
+            cast(null(), Text()).label("error"),
+            col(EventDelivery.due_at).label("next_attempt_at"),
+            col(EventDelivery.due_at).label("at"),
+        ).where(
+            col(EventDelivery.endpoint_id) == endpoint_id,
+            col(EventDelivery.status) == PENDING,
+            col(EventDelivery.attempts) == 0,
         )
-        rows = session.exec(query.offset(offset).limit(limit)).all()
-        total = session.exec(select(func.count()).select_from(EventAttempt).where(mine)).one()
+        listed = union_all(made, due).subquery()
+        query = (
+            sa_select(listed)
+            .order_by(listed.c.at.desc(), listed.c.attempt.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        rows = session.execute(query).mappings().all()
+        total = session.execute(sa_select(func.count()).select_from(listed)).scalar_one()
     return EventAttemptPage(
-        items=[EventAttemptOut.model_validate(row) for row in rows],
+        items=[EventAttemptOut.model_validate(dict(row)) for row in rows],
         total=total,
         limit=limit,
         offset=offset,

@@ -141,7 +141,7 @@ async def test_without_the_email_search_attribute_nothing_in_temporal_is_in_clea
     await wait_for_status(api, invoice["id"], "paid")
     paid: InvoiceSnapshot = await handle.result()
     off = stack.settings.model_copy(update={"payrecon_customer_email_search_attribute": False})
-    await reach_invoice(stack.temporal, off, paid, InvoiceWorkflow.verify)
+    await reach_invoice(stack.temporal, off, paid, InvoiceWorkflow.reverify)
     woken = await handle.describe()
     assert woken.run_id != started.run_id
     assert woken.typed_search_attributes.get(CUSTOMER_EMAIL) is None
@@ -188,7 +188,8 @@ async def test_the_codec_endpoint_decodes_for_this_machine_in_development_mode(
         assert [p.metadata["encoding"] for p in sealed] == [ENCODING, ENCODING]
         back = await ui.post("/codec/decode", json=encoded.json())
         assert from_json(back.json()) == mine
-        # Payloads recorded before the codec come back as they are; none, as none.
+        # Plaintext payloads (written by something else) are shown as Temporal holds them,
+        # though no payrecon worker would read them; none, as none.
         assert from_json((await ui.post("/codec/decode", json=as_json(mine))).json()) == mine
         assert (await ui.post("/codec/decode", json={"payloads": []})).json() == {"payloads": []}
 

@@ -22,7 +22,7 @@ from sqlmodel import Session, col, delete, select
 from standardwebhooks import Webhook
 
 from db.engine import write_session
-from db.models import EventAttempt, OutboundEvent, WebhookEndpoint
+from db.models import EventAttempt, EventDelivery, OutboundEvent, WebhookEndpoint
 from devstack.processes import free_port
 from outbound.secrets import unseal
 from tests.helpers import eventually
@@ -401,13 +401,35 @@ async def test_deliveries_list_the_attempts_newest_first(
         status_code=200,
         latency_ms=1.0,
     )
+    # A delivery is listed from the moment it is due, before its first attempt.
+    due_id = f"evt_inv-{uuid.uuid4().hex[:24]}_3"
+    due = EventDelivery(
+        event_id=due_id,
+        endpoint_id=created["id"],
+        status="pending",
+        attempts=0,
+        due_at=start + timedelta(hours=1),
+        created_at=start + timedelta(hours=1),
+        updated_at=start + timedelta(hours=1),
+    )
     with write_session(stack.engine) as session:
-        session.add_all([*attempts, other])
+        session.add_all([*attempts, other, due])
     try:
         page = (await api.get(path)).json()
-        assert page["total"] == 3 and page["limit"] == 50 and page["offset"] == 0
-        assert [item["attempt"] for item in page["items"]] == [3, 2, 1]
-        newest, _, oldest = page["items"]
+        assert page["total"] == 4 and page["limit"] == 50 and page["offset"] == 0
+        pending, *tried = page["items"]
+        assert pending == {
+            "event_id": due_id,
+            "attempt": 1,
+            "attempted_at": None,
+            "outcome": "pending",
+            "status_code": None,
+            "latency_ms": None,
+            "error": None,
+            "next_attempt_at": "2026-11-23T11:00:00Z",
+        }
+        assert [item["attempt"] for item in tried] == [3, 2, 1]
+        newest, _, oldest = tried
         assert newest == {
             "event_id": event_id,
             "attempt": 3,
@@ -421,13 +443,14 @@ async def test_deliveries_list_the_attempts_newest_first(
         assert oldest["status_code"] is None and oldest["error"] == "ReadTimeout: timed out"
         assert _at(oldest["next_attempt_at"]) == start + timedelta(seconds=5)
 
-        second = (await api.get(path, params={"limit": 1, "offset": 1})).json()
-        assert second["total"] == 3 and (second["limit"], second["offset"]) == (1, 1)
+        second = (await api.get(path, params={"limit": 1, "offset": 2})).json()
+        assert second["total"] == 4 and (second["limit"], second["offset"]) == (1, 2)
         assert [item["attempt"] for item in second["items"]] == [2]
         assert second["items"][0]["status_code"] == 502
     finally:
         with write_session(stack.engine) as session:
             session.exec(delete(EventAttempt).where(col(EventAttempt.event_id) == event_id))
+            session.exec(delete(EventDelivery).where(col(EventDelivery.event_id) == due_id))
 
 
 # --- sending a stored event again -----------------------------------------------------
@@ -510,8 +533,8 @@ async def test_an_event_is_sent_again_signed_with_both_secrets_during_a_rotation
         answer = await api.post(f"/events/{event.id}/redeliver")
         assert answer.status_code == 202, answer.text
         assert answer.json()["event_id"] == event.id
-        workflow_id = answer.json()["workflow_id"]
-        assert event.id in workflow_id
+        # One delivery: the caller's one endpoint that takes the event's type.
+        [delivery_id] = answer.json()["delivery_ids"]
         delivered = await _next_for(received, event.id)
 
     # The same id and body, signed by the new secret and by the one it replaced.
@@ -520,8 +543,6 @@ async def test_an_event_is_sent_again_signed_with_both_secrets_during_a_rotation
         assert Webhook(secret).verify(delivered.body, delivered.headers) == json.loads(
             event.payload
         )
-    description = await stack.temporal.get_workflow_handle(workflow_id).describe()
-    assert description.id == workflow_id
 
     async def attempt_listed() -> None:
         page = (await api.get(f"/webhook-endpoints/{endpoint['id']}/deliveries")).json()
@@ -532,10 +553,12 @@ async def test_an_event_is_sent_again_signed_with_both_secrets_during_a_rotation
     await eventually(attempt_listed)
     # An operator may send anyone's event again.
     again = await operator.post(f"/events/{event.id}/redeliver")
-    assert again.status_code == 202 and again.json()["workflow_id"] != workflow_id
+    assert again.status_code == 202
+    assert again.json()["delivery_ids"] and delivery_id not in again.json()["delivery_ids"]
 
 
-async def test_without_temporal_a_redelivery_is_a_503_to_retry(stack: Stack) -> None:
+async def test_without_temporal_a_redelivery_still_goes_out(stack: Stack) -> None:
+    """A redelivery is rows in the outbox: it needs the database, not Temporal."""
     event = _store_event(stack, "default")
     with another_api(
         stack,
@@ -547,10 +570,9 @@ async def test_without_temporal_a_redelivery_is_a_503_to_retry(stack: Stack) -> 
         headers = {"Authorization": f"Bearer {API_KEY}"}
         async with httpx.AsyncClient(base_url=down.api_url, headers=headers, timeout=30) as api:
             answer = await api.post(f"/events/{event.id}/redeliver")
-            # Known or not is told before Temporal is asked.
             missing = await api.post("/events/evt_inv-000000000000000000000000_1/redeliver")
-    assert answer.status_code == 503, answer.text
-    assert "retry" in answer.json()["detail"]
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["event_id"] == event.id
     assert missing.status_code == 404, missing.text
 
 
@@ -559,10 +581,7 @@ async def test_the_cli_sends_an_event_again(stack: Stack) -> None:
 
     code, output = await _payrecon(stack, "events", "redeliver", event.id)
     assert code == 0, output
-    [workflow_id] = re.findall(r"workflow (\S+)", output)
-    assert event.id in workflow_id
-    description = await stack.temporal.get_workflow_handle(workflow_id).describe()
-    assert description.id == workflow_id
+    assert f"event {event.id}: redelivery queued, deliveries " in output
 
     code, output = await _payrecon(stack, "events", "redeliver", "evt_missing_1")
     assert code == 1 and "no event evt_missing_1" in output

@@ -21,6 +21,7 @@ from temporal_codec import (
     KEY_ID,
     CodecError,
     EncryptionCodec,
+    PlaintextPayloadError,
     UnknownKeyError,
     payrecon_data_converter,
 )
@@ -70,10 +71,14 @@ class TestEncryptionCodec:
         with pytest.raises(UnknownKeyError, match=r"key id 'retired'.*holds current"):
             await codec(key_entry("current")).decode(sealed)
 
-    async def test_payloads_recorded_before_the_codec_pass_through(self) -> None:
-        unencrypted = [plain(), Payload(metadata={"encoding": b"binary/null"}), Payload()]
-
-        assert await codec(key_entry("k")).decode(unencrypted) == unencrypted
+    @pytest.mark.parametrize(
+        "unencrypted",
+        [plain(), Payload(metadata={"encoding": b"binary/null"}), Payload()],
+        ids=["json", "null", "empty"],
+    )
+    async def test_a_plaintext_payload_is_refused(self, unencrypted: Payload) -> None:
+        with pytest.raises(PlaintextPayloadError, match="not encrypted"):
+            await codec(key_entry("k")).decode([unencrypted])
 
     @pytest.mark.parametrize(
         "tamper",

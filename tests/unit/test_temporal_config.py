@@ -6,7 +6,6 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import pytest
 from temporalio.client import Client
 from temporalio.service import TLSConfig
@@ -114,27 +113,22 @@ def test_client_certificate_without_its_key_is_refused(tmp_path: Path) -> None:
         connect_config({"TEMPORAL_TLS_CLIENT_CERT_PATH": str(files["cert"])})
 
 
-async def test_paystack_calls_and_events_have_queues_of_their_own(
+async def test_paystack_calls_have_a_queue_of_their_own(
     temporal: Client,
 ) -> None:
     # Queues of its own: the session's worker already polls the default ones.
     settings = Settings(
         temporal_task_queue="unit-invoices",
         temporal_paystack_task_queue="unit-paystack",
-        temporal_events_task_queue="unit-events",
         paystack_max_calls_per_second=25,
         payrecon_api_keys=[ApiKey.parse("k")],
     )
     engine = make_engine("sqlite://")
     paystack = make_paystack_client(settings)
-    async with httpx.AsyncClient() as outbound:
-        with ThreadPoolExecutor(ACTIVITY_THREADS) as executor:
-            invoices, paystack_calls, events = build_workers(
-                temporal, settings, engine, paystack, executor, outbound
-            )
+    with ThreadPoolExecutor(ACTIVITY_THREADS) as executor:
+        invoices, paystack_calls = build_workers(temporal, settings, engine, paystack, executor)
     await paystack.aclose()
     assert invoices.task_queue == "unit-invoices"
     assert paystack_calls.task_queue == "unit-paystack"
     assert paystack_calls.config()["max_task_queue_activities_per_second"] == 25
     assert invoices.config()["max_task_queue_activities_per_second"] is None
-    assert events.task_queue == "unit-events"

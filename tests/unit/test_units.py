@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from config import DEV_PAYSTACK_SECRET_KEY, ApiKey, Settings
-from domain.reconcile import Outcome, Verification, reconcile
+from domain.verification import Outcome, Verification, judge
 from paystack.events import MalformedWebhook, parse_webhook
 from paystack.signature import is_valid_signature, sign
 
@@ -120,35 +120,35 @@ def _verified(**fields: object) -> Verification:
 
 class TestReconcile:
     def test_success_with_matching_amount_and_currency_is_paid(self) -> None:
-        assert reconcile(250000, "NGN", _verified()) is Outcome.PAID
+        assert judge(250000, "NGN", _verified()) is Outcome.PAID
 
     def test_customer_borne_fees_still_paid(self) -> None:
-        assert reconcile(250000, "NGN", _verified(amount=253750)) is Outcome.PAID
+        assert judge(250000, "NGN", _verified(amount=253750)) is Outcome.PAID
 
     def test_partial_debit_is_a_mismatch(self) -> None:
-        assert reconcile(250000, "NGN", _verified(amount=200000)) is Outcome.AMOUNT_MISMATCH
+        assert judge(250000, "NGN", _verified(amount=200000)) is Outcome.AMOUNT_MISMATCH
 
     def test_other_requested_amount_is_a_mismatch(self) -> None:
         verification = _verified(amount=300000, requested_amount=300000)
-        assert reconcile(250000, "NGN", verification) is Outcome.AMOUNT_MISMATCH
+        assert judge(250000, "NGN", verification) is Outcome.AMOUNT_MISMATCH
 
     def test_without_requested_amount_the_amount_must_match(self) -> None:
-        assert reconcile(250000, "NGN", _verified(requested_amount=None)) is Outcome.PAID
+        assert judge(250000, "NGN", _verified(requested_amount=None)) is Outcome.PAID
         verification = _verified(requested_amount=None, amount=250001)
-        assert reconcile(250000, "NGN", verification) is Outcome.AMOUNT_MISMATCH
+        assert judge(250000, "NGN", verification) is Outcome.AMOUNT_MISMATCH
 
     def test_currency_mismatch(self) -> None:
-        assert reconcile(250000, "NGN", _verified(currency="USD")) is Outcome.CURRENCY_MISMATCH
+        assert judge(250000, "NGN", _verified(currency="USD")) is Outcome.CURRENCY_MISMATCH
 
     @pytest.mark.parametrize(
         "status",
         ["abandoned", "failed", "ongoing", "pending", "processing", "queued", "reversed", None],
     )
     def test_anything_but_success_is_not_paid(self, status: str | None) -> None:
-        assert reconcile(250000, "NGN", _verified(status=status)) is Outcome.NOT_PAID
+        assert judge(250000, "NGN", _verified(status=status)) is Outcome.NOT_PAID
 
     def test_unknown_reference_is_not_paid(self) -> None:
-        assert reconcile(250000, "NGN", Verification("inv-1", found=False)) is Outcome.NOT_PAID
+        assert judge(250000, "NGN", Verification("inv-1", found=False)) is Outcome.NOT_PAID
 
 
 class TestSettings:

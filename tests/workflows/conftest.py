@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import Engine
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import WorkflowExecutionStatus
@@ -16,13 +15,10 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.announce import Announcer
-from db.engine import make_engine
-from db.migrate import migrate
 from devstack.processes import BIN_DIR
 from temporal_codec import payrecon_data_converter
-from tests.workflows.support import QUEUE, SETTINGS, PaystackAndDatabase
-from workflows.events import EventWorkflow, event_workflow_id
+from tests.workflows.support import QUEUE, SETTINGS, LosePaidTask, PaystackAndDatabase
+from worker import workflow_runner
 from workflows.invoice import InvoiceWorkflow
 from workflows.types import SEARCH_ATTRIBUTES, workflow_id_for
 
@@ -47,45 +43,30 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
-@pytest.fixture(scope="session")
-def outbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    """A real database for the announcer, which looks there for events already told (the
-    test activities store none, so every event is started)."""
-    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('outbox') / 'outbox.db'}")
-    migrate(engine)
-    yield engine
-    engine.dispose()
-
-
 @pytest.fixture
-async def books(env: WorkflowEnvironment, outbox: Engine) -> AsyncIterator[PaystackAndDatabase]:
+async def books(env: WorkflowEnvironment) -> AsyncIterator[PaystackAndDatabase]:
     books = PaystackAndDatabase()
     async with Worker(
         env.client,
         task_queue=QUEUE,
-        workflows=[InvoiceWorkflow, EventWorkflow],
+        workflows=[InvoiceWorkflow],
+        workflow_runner=workflow_runner(),
+        interceptors=[LosePaidTask()],
         activities=[
             books.record_invoice,
-            books.load_invoice,
-            books.initialize_transaction,
+            books.open_transaction,
             books.verify_transaction,
             books.create_refund,
             books.refunds_of_transaction,
             books.retry_refund,
-            Announcer(env.client, outbox).announce_event,
-            books.store_event,
-            books.redelivery_targets,
-            books.deliver_event,
-            books.send_customer_email,
+            books.fetch_dispute,
         ],
     ):
         yield books
-        # Every announce made and every event told before this worker goes: an activity it
-        # was running when it stopped would hold the next test's clock until its timeout.
+        # Every record made before this worker goes: an activity it was running when it
+        # stopped would hold the next test's clock until its timeout.
         for invoice_id in books.records:
-            await _no_announce_pending(env, invoice_id)
-        for event in books.events:
-            await env.client.get_workflow_handle(event_workflow_id(event.event_id)).result()
+            await _no_record_pending(env, invoice_id)
         # Nor an invoice left watching: its polls would run in the next test's worker.
         for invoice_id in books.records:
             handle = env.client.get_workflow_handle(workflow_id_for(invoice_id))
@@ -95,11 +76,11 @@ async def books(env: WorkflowEnvironment, outbox: Engine) -> AsyncIterator[Payst
                     await handle.terminate("the test is over")
 
 
-async def _no_announce_pending(env: WorkflowEnvironment, invoice_id: str) -> None:
+async def _no_record_pending(env: WorkflowEnvironment, invoice_id: str) -> None:
     handle = env.client.get_workflow_handle(workflow_id_for(invoice_id))
     async with asyncio.timeout(10):
         while True:
             pending = (await handle.describe()).raw_description.pending_activities
-            if all(activity.activity_type.name != "announce_event" for activity in pending):
+            if all(activity.activity_type.name != "record_invoice" for activity in pending):
                 return
             await asyncio.sleep(0.05)

@@ -1,5 +1,6 @@
-"""What the workflow tests share: Paystack and the database as test activities under the
-real activities' names, the real default settings, and a create as the API makes it."""
+"""What the workflow tests share: Paystack and the database (with its outbox) as test
+activities under the real activities' names, the real default settings, and a create as
+the API makes it."""
 
 from __future__ import annotations
 
@@ -9,19 +10,25 @@ import uuid
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 
-from temporalio import activity
+from temporalio import activity, workflow
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import (
+    Interceptor,
+    StartActivityInput,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+    WorkflowOutboundInterceptor,
+)
 
-from activities.email import CustomerEmailInput
-from activities.events import DeliveryAttempt, DeliveryOutcome
-from activities.paystack import CreateRefundInput, InitializeInput, RetryRefundInput
+from activities.paystack import CreateRefundInput, Opened, OpenInput, RetryRefundInput
 from config import ApiKey, Settings
-from domain.events import InvoiceEvent
+from domain.events import InvoiceEvent, RecordedChange
 from domain.invoice import InvoiceRequest, InvoiceSnapshot, InvoiceStatus
-from domain.reconcile import Verification
 from domain.refunds import merchant_note_for, refund_id_in
+from domain.verification import Verification
 from paystack.client import PaymentLink
+from paystack.disputes import DisputeRecord
 from paystack.refunds import RefundRecord
 from workflows.invoice import InvoiceWorkflow
 from workflows.starter import invoice_start
@@ -44,17 +51,16 @@ class PaystackAndDatabase:
         self.held_from: datetime | None = None
         # When each verify was asked for, by reference.
         self.verified_at: defaultdict[str, list[datetime]] = defaultdict(list)
-        # What the event workflows were given, and what the merchant's endpoint answers.
+        # Every event put in the outbox, once each, in the order recorded.
         self.events: list[InvoiceEvent] = []
-        self.endpoints = ["we_test"]
-        self.merchant_answers: list[DeliveryOutcome] = []
-        self.attempts: list[tuple[DeliveryAttempt, datetime]] = []
-        self.emails: list[CustomerEmailInput] = []
         # Paystack's refunds, and when each look at them was scheduled.
         self.refunds: list[RefundRecord] = []
         self.refund_looks: list[datetime] = []
         # Moves a refund on when it is looked at: (look number, status), in order.
         self.refund_moves: list[tuple[int, str]] = []
+        self.disputes_fetched: list[int] = []
+        # Answers a verify gives before the charges above, by reference, first first.
+        self.next_answers: defaultdict[str, list[Verification]] = defaultdict(list)
 
     def pay(self, reference: str, amount: int = AMOUNT) -> None:
         self.charges[reference] = Verification(
@@ -67,23 +73,30 @@ class PaystackAndDatabase:
         )
 
     @activity.defn(name="record_invoice")
-    async def record_invoice(self, snapshot: InvoiceSnapshot) -> bool:
+    async def record_invoice(self, change: RecordedChange) -> bool:
+        stored = {event.event_id for event in self.events}
+        self.events += [event for event in change.events if event.event_id not in stored]
+        snapshot = change.invoice
         recorded = self.records.get(snapshot.invoice_id)
         if recorded is not None and recorded.revision >= snapshot.revision:
             return False
         self.records[snapshot.invoice_id] = snapshot
         return True
 
-    @activity.defn(name="load_invoice")
-    async def load_invoice(self, invoice_id: str) -> InvoiceSnapshot | None:
-        return self.records.get(invoice_id)
-
-    @activity.defn(name="initialize_transaction")
-    async def initialize_transaction(self, request: InitializeInput) -> PaymentLink:
-        return PaymentLink(
-            reference=request.reference,
-            authorization_url=f"https://checkout.example/{request.reference}",
-            access_code=request.reference,
+    @activity.defn(name="open_transaction")
+    async def open_transaction(self, request: OpenInput) -> Opened:
+        recorded = self.records.get(request.invoice_id) if request.find_record else None
+        if recorded is not None:
+            return Opened(recorded=recorded)
+        if request.payment is None:
+            return Opened()
+        reference = request.payment.reference
+        return Opened(
+            link=PaymentLink(
+                reference=reference,
+                authorization_url=f"https://checkout.example/{reference}",
+                access_code=reference,
+            )
         )
 
     @activity.defn(name="verify_transaction")
@@ -94,6 +107,8 @@ class PaystackAndDatabase:
         # Paystack is slow until the test lets it answer.
         if self.held is not None and (self.held_from is None or asked_at >= self.held_from):
             await self.held.wait()
+        if self.next_answers[reference]:
+            return self.next_answers[reference].pop(0)
         return self.charges.get(
             reference, Verification(reference=reference, found=True, status="abandoned")
         )
@@ -135,41 +150,64 @@ class PaystackAndDatabase:
         self.refunds = [moved if r.id == record.id else r for r in self.refunds]
         return moved
 
-    @activity.defn(name="store_event")
-    async def store_event(self, event: InvoiceEvent) -> list[str]:
-        self.events.append(event)
-        return self.endpoints
-
-    @activity.defn(name="redelivery_targets")
-    async def redelivery_targets(self, event_id: str) -> list[str]:
-        return self.endpoints
-
-    @activity.defn(name="deliver_event")
-    async def deliver_event(self, attempt: DeliveryAttempt) -> DeliveryOutcome:
-        """The merchant's next answer (delivered once the test's list runs out); a failure
-        on the last attempt is the attempt's own `gave_up`, as the real one records."""
-        self.attempts.append((attempt, activity.info().current_attempt_scheduled_time))
-        outcome = self.merchant_answers.pop(0) if self.merchant_answers else None
-        if outcome is None:
-            return DeliveryOutcome.DELIVERED
-        if outcome is DeliveryOutcome.FAILED and attempt.next_attempt_at is None:
-            return DeliveryOutcome.GAVE_UP
-        return outcome
-
-    @activity.defn(name="send_customer_email")
-    async def send_customer_email(self, email: CustomerEmailInput) -> str:
-        self.emails.append(email)
-        return f"<{email.kind.value}.{email.invoice.invoice_id}@test>"
+    @activity.defn(name="fetch_dispute")
+    async def fetch_dispute(self, dispute_id: int) -> DisputeRecord:
+        """Every dispute is open, awaiting the merchant, with no due date."""
+        self.disputes_fetched.append(dispute_id)
+        return DisputeRecord(
+            id=dispute_id,
+            transaction_id=302961,
+            transaction_reference=None,
+            status="awaiting-merchant-feedback",
+            category="chargeback",
+            reason=None,
+            resolution=None,
+            refund_amount=None,
+            currency="NGN",
+            due_at=None,
+            resolved_at=None,
+            updated_at=None,
+        )
 
     def event_types(self, invoice_id: str) -> list[str]:
         return [e.type.value for e in self.events if e.invoice.invoice_id == invoice_id]
+
+
+# Workflows whose task that records `paid` is lost, once: the worker dies before it
+# completes. Outside the workflow sandbox: the interceptor's class keeps this module's.
+LOSE_PAID_TASK: set[str] = set()
+
+
+class LosePaidTask(Interceptor):
+    """Fails the workflow task that schedules the record of a `paid` change, once for each
+    workflow in LOSE_PAID_TASK, as a worker killed before the task completes would."""
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor]:
+        return _LosePaidTaskInbound
+
+
+class _LosePaidTaskInbound(WorkflowInboundInterceptor):
+    def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+        super().init(_LosePaidTaskOutbound(outbound))
+
+
+class _LosePaidTaskOutbound(WorkflowOutboundInterceptor):
+    def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[object]:
+        workflow_id = workflow.info().workflow_id
+        if input.activity == "record_invoice" and workflow_id in LOSE_PAID_TASK:
+            change = input.args[0]
+            if any(event.type.value == "invoice.paid" for event in change.events):
+                LOSE_PAID_TASK.discard(workflow_id)
+                raise RuntimeError("the worker died before the task completed")
+        return super().start_activity(input)
 
 
 # The real defaults: polls from a minute to twelve hours, a 72 h late-payment window.
 SETTINGS = Settings(
     temporal_task_queue=QUEUE,
     temporal_paystack_task_queue=QUEUE,
-    temporal_events_task_queue=QUEUE,
     payrecon_api_keys=[ApiKey.parse("k")],
 )
 

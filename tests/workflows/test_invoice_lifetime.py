@@ -41,7 +41,7 @@ async def test_a_paid_invoice_is_woken_after_180_days(
     await env.sleep(timedelta(days=180))
     verifies = books.verifies[invoice.invoice_id]
     woken: InvoiceSnapshot = await reach_invoice(
-        env.client, SETTINGS, books.records[invoice.invoice_id], InvoiceWorkflow.verify
+        env.client, SETTINGS, books.records[invoice.invoice_id], InvoiceWorkflow.reverify
     )
 
     # Paystack was asked again, nothing moved, and the new run has completed.
@@ -69,7 +69,7 @@ async def test_a_payment_after_the_late_window_is_found_when_woken(
     books.pay(invoice.invoice_id)
     await env.sleep(timedelta(days=180))
     woken: InvoiceSnapshot = await reach_invoice(
-        env.client, SETTINGS, books.records[invoice.invoice_id], InvoiceWorkflow.verify
+        env.client, SETTINGS, books.records[invoice.invoice_id], InvoiceWorkflow.reverify
     )
 
     assert woken.status is InvoiceStatus.NEEDS_REVIEW
@@ -120,8 +120,8 @@ async def test_two_requests_at_once_share_one_writer(
 
     recorded = books.records[invoice.invoice_id]
     first, second = await asyncio.gather(
-        reach_invoice(env.client, SETTINGS, recorded, InvoiceWorkflow.verify),
-        reach_invoice(env.client, SETTINGS, recorded, InvoiceWorkflow.verify),
+        reach_invoice(env.client, SETTINGS, recorded, InvoiceWorkflow.reverify),
+        reach_invoice(env.client, SETTINGS, recorded, InvoiceWorkflow.reverify),
     )
 
     # One transition, whichever run each request met.
@@ -146,7 +146,7 @@ async def test_waking_an_unknown_invoice_creates_nothing(
         fingerprint="body",
     )
     with pytest.raises(WorkflowUpdateFailedError) as refused:
-        await reach_invoice(env.client, SETTINGS, ghost, InvoiceWorkflow.verify)
+        await reach_invoice(env.client, SETTINGS, ghost, InvoiceWorkflow.reverify)
     assert isinstance(refused.value.cause, ApplicationError)
     assert refused.value.cause.type == ErrorType.INVOICE_NOT_FOUND
     assert ghost.invoice_id not in books.records and not books.verifies[ghost.invoice_id]

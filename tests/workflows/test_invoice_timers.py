@@ -63,7 +63,6 @@ async def test_continue_as_new_carries_the_schedule_and_the_invoice(
     settings = Settings(
         temporal_task_queue=QUEUE,
         temporal_paystack_task_queue=QUEUE,
-        temporal_events_task_queue=QUEUE,
         payrecon_api_keys=[ApiKey.parse("k")],
         payrecon_continue_as_new_after_events=40,
     )
