@@ -7,16 +7,19 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from db import queries
 from db import reconciliation as books
 from domain.discrepancies import DiscrepancyKind
 from inbox import store
+from outbound import outbox
 
 HTTP_REQUESTS = Counter(
     "payrecon_http_requests", "API requests by route and answer", ["method", "route", "status"]
@@ -35,6 +38,13 @@ class Figures:
     recon: books.SweepFigures = field(default_factory=books.SweepFigures)
     refunds: dict[str, int] = field(default_factory=dict)
     disputes: dict[str, int] = field(default_factory=dict)
+    # By kind (delivery, email): pending, and the most overdue one's seconds past due.
+    outbox: dict[str, tuple[int, float]] = field(default_factory=dict)
+
+
+def _outbox_backlog(engine: Engine) -> dict[str, tuple[int, float]]:
+    with Session(engine) as session:
+        return outbox.backlog(session, datetime.now(UTC))
 
 
 class InvoiceCollector(Collector):
@@ -60,6 +70,7 @@ class InvoiceCollector(Collector):
                     recon=books.sweep_figures(self._engine),
                     refunds=queries.count_refunds_by_status(self._engine),
                     disputes=queries.count_open_disputes(self._engine),
+                    outbox=_outbox_backlog(self._engine),
                 )
                 self._read_at = time.monotonic()
             return self._figures
@@ -110,6 +121,21 @@ class InvoiceCollector(Collector):
         )
         for state, count in figures.disputes.items():
             disputes.add_metric([state], count)
+        pending = GaugeMetricFamily(
+            "payrecon_outbox_pending",
+            "Event deliveries and customer emails owed and not yet sent (or given up)",
+            labels=["kind"],
+        )
+        overdue = GaugeMetricFamily(
+            "payrecon_outbox_oldest_due_seconds",
+            "How long the most overdue pending delivery or email has been due (0: none)",
+            labels=["kind"],
+        )
+        for kind, (count, seconds) in figures.outbox.items():
+            pending.add_metric([kind], count)
+            overdue.add_metric([kind], seconds)
+        yield pending
+        yield overdue
         yield from _sweep_families(figures.recon)
         yield refunds
         yield disputes

@@ -1,6 +1,6 @@
 """Database tables. The `invoices` table, its `refunds` and `disputes` are a projection of
 the invoice workflows, written only by the `record_invoice` activity (db/projection.py);
-`webhook_deliveries` is the webhook inbox's audit log and outbox (inbox/store.py);
+`webhook_deliveries` is the webhook inbox's audit log and relay queue (inbox/store.py);
 `invoice_timeline` is everything that happened to an invoice (db/timeline.py); the
 merchants' endpoints, the events sent to them and the customers' emails are outbound/'s."""
 

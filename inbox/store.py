@@ -1,5 +1,5 @@
 """The `webhook_deliveries` table: every correctly signed delivery (the audit log) and,
-while `queued`, the outbox of those still to be relayed to their owners."""
+while `queued`, the queue of those still to be relayed to their owners."""
 
 from __future__ import annotations
 

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import BaseModel
-from sqlmodel import Session, select
+from sqlalchemy import func
+from sqlmodel import Session, col, select
 
 from api.after_payment_schemas import RefundOut
 from api.schemas import DisputeOut, InvoiceOut
@@ -139,3 +140,15 @@ def redeliver(session: Session, event_id: str, now: datetime) -> list[int] | Non
     deliveries = add_deliveries(session, event, now)
     session.flush()
     return [delivery.id for delivery in deliveries if delivery.id is not None]
+
+
+def backlog(session: Session, now: datetime) -> dict[str, tuple[int, float]]:
+    """What the outbox still owes, by kind (`delivery`, `email`): how many are pending, and
+    how long the most overdue one has been due, in seconds (0 with none overdue)."""
+    owed: dict[str, tuple[int, float]] = {}
+    for kind, table in (("delivery", EventDelivery), ("email", CustomerEmail)):
+        pending = col(table.status) == PENDING
+        count = session.exec(select(func.count()).select_from(table).where(pending)).one()
+        oldest = session.exec(select(func.min(table.due_at)).where(pending)).one()
+        owed[kind] = (count, max((now - oldest).total_seconds(), 0.0) if oldest else 0.0)
+    return owed

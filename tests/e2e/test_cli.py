@@ -79,7 +79,7 @@ async def test_reverify_asks_paystack_now(
     async for event in handle.fetch_history_events():
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
             name = event.workflow_execution_update_accepted_event_attributes.accepted_request
-            updating = name.input.name == "verify"
+            updating = name.input.name == "reverify"
         elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
             updating = False
         elif updating and event.HasField("activity_task_scheduled_event_attributes"):

@@ -29,7 +29,7 @@ def promtool(*args: str) -> str:
 
 
 def test_the_rules_are_valid() -> None:
-    assert "SUCCESS: 6 rules found" in promtool("check", "rules", "alerts.yml")
+    assert "SUCCESS: 7 rules found" in promtool("check", "rules", "alerts.yml")
 
 
 def test_each_alert_fires_when_it_should_and_not_before() -> None:
