@@ -49,6 +49,13 @@ NOTICE_VERIFY_RETRY = RetryPolicy(
 LOCAL_ACTIVITY_FAILURES = (ActivityError, ApplicationError, TemporalTimeoutError)
 RECORD_TIMEOUT = timedelta(seconds=30)
 RECORD_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+# The invoice's record: one short transaction (SQLite's busy wait is 10 s), handed to the
+# worker whose task decided it. If that worker dies holding it, the retry comes this soon:
+# a create or a payment waits on it.
+INVOICE_RECORD_TIMEOUT = timedelta(seconds=12)
+INVOICE_RECORD_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
+)
 MIN_TIMER = timedelta(milliseconds=1)
 # A verify-now this soon after Paystack's last answer is answered from it: a customer's
 # browser refreshing the checkout return costs Paystack nothing more.

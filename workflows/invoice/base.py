@@ -19,10 +19,10 @@ with workflow.unsafe.imports_passed_through():
     from domain.invoice import InvoiceSnapshot, InvoiceStatus, ReviewReason
     from domain.verification import Verification
     from workflows.policies import (
+        INVOICE_RECORD_RETRY,
+        INVOICE_RECORD_TIMEOUT,
         OPERATOR_CALL_ATTEMPTS,
         PAYSTACK_CALL_TIMEOUT,
-        RECORD_RETRY,
-        RECORD_TIMEOUT,
         VERIFY_RETRY,
     )
     from workflows.types import INVOICE_STATUS, InvoiceState, InvoiceWorkflowInput
@@ -122,8 +122,8 @@ class InvoiceRun:
         await workflow.execute_activity_method(
             DatabaseActivities.record_invoice,
             change,
-            start_to_close_timeout=RECORD_TIMEOUT,
-            retry_policy=RECORD_RETRY,
+            start_to_close_timeout=INVOICE_RECORD_TIMEOUT,
+            retry_policy=INVOICE_RECORD_RETRY,
             summary=f"record {last}",
         )
         state = self._state
