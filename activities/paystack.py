@@ -12,10 +12,13 @@ from typing import Any, TypeVar
 import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from db import timeline
+from db.engine import write_session
+from db.models import PaystackLink
 from db.projection import load_snapshot
 from db.timeline import TimelineKind
 from domain.errors import ErrorType
@@ -87,6 +90,34 @@ REFUND_PAGE = 100
 T = TypeVar("T")
 
 
+def _kept_link(engine: Engine, invoice_id: str) -> PaymentLink | None:
+    with Session(engine) as session:
+        row = session.get(PaystackLink, invoice_id)
+    if row is None:
+        return None
+    return PaymentLink(
+        reference=row.reference,
+        authorization_url=row.authorization_url,
+        access_code=row.access_code,
+    )
+
+
+def _keep_link(engine: Engine, invoice_id: str, link: PaymentLink) -> None:
+    """The newest link for the invoice (a later reference replaces an earlier one)."""
+    with write_session(engine) as session:
+        row = session.get(PaystackLink, invoice_id) or PaystackLink(
+            invoice_id=invoice_id,
+            reference=link.reference,
+            authorization_url=link.authorization_url,
+            access_code=link.access_code,
+            created_at=datetime.now(UTC),
+        )
+        row.reference = link.reference
+        row.authorization_url = link.authorization_url
+        row.access_code = link.access_code
+        session.add(row)
+
+
 def _as_application_error(error: PaystackError) -> ApplicationError:
     if error.code == "duplicate_reference":
         error_type = ErrorType.DUPLICATE_REFERENCE
@@ -141,14 +172,22 @@ class PaystackActivities:
     @activity.defn(name="open_transaction")
     async def open_transaction(self, request: OpenInput) -> Opened:
         """One local activity on the create path: the record first (a run after a lost
-        task, or a woken one, resumes from it), then Paystack's initialize."""
-        if request.find_record and self._engine is not None:
-            recorded = await asyncio.to_thread(load_snapshot, self._engine, request.invoice_id)
+        task, or a woken one, resumes from it), then a link Paystack gave a run whose task
+        was lost before it recorded, then Paystack's initialize (its link kept at once)."""
+        engine = self._engine
+        if request.find_record and engine is not None:
+            recorded = await asyncio.to_thread(load_snapshot, engine, request.invoice_id)
             if recorded is not None:
                 return Opened(recorded=recorded)
+            kept = await asyncio.to_thread(_kept_link, engine, request.invoice_id)
+            if kept is not None and request.payment is not None:
+                return Opened(link=kept)
         if request.payment is None:
             return Opened()
-        return Opened(link=await self._initialize(request.payment))
+        link = await self._initialize(request.payment)
+        if engine is not None:
+            await asyncio.to_thread(_keep_link, engine, request.invoice_id, link)
+        return Opened(link=link)
 
     async def _initialize(self, request: InitializeInput) -> PaymentLink:
         bound = log.bind(invoice_id=request.reference, workflow_id=activity.info().workflow_id)

@@ -309,6 +309,20 @@ class EventDelivery(SQLModel, table=True):
     updated_at: datetime = utc_column()
 
 
+class PaystackLink(SQLModel, table=True):
+    """A payment link Paystack gave for an invoice, kept by the activity that asked for it:
+    a run whose workflow task was lost before it recorded the invoice finds the link here
+    and uses it, instead of opening another transaction under the next reference."""
+
+    __tablename__ = "paystack_links"
+
+    invoice_id: str = Field(primary_key=True, max_length=64)
+    reference: str = Field(max_length=100)
+    authorization_url: str = Field(sa_column=Column(Text, nullable=False))
+    access_code: str = Field(max_length=100)
+    created_at: datetime = utc_column()
+
+
 class CustomerEmail(SQLModel, table=True):
     """An email to an invoice's customer: at most one of each kind per invoice, written
     `pending` with the change that owes it, then sent by the delivery loop."""

@@ -1,5 +1,6 @@
 """One outbox for what payrecon tells: each event's deliveries, and each customer email,
-written with the change that owes them and sent by the workers' delivery loops.
+written with the change that owes them and sent by the workers' delivery loops; and the
+payment links Paystack gave, kept by the activity that asked.
 
 Revision ID: 0010
 Revises: 0009
@@ -49,6 +50,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("paystack_links")
     op.drop_index("ix_customer_emails_status_due_at", "customer_emails")
     op.execute("DELETE FROM customer_emails WHERE sent_at IS NULL")
     with op.batch_alter_table("customer_emails") as table:
