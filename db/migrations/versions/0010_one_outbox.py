@@ -47,6 +47,14 @@ def upgrade() -> None:
         table.alter_column("sent_at", existing_type=UTCDateTime(), nullable=True)
         table.alter_column("message_id", existing_type=sa.String(length=255), nullable=True)
     op.create_index("ix_customer_emails_status_due_at", "customer_emails", ["status", "due_at"])
+    op.create_table(
+        "paystack_links",
+        sa.Column("invoice_id", sa.String(length=64), primary_key=True),
+        sa.Column("reference", sa.String(length=100), nullable=False),
+        sa.Column("authorization_url", sa.Text(), nullable=False),
+        sa.Column("access_code", sa.String(length=100), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+    )
 
 
 def downgrade() -> None:
