@@ -60,8 +60,10 @@ MIN_TIMER = timedelta(milliseconds=1)
 # A verify-now this soon after Paystack's last answer is answered from it: a customer's
 # browser refreshing the checkout return costs Paystack nothing more.
 VERIFY_NOW_INTERVAL = timedelta(seconds=2)
-# Paystack references tried when the first is already taken: `<id>`, `<id>.2`, `<id>.3`.
-MAX_PAYSTACK_REFERENCES = 3
+# Paystack references tried when the first is already taken: `<id>`, `<id>.2`, … `<id>.10`.
+# Each answer lost (Paystack slower than our timeout, its transaction made) takes one, and a
+# taken reference's link can never be read back: `make chaos` saw three lost in a row.
+MAX_PAYSTACK_REFERENCES = 10
 # Payment notices that come faster than this are answered by one verify between them: a
 # flood of distinct notices for one invoice costs Paystack one call per interval.
 NOTICE_VERIFY_INTERVAL = timedelta(seconds=2)
