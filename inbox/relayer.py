@@ -10,7 +10,6 @@ changes nothing twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -21,6 +20,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from config import Settings
+from db.leases import LeasedLoop
 from db.projection import load_snapshot
 from inbox import store
 from inbox.intake import route_of
@@ -88,7 +88,7 @@ def retry_delay(attempts: int) -> float:
     return min(2.0**attempts, MAX_RETRY_DELAY)
 
 
-class Relayer:
+class Relayer(LeasedLoop):
     """Signals queued deliveries: those this process just accepted, at once, and every
     `scan_interval` any whose time has come (retries, and ones left by another process)."""
 
@@ -102,14 +102,12 @@ class Relayer:
         scan_interval: float,
         concurrency: int = 32,
     ) -> None:
+        super().__init__(scan_interval, "relayer-scan", "webhook.relay_scan_failed")
         self._temporal = temporal
         self._engine = engine
         self._settings = settings
         self._lease = lease
-        self._scan_interval = scan_interval
         self._slots = asyncio.Semaphore(concurrency)
-        self._in_flight: set[asyncio.Task[Relay | None]] = set()
-        self._scanner: asyncio.Task[None] | None = None
         # Outcomes are written in batches: under load, one transaction for many deliveries.
         self._finished: list[tuple[int, str]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -117,27 +115,15 @@ class Relayer:
     def lease_until(self) -> datetime:
         return datetime.now(UTC) + self._lease
 
-    def start(self) -> None:
-        self._scanner = asyncio.create_task(self._scan_forever(), name="relayer-scan")
-
     def submit(
         self, delivery_id: int, event: WebhookEvent, attempts: int = 0
     ) -> asyncio.Task[Relay | None]:
         """Relay a delivery this process holds the lease of. The task ends with the
         signal's outcome, or None if it failed before one (the lease then runs out)."""
-        task = asyncio.create_task(self._relay_one(delivery_id, event, attempts))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
-        return task
+        return self.spawn(self._relay_one(delivery_id, event, attempts))
 
     async def stop(self, grace: float = 5.0) -> None:
-        if self._scanner is not None:
-            self._scanner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._scanner
-        if self._in_flight:
-            # What is not finished keeps its lease and is taken up again when it ends.
-            await asyncio.wait(self._in_flight, timeout=grace)
+        await super().stop(grace)
         if self._writer is not None:
             await asyncio.wait([self._writer], timeout=grace)
 
@@ -164,14 +150,6 @@ class Relayer:
                 continue
             self.submit(delivery.id, event, delivery.relay_attempts)
         return len(claimed)
-
-    async def _scan_forever(self) -> None:
-        while True:
-            try:
-                await self.scan_once()
-            except Exception:
-                log.exception("webhook.relay_scan_failed")
-            await asyncio.sleep(self._scan_interval)
 
     async def _relay_one(
         self, delivery_id: int, event: WebhookEvent, attempts: int

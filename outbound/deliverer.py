@@ -35,7 +35,7 @@ from sqlmodel import Session, col
 from config import CodecKey, Settings
 from db import timeline
 from db.engine import write_session
-from db.leases import claim_due
+from db.leases import LeasedLoop, claim_due
 from db.models import CustomerEmail, EventAttempt, EventDelivery, OutboundEvent, WebhookEndpoint
 from db.projection import load_snapshot
 from db.timeline import TimelineKind
@@ -124,7 +124,7 @@ def make_mailer(settings: Settings) -> Mailer | None:
     return Mailer(SmtpOptions.parse(settings.smtp_url.get_secret_value()))
 
 
-class Deliverer:
+class Deliverer(LeasedLoop):
     """One worker's delivery loop. `start` it beside the worker, `wake` it after a commit
     that owes something, `stop` it last."""
 
@@ -135,6 +135,9 @@ class Deliverer:
         settings: Settings,
         mailer: Mailer | None,
     ) -> None:
+        super().__init__(
+            settings.payrecon_delivery_scan_seconds, "delivery-loop", "delivery.scan_failed"
+        )
         self._engine = engine
         self._http = http
         self._policy = DeliveryPolicy.of(settings)
@@ -142,74 +145,27 @@ class Deliverer:
         self._development_mode = settings.payrecon_development_mode
         self._mailer = mailer
         self._email_from = settings.payrecon_email_from
-        self._scan_every = settings.payrecon_delivery_scan_seconds
         self._concurrency = settings.payrecon_delivery_concurrency
         self._per_endpoint = settings.payrecon_delivery_concurrency_per_endpoint
         self._lease = timedelta(seconds=self._policy.attempt_timeout) + LEASE_MARGIN
         self._endpoint_slots: defaultdict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(self._per_endpoint)
         )
-        self._in_flight: set[asyncio.Task[None]] = set()
         # Jitter, not secrets.
         self._random = random.Random()  # noqa: S311
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._woken: asyncio.Event | None = None
-        self._scanner: asyncio.Task[None] | None = None
-
-    # --- running -------------------------------------------------------------------------
-
-    def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._woken = asyncio.Event()
-        self._scanner = asyncio.create_task(self._scan_forever(), name="delivery-loop")
-
-    def wake(self) -> None:
-        """Look for due rows now. Safe from any thread (the record activity runs in one)."""
-        if self._loop is not None and self._woken is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._woken.set)
-
-    async def stop(self, grace: float = 5.0) -> None:
-        if self._scanner is not None:
-            self._scanner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._scanner
-        if self._in_flight:
-            # What is not finished keeps its lease, and is taken up again when it ends.
-            await asyncio.wait(self._in_flight, timeout=grace)
-
-    async def _scan_forever(self) -> None:
-        assert self._woken is not None
-        while True:
-            self._woken.clear()
-            try:
-                await self.scan_once()
-            except Exception:
-                log.exception("delivery.scan_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), timeout=self._scan_every)
 
     async def scan_once(self) -> int:
         """Claims what is due, as far as free slots allow, and starts each; how many."""
         now = datetime.now(UTC)
-        free = self._concurrency - len(self._in_flight)
+        free = self._concurrency - self.busy
         deliveries = await asyncio.to_thread(self._claim_deliveries, now, free)
         for claimed in deliveries:
-            self._spawn(self._deliver(claimed), f"deliver-{claimed.delivery.id}")
-        free = self._concurrency - len(self._in_flight)
+            self.spawn(self._deliver(claimed), f"deliver-{claimed.delivery.id}")
+        free = self._concurrency - self.busy
         emails = await asyncio.to_thread(self._claim_emails, now, free)
         for email in emails:
-            self._spawn(self._send_email(email), f"email-{email.id}")
+            self.spawn(self._send_email(email), f"email-{email.id}")
         return len(deliveries) + len(emails)
-
-    async def idle(self) -> None:
-        """Returns once every attempt under way has ended."""
-        while self._in_flight:
-            await asyncio.wait(set(self._in_flight))
-
-    def _spawn(self, work: object, name: str) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(work, name=name)  # type: ignore[arg-type]
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
 
     # --- events to endpoints -------------------------------------------------------------
 
