@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -12,10 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import yaml
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 BIN_DIR = Path(sys.executable).parent
 TEMPORAL_CLI = BIN_DIR / "temporal"
+# The dynamic configuration the compose file's Temporal reads too.
+TEMPORAL_DYNAMIC_CONFIG = Path(__file__).parents[1] / "deploy/temporal/dynamicconfig.yaml"
+
+
+def temporal_dynamic_config() -> dict[str, object]:
+    """Each setting's value (entries without constraints: one each)."""
+    settings = yaml.safe_load(TEMPORAL_DYNAMIC_CONFIG.read_text())
+    return {name: entries[0]["value"] for name, entries in settings.items()}
 
 
 def free_port() -> int:
@@ -139,11 +149,9 @@ def temporal_dev_server(
         "journal_mode=wal",
         "--sqlite-pragma",
         "synchronous=normal",
-        # Each change's record runs as an activity the deciding workflow task hands back to
-        # its worker at once, with no trip through the task queue.
-        "--dynamic-config-value",
-        "system.enableActivityEagerExecution=true",
     ]
+    for name, value in temporal_dynamic_config().items():
+        command += ["--dynamic-config-value", f"{name}={json.dumps(value)}"]
     for name, kind in search_attributes.items():
         command += ["--search-attribute", f"{name}={kind}"]
     if codec_endpoint is not None:

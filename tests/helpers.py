@@ -7,6 +7,7 @@ import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +172,11 @@ async def eventually(check: Any, within: float = 10.0) -> None:
             result = check()
             if asyncio.iscoroutine(result):
                 await result
+
+
+async def clock_passes(moment: datetime) -> None:
+    """Waits until the wall clock is past `moment`: what a due date or an age waits for."""
+    await asyncio.sleep(max(0.0, (moment - datetime.now(UTC)).total_seconds()) + 0.01)
 
 
 async def history_events(stack: Stack, invoice_id: str) -> list[HistoryEvent]:

@@ -24,11 +24,19 @@ from domain.pricing import NIGERIA, expected_fee
 from paystack.client import PaystackClient
 from sandbox.controls import SandboxControls
 from tests.conftest import running_stack, stack_settings, start_processes
-from tests.helpers import api_client, create_invoice, eventually, keep_history, wait_for_status
+from tests.helpers import (
+    api_client,
+    clock_passes,
+    create_invoice,
+    eventually,
+    keep_history,
+    wait_for_status,
+)
 from tests.mailbox import Mailbox
 from tests.stack import API_KEY, OPERATOR_KEY, SECRET_KEY, Stack
 from workflows.reconciliation import ReconciliationWorkflow, Trigger
 from workflows.schedules import reconciliation_input
+from workflows.types import workflow_id_for
 
 AMOUNT = 500_000
 
@@ -156,7 +164,9 @@ async def test_each_kind_is_found_once_and_a_missed_payment_is_healed(
     # Expired, its late-payment window over, then paid with no webhook: missed.
     missed = await create_invoice(merchant, amount=AMOUNT, due_in_seconds=1)
     await wait_for_status(merchant, missed["id"], "expired", within=20)
-    await asyncio.sleep(5)  # the late-payment window (4 s) closes; the workflow completes
+    # The late-payment window (4 s) closes and the workflow completes.
+    ended = books.temporal.get_workflow_handle(workflow_id_for(missed["id"])).result()
+    await asyncio.wait_for(ended, timeout=20)
     await paystack.set_webhooks(False)
     await paystack.pay(missed["id"])
     await paystack.set_webhooks(True)
@@ -261,7 +271,7 @@ async def test_a_lost_dashboard_refund_is_healed_and_an_overdue_dispute_flagged(
         await dashboard.aclose()
     await paystack.settle_refund(made.id, "processed")
     dispute = await paystack.open_dispute(disputed["id"], due_in_seconds=1)
-    await asyncio.sleep(1.5)
+    await clock_passes(datetime.fromisoformat(dispute["dueAt"].replace("Z", "+00:00")))
 
     run = await reconcile(
         ops, since, now(), books=books, history="reconciliation_refunds_and_disputes"
@@ -371,7 +381,8 @@ async def test_a_payment_never_settled_is_flagged(
 ) -> None:
     since = now()
     invoice = await paid_invoice(merchant, paystack)
-    await asyncio.sleep(1.5)
+    paid_at = (await merchant.get(f"/invoices/{invoice['id']}")).json()["paid_at"]
+    await clock_passes(datetime.fromisoformat(paid_at) + timedelta(seconds=1))
     # Unsettled after one second, not three days: started as the schedule starts a run.
     run_input = reconciliation_input(books.settings, Trigger.ON_DEMAND)
     run_input.window_from, run_input.window_to = since, now()

@@ -7,6 +7,7 @@ file, Temporal and payrecon under separate database users, every image pinned.""
 from __future__ import annotations
 
 import importlib
+import json
 import re
 import tomllib
 from collections.abc import Mapping
@@ -21,6 +22,11 @@ from typer.testing import CliRunner
 
 from cli.main import app as cli_app
 from config import Settings
+from devstack.processes import (
+    TEMPORAL_DYNAMIC_CONFIG,
+    temporal_dev_server,
+    temporal_dynamic_config,
+)
 from sandbox.settings import SandboxSettings
 from temporal_config import SDK_ENVIRONMENT_NAMES
 
@@ -158,6 +164,18 @@ def test_temporal_persists_in_postgres() -> None:
     assert temporal["environment"]["DBNAME"] == "temporal"
     assert temporal["environment"]["VISIBILITY_DBNAME"] == "temporal_visibility"
     assert SERVICES["temporal-ui"]["image"].startswith("temporalio/ui:")
+
+
+def test_the_compose_server_and_the_dev_server_share_one_dynamic_config() -> None:
+    temporal = SERVICES["temporal"]
+    mounted = {volume.split(":")[1]: volume.split(":")[0] for volume in temporal["volumes"]}
+    path = temporal["environment"]["DYNAMIC_CONFIG_FILE_PATH"]
+    assert ROOT / mounted[str(Path(path).parent)] / Path(path).name == TEMPORAL_DYNAMIC_CONFIG
+    command = temporal_dev_server(Path("t.db"), 1, 2, {})
+    given = [command[i + 1] for i, arg in enumerate(command) if arg == "--dynamic-config-value"]
+    assert given == [f"{k}={json.dumps(v)}" for k, v in temporal_dynamic_config().items()]
+    assert "history.transferProcessorMaxPollRPS=1000" in given
+    assert "system.enableActivityEagerExecution=true" in given
 
 
 @pytest.mark.parametrize("service", ["api", "worker", "temporal-setup"])
