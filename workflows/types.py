@@ -14,7 +14,7 @@ from temporalio.common import (
 )
 
 from domain.disputes import Dispute
-from domain.events import InvoiceEvent
+from domain.events import InvoiceEvent, RecordedChange
 from domain.invoice import InvoiceRequest, InvoiceSnapshot, InvoiceStatus
 from domain.refunds import REFUND_POLL_SCHEDULE, Refund, RefundStatus
 
@@ -184,6 +184,9 @@ class OpenInvoice:
 class OpenedInvoice:
     invoice: InvoiceSnapshot
     created: bool
+    # The change that made the invoice, when the answer comes before its record: the
+    # caller records it (recording is idempotent) before handing out the payment link.
+    unrecorded: RecordedChange | None = None
 
 
 @dataclass

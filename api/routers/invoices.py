@@ -61,7 +61,7 @@ from config import Settings
 from db import queries, timeline
 from db import reconciliation as books
 from db.models import Invoice
-from db.projection import snapshot_of
+from db.projection import apply_snapshot, snapshot_of
 from db.timeline import TimelineKind
 from domain.invoice import DEFAULT_CALLER, INVOICE_ID_PATTERN, InvoiceRequest, InvoiceStatus
 from workflows.invoice import InvoiceWorkflow
@@ -158,6 +158,11 @@ async def create_invoice(
     except WorkflowAlreadyStartedError:
         # The invoice's workflow has completed: answer from its record.
         return await _existing_invoice(engine, invoice_id, fingerprint, response)
+    if opened.unrecorded is not None:
+        # Decided and in the workflow's history: recorded before the link is handed out,
+        # so a payment for it always finds its row.
+        change = opened.unrecorded
+        await run_in_threadpool(apply_snapshot, engine, change.invoice, change.events)
     if not opened.created:
         response.status_code = status.HTTP_200_OK
     bound.info("invoice.opened", created=opened.created)
