@@ -144,6 +144,7 @@ def _not_public(address: Address) -> str | None:
         ("loopback", address.is_loopback),
         ("unspecified", address.is_unspecified),
         ("link-local", address.is_link_local),
+        ("site-local", isinstance(address, IPv6Address) and address.is_site_local),
         ("shared (carrier-grade NAT)", isinstance(address, IPv4Address) and address in SHARED),
         ("multicast", address.is_multicast),
         ("reserved", address.is_reserved),

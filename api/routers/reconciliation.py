@@ -85,6 +85,8 @@ DiscrepancyId = Annotated[
 Responses = dict[int | str, dict[str, Any]]
 NO_RUN: Responses = {404: {"model": ErrorBody, "description": "No such run"}}
 NO_DISCREPANCY: Responses = {404: {"model": ErrorBody, "description": "No such discrepancy"}}
+# A cell starting with one of these is a formula to a spreadsheet.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 REPORT_COLUMNS = (
     "id",
     "kind",
@@ -160,7 +162,7 @@ def run_report(run_id: RunId, engine: EngineDep) -> Response:
             "amount": row.details.get("amount"),
             "currency": row.details.get("currency"),
         }
-        writer.writerow([_cell(values.get(column)) for column in REPORT_COLUMNS])
+        writer.writerow([report_cell(values.get(column)) for column in REPORT_COLUMNS])
     return Response(
         out.getvalue(),
         media_type="text/csv; charset=utf-8",
@@ -344,9 +346,15 @@ def _run(engine: Engine, run_id: str) -> ReconciliationRun:
     return run
 
 
-def _cell(value: Any) -> str:
+def report_cell(value: Any) -> str:
+    """One CSV cell. Text a spreadsheet would read as a formula (a Paystack reference or a
+    customer's words can be anything) is neutralised with a leading quote, as OWASP
+    recommends for CSV injection; numbers are numbers."""
     if value is None:
         return ""
     if isinstance(value, datetime):
         return value.isoformat()
-    return str(value)
+    text = str(value)
+    if not isinstance(value, int | float) and text.startswith(FORMULA_STARTS):
+        return "'" + text
+    return text

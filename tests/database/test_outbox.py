@@ -35,8 +35,9 @@ from db.projection import apply_snapshot
 from db.timeline import TimelineKind
 from devstack.mailcatcher import HOST
 from devstack.processes import free_port
-from domain.events import InvoiceEvent
+from domain.events import OPERATORS, EventType, InvoiceEvent
 from domain.invoice import InvoiceSnapshot, InvoiceStatus
+from outbound import outbox
 from outbound.deliverer import Deliverer
 from outbound.mail import Mailer, SmtpOptions
 from outbound.secrets import new_secret, seal
@@ -303,3 +304,37 @@ async def test_a_refused_address_is_final_only_when_the_server_says_so(
     else:
         # Greylisting, a full mailbox: tried again later.
         assert row.status == "pending" and row.due_at is not None
+
+
+async def test_an_operator_event_is_delivered_but_on_no_merchant_timeline(
+    engine: Engine, endpoint: Endpoint, http: httpx.AsyncClient
+) -> None:
+    # The invoice's owner can read its timeline; a discrepancy found on it is operators'.
+    invoice = _record_paid(engine)
+    operator_endpoint = _register(engine, OPERATORS, endpoint.url)
+    with DbSession(engine) as session:
+        row = session.get(WebhookEndpoint, operator_endpoint)
+        assert row is not None
+        row.operator = True
+        session.add(row)
+        now = datetime.now(UTC)
+        staged = outbox.stage(
+            session,
+            OutboundEvent(
+                id=f"evt_dsc_{uuid.uuid4().hex[:12]}",
+                type=EventType.RECONCILIATION_DISCREPANCY.value,
+                caller=OPERATORS,
+                invoice_id=invoice.invoice_id,
+                created_at=now,
+                payload='{"type":"reconciliation.discrepancy"}',
+            ),
+            now,
+        )
+        session.commit()
+    assert staged
+    await _run_until_settled(Deliverer(engine, http, SETTINGS, None), rounds=3)
+
+    [attempt] = _rows(engine, EventAttempt, endpoint_id=operator_endpoint)
+    assert attempt.outcome == "delivered"
+    kinds = [e.kind for e in _rows(engine, InvoiceTimelineEntry, invoice_id=invoice.invoice_id)]
+    assert TimelineKind.EVENT_DELIVERY not in kinds

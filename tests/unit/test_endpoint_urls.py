@@ -30,6 +30,9 @@ REFUSED_IN_PRODUCTION = [
     ("https://[::ffff:169.254.169.254]/hook", "link-local"),
     ("https://[fe80::1]/hook", "link-local"),
     ("https://[fd00::1]/hook", "private"),
+    # Deprecated site-local (fec0::/10), yet still routed inside some networks: `ipaddress`
+    # calls it global.
+    ("https://[fec0::1]/hook", "site-local"),
     ("https://100.64.0.1/hook", "shared"),
     ("https://0.0.0.0/hook", "unspecified"),
     ("https://224.0.0.1/hook", "multicast"),
