@@ -16,7 +16,9 @@ from typing import Any
 from pydantic import TypeAdapter
 from pydantic_core import to_jsonable_python
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
+from tenacity import retry, retry_if_exception_type, stop_after_attempt
 
 from db import timeline
 from db.engine import write_session
@@ -110,6 +112,10 @@ def _write_parts(session: Session, snapshot: InvoiceSnapshot) -> None:
             )
 
 
+# Two writers of one new revision (on create, the API and the record activity) both find
+# no row on Postgres, where FOR UPDATE locks only rows that exist: the second one's insert
+# fails, and its retry finds the first one's row and changes nothing.
+@retry(retry=retry_if_exception_type(IntegrityError), stop=stop_after_attempt(3), reraise=True)
 def apply_snapshot(
     engine: Engine, snapshot: InvoiceSnapshot, events: Sequence[InvoiceEvent] = ()
 ) -> bool:

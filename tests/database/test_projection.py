@@ -4,6 +4,8 @@ history row per status change, and safe when retried writes overlap."""
 from __future__ import annotations
 
 import dataclasses
+import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +14,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from api.schemas import InvoiceOut
-from db.models import Invoice, InvoiceStatusChange
+from db.models import Invoice, InvoiceStatusChange, OutboundEvent
 from db.projection import (
     PARTS,
     ROW_NAMES,
@@ -21,6 +23,7 @@ from db.projection import (
     load_snapshot,
 )
 from domain.disputes import Dispute, DisputeResolution, DisputeStatus
+from domain.events import InvoiceEvent
 from domain.invoice import InvoiceSnapshot, InvoiceStatus, ReviewReason
 from domain.refunds import Refund, RefundStatus
 
@@ -86,6 +89,31 @@ def test_overlapping_retries_never_move_backwards(engine: Engine) -> None:
     assert (row.status, row.revision) == ("needs_review", 3)
     assert history[0] == "pending" and history[-1] == "needs_review"
     assert len(history) == len(set(history))
+
+
+def test_a_new_invoice_written_by_several_at_once_is_written_once(engine: Engine) -> None:
+    # On create the API and the record activity write the same first revision at once.
+    first = snapshot(1, InvoiceStatus.PENDING, invoice_id=f"inv-{uuid.uuid4().hex[:16]}")
+    event = InvoiceEvent.of(first)
+    together = threading.Barrier(4)
+
+    def write(_: int) -> bool:
+        together.wait()
+        return apply_snapshot(engine, first, [event])
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        written = list(pool.map(write, range(4)))
+
+    assert sorted(written) == [False, False, False, True]
+    with Session(engine) as session:
+        changes = session.exec(
+            select(InvoiceStatusChange).where(InvoiceStatusChange.invoice_id == first.invoice_id)
+        ).all()
+        events = session.exec(
+            select(OutboundEvent).where(OutboundEvent.invoice_id == first.invoice_id)
+        ).all()
+    assert [c.status for c in changes] == ["pending"]
+    assert [e.id for e in events] == [event.event_id]
 
 
 def a_full_snapshot() -> InvoiceSnapshot:

@@ -10,7 +10,13 @@ import pytest
 from sqlmodel import Session, func, select
 
 from db.models import Invoice
-from tests.helpers import INVOICE, answer_before_the_body_ends, create_invoice
+from tests.helpers import (
+    INVOICE,
+    answer_before_the_body_ends,
+    charge_success,
+    create_invoice,
+    post_webhook,
+)
 from tests.stack import API_KEY, Stack
 
 
@@ -167,3 +173,33 @@ async def test_a_body_over_64_kib_is_refused_as_it_streams(
     )
     assert status == 413 and "64 KiB" in answer["detail"]
     assert invoice_count(stack) == before
+
+
+# A lone UTF-16 surrogate, as JSON spells it: it parses, yet is no text.
+LONE_SURROGATE = "\\ud800"
+
+
+async def test_a_lone_surrogate_anywhere_is_a_400_that_changes_nothing(
+    stack: Stack, api: httpx.AsyncClient
+) -> None:
+    before = invoice_count(stack)
+    # Where it would validate (and fail only once stored), and where it would not.
+    for field, value in (("description", "x"), ("currency", "x")):
+        body = json.dumps({**INVOICE, field: value}).replace('"x"', f'"{LONE_SURROGATE}"')
+        response = await api.post(
+            "/invoices", content=body.encode(), headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 400, response.text
+        assert "surrogate" in response.json()["detail"]
+    # A pair is text (an emoji), and a written-out backslash is no escape at all.
+    for text in ("\\ud83d\\ude00", "\\\\ud800"):
+        body = json.dumps({**INVOICE, "description": "x"}).replace('"x"', f'"{text}"')
+        response = await api.post(
+            "/invoices", content=body.encode(), headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 201, response.text
+    assert invoice_count(stack) == before + 2
+    # In a signed webhook's reference.
+    webhook = json.dumps(charge_success("x")).replace('"x"', f'"{LONE_SURROGATE}"').encode()
+    answered = await post_webhook(stack, webhook)
+    assert answered.status_code == 400 and "surrogate" in answered.json()["detail"]
