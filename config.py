@@ -51,6 +51,8 @@ def _split_csv(value: object) -> object:
 
 CALLER_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 OPERATOR = "operator"
+# Names no API key may have: operator events are stored under this caller.
+RESERVED_CALLERS = frozenset({events.OPERATORS})
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ class ApiKey:
             raise ValueError("each key is 'key', 'name:key' or 'name:key:operator'")
         if not CALLER_NAME.fullmatch(parts[0]):
             raise ValueError("a caller's name is 1 to 64 of A-Z a-z 0-9 . _ -")
+        if parts[0] in RESERVED_CALLERS:
+            raise ValueError(f"{parts[0]!r} is reserved: operators' events are addressed to it")
         return cls(parts[0], SecretStr(parts[1]), operator=len(parts) == 3)
 
     def as_setting(self) -> str:
@@ -176,6 +180,17 @@ class Settings(BaseSettings):
     payrecon_trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
         default_factory=list
     )
+    # Requests a second each caller may make to the authenticated routes, per API process
+    # (twice as many at once); 0 turns the limit off.
+    payrecon_caller_rate_limit: float = Field(50.0, ge=0)
+    # Webhook endpoints one caller may have.
+    payrecon_max_endpoints_per_caller: int = Field(16, ge=1)
+    # Where each caller's success_url and cancel_url may lead, outside development mode:
+    # `shop:a.example,b.example;school:learn.example` (exact hosts). A caller with no entry
+    # gives no redirect URL.
+    payrecon_redirect_hosts: Annotated[dict[str, frozenset[str]], NoDecode] = Field(
+        default_factory=dict
+    )
     # Workflow payloads are encrypted in Temporal (temporal_codec.py) under these keys:
     # key_id:base64-of-32-bytes, comma-separated. The first encrypts, every one decrypts, so a
     # new key goes first and old ones stay while histories need them. Required outside
@@ -257,6 +272,23 @@ class Settings(BaseSettings):
             raise ValueError("needs one or more positive numbers of seconds")
         return value
 
+    @field_validator("payrecon_redirect_hosts", mode="before")
+    @classmethod
+    def _hosts_by_caller(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        hosts: dict[str, frozenset[str]] = {}
+        for entry in filter(None, (part.strip() for part in value.split(";"))):
+            caller, separator, listed = entry.partition(":")
+            caller = caller.strip()
+            if not separator or not CALLER_NAME.fullmatch(caller) or caller in hosts:
+                raise ValueError(
+                    "each entry is caller:host,host (entries apart by ';', a caller once)"
+                )
+            names = {host.strip().lower().rstrip(".") for host in listed.split(",")}
+            hosts[caller] = frozenset(filter(None, names))
+        return hosts
+
     @field_validator("payrecon_api_keys", mode="before")
     @classmethod
     def _named_api_keys(cls, value: object) -> object:
@@ -275,7 +307,19 @@ class Settings(BaseSettings):
     def _some_api_key(cls, value: list[ApiKey]) -> list[ApiKey]:
         if not value:
             raise ValueError("needs at least one API key")
+        mixed = {k.caller for k in value if k.operator} & {
+            k.caller for k in value if not k.operator
+        }
+        if mixed:
+            raise ValueError(
+                f"{', '.join(sorted(mixed))}: a caller is an operator on every key or on none"
+            )
         return value
+
+    @property
+    def operator_callers(self) -> frozenset[str]:
+        """The callers whose keys are operators' now: their endpoints take operator events."""
+        return frozenset(key.caller for key in self.payrecon_api_keys if key.operator)
 
     @field_validator("payrecon_codec_keys")
     @classmethod

@@ -57,7 +57,9 @@ def build_workers(
     executor: ThreadPoolExecutor,
     deliverer: Deliverer | None = None,
 ) -> list[Worker]:
-    paystack_activities = PaystackActivities(paystack, settings.paystack_callback_url, engine)
+    paystack_activities = PaystackActivities(
+        paystack, settings.paystack_callback_url, engine, settings.codec_keys
+    )
     database = DatabaseActivities(engine, deliverer.wake if deliverer else lambda: None)
     reconciliation = ReconciliationActivities(paystack, engine, client, settings)
     invoices = Worker(
@@ -80,6 +82,7 @@ def build_workers(
             reconciliation.finish_run,
             reconciliation.heal_missed_payment,
             reconciliation.notify_invoice,
+            reconciliation.vet_discrepancy_refund,
             reconciliation.settle_discrepancy_refund,
         ],
         workflow_runner=workflow_runner(),

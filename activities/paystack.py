@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -16,7 +16,9 @@ from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from db import timeline
+from config import CodecKey
+from db import bank_accounts, timeline
+from db.bank_accounts import BankAccount
 from db.engine import write_session
 from db.models import PaystackLink
 from db.projection import load_snapshot
@@ -70,10 +72,13 @@ class CreateRefundInput:
 
 @dataclass
 class RetryRefundInput:
+    """The account by its sealed row's id (`account_id`), or, in histories of 0.1.0, itself."""
+
     paystack_refund_id: int
     currency: str
-    account_number: str
-    bank_id: str
+    account_number: str = ""
+    bank_id: str = ""
+    account_id: str | None = None
 
 
 @dataclass
@@ -151,9 +156,12 @@ class PaystackActivities:
         client: PaystackClient,
         callback_url: str | None = None,
         engine: Engine | None = None,
+        codec_keys: Sequence[CodecKey] = (),
     ) -> None:
         self._client = client
         self._callback_url = callback_url
+        # What unseals a customer's bank account for a refund retry.
+        self._codec_keys = list(codec_keys)
         # Where each verify's answer goes on its invoice's timeline (none without it).
         self._engine = engine
 
@@ -314,17 +322,40 @@ class PaystackActivities:
     @activity.defn(name="retry_refund")
     async def retry_refund(self, request: RetryRefundInput) -> RefundRecord:
         """Sends the customer's bank account for a refund that needs attention (the account
-        is never logged)."""
-        record = await _asked(
-            self._client.retry_refund(
-                request.paystack_refund_id,
-                currency=request.currency,
-                account_number=request.account_number,
-                bank_id=request.bank_id,
-            ),
-            "paystack.refund_retry_failed",
-            paystack_refund_id=request.paystack_refund_id,
-        )
+        is never logged), read from its sealed row, which goes once Paystack has answered."""
+        account = BankAccount(request.account_number, request.bank_id)
+        engine, account_id = self._engine, request.account_id
+        if account_id is not None:
+            assert engine is not None, "the worker's activities have the database"
+            found = await asyncio.to_thread(
+                bank_accounts.read, engine, self._codec_keys, account_id
+            )
+            if found is None:
+                raise ApplicationError(
+                    "the bank account is gone: send it again",
+                    type=ErrorType.REFUND_NOT_RETRYABLE,
+                    non_retryable=True,
+                )
+            account = found
+        try:
+            record = await _asked(
+                self._client.retry_refund(
+                    request.paystack_refund_id,
+                    currency=request.currency,
+                    account_number=account.account_number,
+                    bank_id=account.bank_id,
+                ),
+                "paystack.refund_retry_failed",
+                paystack_refund_id=request.paystack_refund_id,
+            )
+        except ApplicationError as refused:
+            # Paystack's refusal is its answer: the account is not needed again. (Silence
+            # is retried, with the row still there.)
+            if refused.non_retryable and engine is not None and account_id is not None:
+                await asyncio.to_thread(bank_accounts.forget, engine, account_id)
+            raise
+        if engine is not None and account_id is not None:
+            await asyncio.to_thread(bank_accounts.forget, engine, account_id)
         log.info("paystack.refund_retried", paystack_refund_id=record.id, status=record.status)
         return record
 

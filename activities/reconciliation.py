@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -185,6 +185,22 @@ class AfterPaymentReport:
 
 
 @dataclass
+class RefundRequestCheck:
+    """What a discrepancy's refund workflow was started to do, to be held against the
+    database before any money moves."""
+
+    discrepancy_id: str
+    transaction_id: int
+    amount: int
+    operator: str
+    note: str
+
+
+# The error type of a refund the database does not back: the workflow fails, no money moved.
+REFUND_REFUSED = "RefundRefused"
+
+
+@dataclass
 class RefundOutcome:
     """How an operator's refund of a discrepancy's payment ended."""
 
@@ -230,6 +246,8 @@ class ReconciliationActivities:
         self._engine = engine
         self._temporal = temporal
         self._settings = settings
+        # Operators' events go to the endpoints of the callers who are operators now.
+        self._operators = settings.operator_callers
 
     # --- the run's row ------------------------------------------------------------------
 
@@ -331,7 +349,9 @@ class ReconciliationActivities:
                 if record.status == "success":
                     tally.count(record.currency, PAYSTACK_VOLUME, record.amount)
                     tally.count(record.currency, FEES, record.fees or 0)
-            sightings = record_and_stage(session, findings, run_id=window.run_id, at=now)
+            sightings = record_and_stage(
+                self._operators, session, findings, run_id=window.run_id, at=now
+            )
             session.commit()
         to_heal = [
             HealTarget(sighting.discrepancy_id, sighting.invoice_id)
@@ -418,7 +438,7 @@ class ReconciliationActivities:
                 if ours is not None and not found:
                     tally.records_matched += 1
             sightings = record_and_stage(
-                session, findings, run_id=window.run_id, at=datetime.now(UTC)
+                self._operators, session, findings, run_id=window.run_id, at=datetime.now(UTC)
             )
             session.commit()
         to_notify = [
@@ -465,7 +485,7 @@ class ReconciliationActivities:
                     to_notify.append(NotifyInvoice(invoice_id, record.id))
                 elif ours is not None:
                     tally.records_matched += 1
-            record_and_stage(session, findings, run_id=window.run_id, at=now)
+            record_and_stage(self._operators, session, findings, run_id=window.run_id, at=now)
             session.commit()
         return AfterPaymentReport(None, tally, to_notify=to_notify)
 
@@ -495,6 +515,25 @@ class ReconciliationActivities:
                 DisputeNotice(event=SWEEP_NOTICE, dispute_id=dispute_id),
             )
         log.info("recon.notified", invoice_id=invoice_id, dispute_id=dispute_id)
+
+    @activity.defn(name="vet_discrepancy_refund")
+    def vet_discrepancy_refund(self, request: RefundRequestCheck) -> None:
+        """Refuses (for good) a refund the database does not show an operator asked for."""
+        refusal = books.refund_refusal(
+            self._engine,
+            request.discrepancy_id,
+            transaction_id=request.transaction_id,
+            amount=request.amount,
+            actor=request.operator,
+            note=request.note,
+        )
+        if refusal is not None:
+            log.warning(
+                "recon.refund_refused", discrepancy_id=request.discrepancy_id, reason=refusal
+            )
+            raise ApplicationError(
+                f"refund refused: {refusal}", type=REFUND_REFUSED, non_retryable=True
+            )
 
     @activity.defn(name="settle_discrepancy_refund")
     def settle_discrepancy_refund(self, outcome: RefundOutcome) -> None:
@@ -587,7 +626,9 @@ class ReconciliationActivities:
                     for record in page.records
                     if (finding := judge_fee(record, pricing=pricing, account_country=country))
                 ]
-                record_and_stage(session, fee_findings, run_id=request.window.run_id, at=now)
+                record_and_stage(
+                    self._operators, session, fee_findings, run_id=request.window.run_id, at=now
+                )
                 if last:
                     self._judge_settlement(session, request, amount, fees, now)
                 session.commit()
@@ -613,7 +654,9 @@ class ReconciliationActivities:
             return
         finding = judge_settlement(record, amount, fees)
         if finding is not None:
-            record_and_stage(session, [finding], run_id=request.window.run_id, at=now)
+            record_and_stage(
+                self._operators, session, [finding], run_id=request.window.run_id, at=now
+            )
         else:
             books.resolve_key(
                 session,
@@ -704,7 +747,9 @@ class ReconciliationActivities:
                     )
                     findings.append(finding)
                     seen.add(finding.key)
-                record_and_stage(session, findings, run_id=check.window.run_id, at=check.now)
+                record_and_stage(
+                    self._operators, session, findings, run_id=check.window.run_id, at=check.now
+                )
                 session.commit()
         # Checked over every paid invoice: one open and not seen now was settled since.
         with Session(self._engine) as session:
@@ -726,12 +771,19 @@ class ReconciliationActivities:
 
     def _store(self, run_id: str, findings: list[Finding]) -> None:
         with Session(self._engine) as session:
-            record_and_stage(session, findings, run_id=run_id, at=datetime.now(UTC))
+            record_and_stage(
+                self._operators, session, findings, run_id=run_id, at=datetime.now(UTC)
+            )
             session.commit()
 
 
 def record_and_stage(
-    session: Session, findings: Sequence[Finding], *, run_id: str, at: datetime
+    operators: Set[str],
+    session: Session,
+    findings: Sequence[Finding],
+    *,
+    run_id: str,
+    at: datetime,
 ) -> list[books.Sighting]:
     """Stores the findings, and beside each discrepancy this run opened its operator event
     in the outbox (in the same transaction: an event is stored exactly when its discrepancy
@@ -759,6 +811,7 @@ def record_and_stage(
                 payload=json.dumps(body, separators=(",", ":")),
             ),
             at,
+            operators=operators,
         )
     return sightings
 

@@ -13,7 +13,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from temporalio.client import Client
 
-from api.forwarded import is_loopback, request_client
+from api.forwarded import request_from_this_machine
+from api.rate_limits import CallerRateLimits
 from config import Settings
 from inbox.relayer import Relayer
 from paystack.client import PaystackClient
@@ -81,7 +82,10 @@ class KeyCheckedFirst(APIRoute):
         handle = super().get_route_handler()
 
         async def checked(request: Request) -> Response:
-            request.state.caller = check_api_key(await bearer(request), get_settings(request))
+            caller = check_api_key(await bearer(request), get_settings(request))
+            request.state.caller = caller
+            # Before the body is read, too: a caller over its rate costs nothing more.
+            cast(CallerRateLimits, request.app.state.rate_limits).check(caller.name)
             return await handle(request)
 
         return checked
@@ -112,7 +116,7 @@ def allow_metrics(
                 detail="metrics need 'Authorization: Bearer <PAYRECON_METRICS_KEY>'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-    elif not is_loopback(request_client(request, settings)):
+    elif not request_from_this_machine(request, settings):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
             detail="metrics are served to this machine only; set PAYRECON_METRICS_KEY to "

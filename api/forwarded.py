@@ -52,3 +52,19 @@ def is_loopback(address: str | None) -> bool:
         return address is not None and ip_address(address).is_loopback
     except ValueError:
         return False
+
+
+def from_this_machine(
+    peer: str | None, forwarded_lines: Sequence[str], trusted: Sequence[Network]
+) -> bool:
+    """Whether a request began on this machine. That is the socket peer's to say, never a
+    header's: a peer elsewhere (a proxy of ours included) is not this machine, whatever it
+    forwards; a proxy on this machine that forwards someone else's request is not either."""
+    return is_loopback(peer) and is_loopback(client_address(peer, forwarded_lines, trusted))
+
+
+def request_from_this_machine(request: Request, settings: Settings) -> bool:
+    peer = request.client.host if request.client else None
+    header = settings.payrecon_trusted_proxy_header
+    forwarded = request.headers.getlist(header) if header else []
+    return from_this_machine(peer, forwarded, settings.payrecon_trusted_proxies)

@@ -20,6 +20,7 @@ from api.errors import invalid_request
 from api.limits import BodyLimitMiddleware
 from api.metrics import register_invoice_metrics
 from api.middleware import RequestContextMiddleware
+from api.rate_limits import CallerRateLimits, publish_limits
 from api.routers import (
     checkout,
     codec,
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         migrate(engine)
         app.state.settings = settings
         app.state.engine = engine
+        app.state.rate_limits = CallerRateLimits(settings.payrecon_caller_rate_limit)
+        publish_limits(settings)
         # Lazy: the API starts, and answers 503, while Temporal is still coming up.
         app.state.temporal = await connect(lazy=True, settings=settings)
         # For what needs no writer: Paystack's upload URL for a dispute's evidence.

@@ -7,6 +7,7 @@ import json
 import math
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -54,6 +55,16 @@ class ErrorBody(BaseModel):
 
 
 # What every route that reads a JSON body may also answer.
+# Every route of an API key's: the key, and the caller's request rate.
+AUTHENTICATED: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing or invalid API key"},
+    429: {
+        "model": ErrorBody,
+        "description": "Over this caller's request rate (PAYRECON_CALLER_RATE_LIMIT); "
+        "Retry-After says in how many seconds to try again",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    },
+}
 WITH_BODY: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "The body could not be read as JSON"},
     413: {"model": ErrorBody, "description": "The body is over 64 KiB"},
@@ -147,6 +158,26 @@ class CreateInvoice(BaseModel):
             return self.due_at.astimezone(UTC)
         due_in = self.due_in_seconds if self.due_in_seconds is not None else default_due_in
         return now + timedelta(seconds=due_in)
+
+    def redirect_refusals(self, allowed_hosts: frozenset[str]) -> list[dict[str, Any]]:
+        """A 422 problem for each return URL whose host is not one of the caller's
+        (PAYRECON_REDIRECT_HOSTS): payrecon would send customers there, so never to just
+        any host."""
+        problems = []
+        for name in ("success_url", "cancel_url"):
+            url = getattr(self, name)
+            host = (urlsplit(url).hostname or "") if url else None
+            if host is not None and host.rstrip(".") not in allowed_hosts:
+                problems.append(
+                    {
+                        "type": "value_error",
+                        "loc": ["body", name],
+                        "msg": f"{host!r} is not one of this caller's redirect hosts "
+                        "(PAYRECON_REDIRECT_HOSTS)",
+                        "input": url,
+                    }
+                )
+        return problems
 
     def fingerprint(self) -> str:
         """A digest of the body as sent, to tell a repeat from a different request."""

@@ -159,6 +159,8 @@ class Bench:
             settings={
                 "PAYRECON_POLL_SCHEDULE": ",".join(str(s) for s in POLL_SCHEDULE),
                 "PAYRECON_LATE_PAYMENT_WINDOW": "0",
+                # The bench is one caller at full speed: no rate limit.
+                "PAYRECON_CALLER_RATE_LIMIT": "0",
             },
             # Refunds move when the bench settles them, not by themselves.
             sandbox_settings={"SANDBOX_REFUND_AUTO_SECONDS": "0"},

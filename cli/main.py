@@ -287,7 +287,9 @@ def redeliver_stored_event(event_id: str) -> None:
     are now (enabled ones, taking its type): the workers' delivery loops send it."""
     settings = get_settings()
     with write_session(_engine(settings)) as session:
-        delivery_ids = outbox.redeliver(session, event_id, datetime.now(UTC))
+        delivery_ids = outbox.redeliver(
+            session, event_id, datetime.now(UTC), operators=settings.operator_callers
+        )
     if delivery_ids is None:
         _fail(f"no event {event_id}")
     shown = ", ".join(map(str, delivery_ids)) or "none: no endpoint takes it now"

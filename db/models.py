@@ -229,8 +229,6 @@ class WebhookEndpoint(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=40)
     caller: str = Field(max_length=64)
-    # Made with an operator's key: also receives operator events.
-    operator: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
     url: str = Field(sa_column=Column(Text, nullable=False))
     # The event types it receives; empty: every type.
     events: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
@@ -320,6 +318,19 @@ class PaystackLink(SQLModel, table=True):
     reference: str = Field(max_length=100)
     authorization_url: str = Field(sa_column=Column(Text, nullable=False))
     access_code: str = Field(max_length=100)
+    created_at: datetime = utc_column()
+
+
+class RefundBankAccount(SQLModel, table=True):
+    """A customer's bank account for one refund retry, sealed under the codec key: written
+    by the API, read by the activity that sends it to Paystack, and deleted after Paystack's
+    answer (and by the API once its request ends). It never enters Temporal's history."""
+
+    __tablename__ = "refund_bank_accounts"
+
+    id: str = Field(primary_key=True, max_length=40)
+    refund_id: str = Field(max_length=64)
+    sealed: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = utc_column()
 
 

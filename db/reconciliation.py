@@ -24,6 +24,7 @@ from db.models import (
     Settlement,
 )
 from domain.discrepancies import (
+    REFUNDABLE_KINDS,
     DiscrepancyKind,
     DiscrepancyStatus,
     Finding,
@@ -501,6 +502,41 @@ def note_refund_requested(
     with Session(engine) as session:
         _audit(session, discrepancy_id, at, actor, "refund_requested", note=note)
         session.commit()
+
+
+def refund_refusal(
+    engine: Engine,
+    discrepancy_id: str,
+    *,
+    transaction_id: int,
+    amount: int,
+    actor: str,
+    note: str,
+) -> str | None:
+    """Why a refund of this discrepancy's payment must not be made as asked, or None: it
+    must be a refundable kind, still open, its transaction (on the books the sweep keeps)
+    the one named for the amount named, and an operator's request for it, with this very
+    note, recorded by the API. A workflow started any other way moves no money."""
+    with Session(engine) as session:
+        row = session.get(Discrepancy, discrepancy_id)
+        if row is None:
+            return f"no discrepancy {discrepancy_id}"
+        if row.kind not in REFUNDABLE_KINDS:
+            return f"a {row.kind} is not refunded"
+        if row.status == DiscrepancyStatus.RESOLVED.value:
+            return "the discrepancy is resolved"
+        transaction = transaction_by_reference(session, row.paystack_reference or "")
+        if transaction is None or (transaction.id, transaction.amount) != (transaction_id, amount):
+            return "the transaction or the amount is not the discrepancy's"
+        asked = select(DiscrepancyAudit).where(
+            DiscrepancyAudit.discrepancy_id == discrepancy_id,
+            DiscrepancyAudit.action == "refund_requested",
+            DiscrepancyAudit.actor == actor,
+            DiscrepancyAudit.note == note,
+        )
+        if session.exec(asked).first() is None:
+            return "no operator asked for this refund through payrecon's API"
+    return None
 
 
 def settle_refund(

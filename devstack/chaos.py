@@ -156,6 +156,8 @@ def chaos_stack(args: argparse.Namespace) -> Stack:
         topology=Topology.named(args.topology),
         settings={
             "PAYSTACK_TIMEOUT_SECONDS": "2",
+            # Chaos measures payrecon under faults, not a caller's rate limit.
+            "PAYRECON_CALLER_RATE_LIMIT": "0",
             "PAYRECON_POLL_SCHEDULE": args.poll_schedule,
             "PAYRECON_LATE_PAYMENT_WINDOW": str(args.late_window),
             "PAYRECON_CREATE_TIMEOUT_SECONDS": "20",

@@ -327,3 +327,7 @@ def judge_dispute(record: DisputeRecord, invoice_id: str | None, *, now: datetim
             },
         )
     ]
+
+
+# The discrepancies an operator may refund the payment of: money that is no invoice's.
+REFUNDABLE_KINDS = frozenset({DiscrepancyKind.ORPHAN_PAYMENT, DiscrepancyKind.DUPLICATE_PAYMENT})

@@ -26,18 +26,22 @@ def body_digest(raw_body: bytes) -> str:
 
 def count_repeat(engine: Engine, digest: str, event: WebhookEvent | None = None) -> int | None:
     """Counts one more delivery of a stored body on its row; the row's id, or None if no
-    such body is stored. With the event, its invoice's timeline shows the repeat."""
+    such body is stored. With the event, the delivery's entry on its invoice's timeline
+    counts it too: a body replayed fifty times is one entry, not fifty."""
     received_at = datetime.now(UTC)
     with write_transaction(engine) as connection:
         counted = connection.execute(
             update(WebhookDelivery)
             .where(col(WebhookDelivery.body_sha256) == digest)
             .values(repeats=WebhookDelivery.repeats + 1, last_repeated_at=received_at)
-            .returning(col(WebhookDelivery.id))
-        ).scalar_one_or_none()
-        if counted is not None and event is not None:
-            _on_timeline(connection, event, Intake.DUPLICATE, int(counted), received_at)
-    return None if counted is None else int(counted)
+            .returning(col(WebhookDelivery.id), col(WebhookDelivery.repeats))
+        ).one_or_none()
+        if counted is None:
+            return None
+        delivery_id, repeats = int(counted[0] or 0), int(counted[1] or 0)
+        if event is not None:
+            _repeat_on_timeline(connection, event, delivery_id, repeats, received_at)
+    return delivery_id
 
 
 def record_delivery(
@@ -96,6 +100,30 @@ def _on_timeline(
     ).where(exists().where(col(Invoice.id) == invoice_id))
     columns = ["invoice_id", "at", "kind", "detail"]
     connection.execute(insert(InvoiceTimelineEntry).from_select(columns, values))
+
+
+def _repeat_on_timeline(
+    connection: Connection, event: WebhookEvent, delivery_id: int, repeats: int, at: datetime
+) -> None:
+    """The delivery's WEBHOOK_RECEIVED entry, now saying how often the body came again."""
+    reference = event.reference
+    if reference is None or not is_invoice_reference(reference):
+        return
+    entries = connection.execute(
+        select(col(InvoiceTimelineEntry.id), col(InvoiceTimelineEntry.detail)).where(
+            col(InvoiceTimelineEntry.invoice_id) == invoice_id_from_reference(reference),
+            col(InvoiceTimelineEntry.kind) == TimelineKind.WEBHOOK_RECEIVED.value,
+        )
+    )
+    for entry_id, detail in entries:
+        if detail.get("delivery_id") == delivery_id:
+            repeated = {**detail, "repeats": repeats, "last_repeated_at": at.isoformat()}
+            connection.execute(
+                update(InvoiceTimelineEntry)
+                .where(col(InvoiceTimelineEntry.id) == entry_id)
+                .values(detail=repeated)
+            )
+            return
 
 
 def requeue_delivery(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import ssl
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -41,10 +42,10 @@ from db.projection import load_snapshot
 from db.timeline import TimelineKind
 from domain.events import EmailKind, EventType
 from outbound.mail import Mailer, SmtpOptions, compose, message_id_for
-from outbound.outbox import PENDING
+from outbound.outbox import PENDING, receives
 from outbound.secrets import unseal
 from outbound.signing import signed_headers
-from outbound.urls import UnsafeDestination, ensure_public_destination
+from outbound.urls import UnsafeDestination, public_destination
 
 log = structlog.get_logger(__name__)
 
@@ -117,6 +118,26 @@ class _Claimed:
     endpoint: WebhookEndpoint | None
 
 
+def _check_peer(response: httpx.Response, address: str | None) -> None:
+    """The connection reached the vetted address, or the attempt ends (a proxy from the
+    environment, say, would have chosen its own)."""
+    if address is None:
+        return
+    stream = response.extensions.get("network_stream")
+    peer = stream.get_extra_info("server_addr") if stream is not None else None
+    if peer is None or str(peer[0]).split("%", 1)[0] != address:
+        raise UnsafeDestination("the connection did not reach the address that was vetted")
+
+
+def _is_tls(failure: httpx.HTTPError) -> bool:
+    cause: BaseException | None = failure
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def make_mailer(settings: Settings) -> Mailer | None:
     """The worker's mailer; None when SMTP_URL is unset (no emails are sent)."""
     if settings.smtp_url is None:
@@ -144,6 +165,7 @@ class Deliverer(LeasedLoop):
         self._codec_keys: list[CodecKey] = list(settings.codec_keys)
         self._development_mode = settings.payrecon_development_mode
         self._mailer = mailer
+        self._operators = settings.operator_callers
         self._email_from = settings.payrecon_email_from
         self._concurrency = settings.payrecon_delivery_concurrency
         self._per_endpoint = settings.payrecon_delivery_concurrency_per_endpoint
@@ -199,7 +221,12 @@ class Deliverer(LeasedLoop):
             invoice_id=event.invoice_id,
         )
         try:
-            if endpoint is None or not endpoint.enabled:
+            # An endpoint off, gone, or whose caller is no operator now (for an operator's
+            # event) is sent nothing.
+            takes = endpoint is not None and receives(
+                endpoint, EventType(event.type), self._operators
+            )
+            if endpoint is None or not endpoint.enabled or not takes:
                 await asyncio.to_thread(self._end_for_disabled, delivery)
                 bound.info("event.endpoint_gone")
                 return
@@ -219,28 +246,42 @@ class Deliverer(LeasedLoop):
             bound.exception("event.attempt_failed")
 
     async def _post(self, endpoint: WebhookEndpoint, event: OutboundEvent) -> _Answer:
+        """One attempt. What is kept of a failure is its class alone (`timeout`,
+        `connection_failed`, `tls_error`, `http_<status>`, `unsafe_destination: <why>`):
+        nothing of what the far side said, which could map a network inside."""
         started = time.perf_counter()
         status_code: int | None = None
         error: str | None = None
         try:
-            await ensure_public_destination(endpoint.url, development_mode=self._development_mode)
+            destination = await public_destination(
+                endpoint.url, development_mode=self._development_mode
+            )
             now = datetime.now(UTC)
             headers = signed_headers(event.id, event.payload, self._secrets(endpoint, now), now)
+            # Nothing of the answer but its status is read: never a compressed body.
+            headers["Accept-Encoding"] = "identity"
+            options = destination.request_options()
+            headers.update(options.get("headers", {}))
             # Redirects are not followed: a merchant's URL must not lead us to our own network.
-            response = await self._http.post(
-                endpoint.url,
+            async with self._http.stream(
+                "POST",
+                destination.url,
                 content=event.payload,
                 headers=headers,
+                extensions=options.get("extensions"),
                 timeout=self._policy.attempt_timeout,
                 follow_redirects=False,
-            )
-            status_code = response.status_code
-            if not response.is_success:
-                error = response.text[:ERROR_CHARS] or response.reason_phrase
+            ) as response:
+                _check_peer(response, destination.address)
+                status_code = response.status_code
+                if not response.is_success:
+                    error = f"http_{status_code}"
         except UnsafeDestination as unsafe:
-            error = str(unsafe)
+            error = f"unsafe_destination: {unsafe}"[:ERROR_CHARS]
+        except httpx.TimeoutException:
+            error = "timeout"
         except httpx.HTTPError as failure:
-            error = f"{type(failure).__name__}: {failure}"[:ERROR_CHARS]
+            error = "tls_error" if _is_tls(failure) else "connection_failed"
         return _Answer(status_code, error, (time.perf_counter() - started) * 1000)
 
     def _secrets(self, endpoint: WebhookEndpoint, now: datetime) -> list[str]:

@@ -12,7 +12,7 @@ event, nor an event without its transition, whatever is killed when.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from datetime import datetime
 
 from pydantic import BaseModel
@@ -45,32 +45,37 @@ def event_payload(event: InvoiceEvent) -> str:
     return json.dumps(body, separators=(",", ":"))
 
 
-def receives(endpoint: WebhookEndpoint, event_type: EventType) -> bool:
-    if event_type.for_operators_only and not endpoint.operator:
+def receives(endpoint: WebhookEndpoint, event_type: EventType, operators: Set[str]) -> bool:
+    """Whether the endpoint takes the event, its caller's role as it is now: an operator
+    event goes only to endpoints of callers who are operators today."""
+    if event_type.for_operators_only and endpoint.caller not in operators:
         return False
     return not endpoint.events or event_type.value in endpoint.events
 
 
-def targets(session: Session, caller: str, event_type: EventType) -> list[str]:
+def targets(
+    session: Session, caller: str, event_type: EventType, *, operators: Set[str]
+) -> list[str]:
     """The enabled endpoints an event goes to: an operator event to every operator's
-    endpoints; any other, to its caller's."""
+    endpoints (`operators`: the callers whose keys are operators' now); any other, to its
+    caller's."""
     belongs = (
-        WebhookEndpoint.operator == True  # noqa: E712
+        col(WebhookEndpoint.caller).in_(sorted(operators))
         if event_type.for_operators_only
         else WebhookEndpoint.caller == caller
     )
     query = select(WebhookEndpoint).where(belongs, WebhookEndpoint.enabled == True)  # noqa: E712
     endpoints = session.exec(query).all()
-    return sorted(endpoint.id for endpoint in endpoints if receives(endpoint, event_type))
+    return sorted(e.id for e in endpoints if receives(e, event_type, operators))
 
 
-def stage(session: Session, event: OutboundEvent, now: datetime) -> bool:
+def stage(session: Session, event: OutboundEvent, now: datetime, *, operators: Set[str]) -> bool:
     """Stores the event with a delivery due now to each endpoint that takes it, within the
     caller's transaction; False if the event was stored before (nothing is added)."""
     if session.get(OutboundEvent, event.id) is not None:
         return False
     session.add(event)
-    add_deliveries(session, event, now)
+    add_deliveries(session, event, now, operators=operators)
     return True
 
 
@@ -85,13 +90,16 @@ def stage_invoice_event(session: Session, event: InvoiceEvent) -> bool:
         created_at=invoice.updated_at,
         payload=event_payload(event),
     )
-    if not stage(session, row, invoice.updated_at):
+    # An invoice's events go to its caller's endpoints only: no operator's role matters.
+    if not stage(session, row, invoice.updated_at, operators=frozenset()):
         return False
     add_emails(session, invoice.invoice_id, event.emails, invoice.updated_at)
     return True
 
 
-def add_deliveries(session: Session, event: OutboundEvent, now: datetime) -> list[EventDelivery]:
+def add_deliveries(
+    session: Session, event: OutboundEvent, now: datetime, *, operators: Set[str]
+) -> list[EventDelivery]:
     """A delivery of the event due now to each endpoint that takes it as they are now (a
     redelivery adds these again, beside the first)."""
     deliveries = [
@@ -104,7 +112,9 @@ def add_deliveries(session: Session, event: OutboundEvent, now: datetime) -> lis
             created_at=now,
             updated_at=now,
         )
-        for endpoint_id in targets(session, event.caller, EventType(event.type))
+        for endpoint_id in targets(
+            session, event.caller, EventType(event.type), operators=operators
+        )
     ]
     session.add_all(deliveries)
     return deliveries
@@ -130,14 +140,16 @@ def add_emails(
             )
 
 
-def redeliver(session: Session, event_id: str, now: datetime) -> list[int] | None:
+def redeliver(
+    session: Session, event_id: str, now: datetime, *, operators: Set[str]
+) -> list[int] | None:
     """A stored event again, with its id and body, to its endpoints as they are now: the
     new deliveries' ids (due now), or None for no such event. Within the caller's
     transaction; the ids are known once it flushes."""
     event = session.get(OutboundEvent, event_id)
     if event is None:
         return None
-    deliveries = add_deliveries(session, event, now)
+    deliveries = add_deliveries(session, event, now, operators=operators)
     session.flush()
     return [delivery.id for delivery in deliveries if delivery.id is not None]
 

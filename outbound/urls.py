@@ -3,9 +3,13 @@ network, next to Temporal, the metrics and the cloud's metadata service: outside
 mode an endpoint must be https and every address its host resolves to must be public.
 
 Checked twice: when the endpoint is made or changed (`check_endpoint_url`, the API's 422),
-and right before each delivery (`ensure_public_destination`), since the name's DNS answer
-may have changed since. Deliveries follow no redirects (outbound/deliverer.py), so a public
-URL cannot send us on to a private one.
+and right before each delivery (`public_destination`), since the name's DNS answer may
+have changed since. A delivery connects to the very address that was vetted (the name is
+resolved once, asynchronously, with a timeout), with the URL's host for TLS (SNI and the
+certificate) and `Host`: a name that answers a public address first and an internal one
+next cannot move the connection inside. Deliveries follow no redirects
+(outbound/deliverer.py), so a public URL cannot send us on to a private one. No refusal
+says what a name resolved to.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import asyncio
 import re
 import socket
 from collections.abc import Iterable
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
+from typing import Any
 
 import httpx
 
@@ -34,40 +40,67 @@ class UnsafeDestination(ValueError):
     """An endpoint's URL that payrecon must not POST to (now)."""
 
 
-def check_endpoint_url(url: str, *, development_mode: bool) -> str:
+@dataclass(frozen=True)
+class Destination:
+    """Where a delivery goes: `url` to connect to (the vetted address in place of the
+    name, outside development mode), the URL's own `netloc` (its `Host` header) and
+    `hostname` (for SNI and the certificate), and `address`, the one address the
+    connection may reach (None in development mode)."""
+
+    url: httpx.URL
+    netloc: str
+    hostname: str
+    address: str | None
+
+    def request_options(self) -> dict[str, Any]:
+        """What a request to `url` needs to be a request to the endpoint's own URL."""
+        if self.address is None:
+            return {}
+        options: dict[str, Any] = {"headers": {"Host": self.netloc}}
+        if not _is_address(self.hostname):
+            options["extensions"] = {"sni_hostname": self.hostname}
+        return options
+
+
+async def check_endpoint_url(url: str, *, development_mode: bool) -> str:
     """The URL, normalised, if an endpoint may have it; otherwise a ValueError saying why.
-    Outside development mode this resolves the host (blocking: call it off the event loop)."""
+    Outside development mode this resolves the host (asynchronously, with a timeout)."""
     parsed = _parse(url, development_mode=development_mode)
     if not development_mode:
-        host, port = _host_and_port(parsed)
-        try:
-            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError):
-            raise ValueError(_unresolved(host)) from None
-        _require_public(host, (info[4][0] for info in found))
+        await _vetted_address(parsed)
     return str(parsed)
 
 
-async def ensure_public_destination(url: str, *, development_mode: bool) -> None:
-    """Raises UnsafeDestination unless `url` is one payrecon may POST to right now. Does
-    nothing in development mode, where endpoints on this machine are the point."""
-    if development_mode:
-        return
+async def public_destination(url: str, *, development_mode: bool) -> Destination:
+    """Where to POST `url` right now, or UnsafeDestination. In development mode, where
+    endpoints on this machine are the point, the URL as it is."""
     try:
-        parsed = _parse(url, development_mode=False)
-        host, port = _host_and_port(parsed)
-        try:
-            async with asyncio.timeout(RESOLVE_TIMEOUT_SECONDS):
-                found = await asyncio.get_running_loop().getaddrinfo(
-                    host, port, type=socket.SOCK_STREAM
-                )
-        except (socket.gaierror, UnicodeError, TimeoutError):
-            raise ValueError(_unresolved(host)) from None
-        _require_public(host, (info[4][0] for info in found))
+        parsed = _parse(url, development_mode=development_mode)
+        netloc, hostname = parsed.netloc.decode("ascii"), parsed.raw_host.decode("ascii")
+        if development_mode:
+            return Destination(parsed, netloc, hostname, None)
+        address = await _vetted_address(parsed)
     except UnsafeDestination:
         raise
     except ValueError as refused:
         raise UnsafeDestination(str(refused)) from None
+    connect_to = f"[{address}]" if ":" in address else address
+    return Destination(parsed.copy_with(host=connect_to), netloc, hostname, address)
+
+
+async def _vetted_address(parsed: httpx.URL) -> str:
+    """The host's first address, once every address it resolves to is public."""
+    host, port = _host_and_port(parsed)
+    try:
+        async with asyncio.timeout(RESOLVE_TIMEOUT_SECONDS):
+            found = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+    except (OSError, UnicodeError, TimeoutError):
+        raise ValueError(_unresolved(host)) from None
+    addresses = [str(info[4][0]).split("%", 1)[0] for info in found]
+    _require_public(host, addresses)
+    return addresses[0]
 
 
 def _parse(url: str, *, development_mode: bool) -> httpx.URL:
@@ -125,9 +158,10 @@ def _require_public(host: str, addresses: Iterable[str | int]) -> None:
         address = ip_address(str(raw).split("%", 1)[0])
         seen = True
         if (kind := _not_public(address)) is not None:
-            shown = host if host == str(address) else f"{host} resolves to {address}, which"
+            # What a name resolved to is never said: that would map the network inside.
+            shown = f"{host} is" if host == str(address) else f"{host} resolves to"
             raise ValueError(
-                f"{shown} is a {kind} address; webhook endpoints must be on the public internet"
+                f"{shown} a {kind} address; webhook endpoints must be on the public internet"
             )
     if not seen:
         raise ValueError(_unresolved(host))

@@ -107,6 +107,8 @@ def start_processes(data_dir: Path, *, worker_process: bool = False) -> Processe
             "PAYRECON_REFUND_POLL_SCHEDULE": REFUND_POLL_SCHEDULE,
             "PAYRECON_LATE_PAYMENT_WINDOW": LATE_PAYMENT_WINDOW,
             "PAYRECON_METRICS_REFRESH_SECONDS": "0",
+            # As in tests/stack.py: the limit is tested on an API process of its own.
+            "PAYRECON_CALLER_RATE_LIMIT": "0",
             **EVENT_SETTINGS,
         },
         # Suggest continue-as-new early, so the tests reach it (the default is 4 Ki events).

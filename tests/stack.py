@@ -94,6 +94,9 @@ def settings_env(settings: Settings, temporal_address: str) -> dict[str, str]:
         "PAYRECON_DEVELOPMENT_MODE": "true",
         # Every scrape reads anew: tests compare figures right after what changes them.
         "PAYRECON_METRICS_REFRESH_SECONDS": "0",
+        # The session's tests (and the fuzzer) call as fast as they can; the limit itself is
+        # tested on an API process of its own (tests/e2e/test_limits.py).
+        "PAYRECON_CALLER_RATE_LIMIT": "0",
         # A worker started from these sends the customers' emails to the session's mailbox.
         **({"SMTP_URL": settings.smtp_url.get_secret_value()} if settings.smtp_url else {}),
     }

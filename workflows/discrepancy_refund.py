@@ -2,6 +2,9 @@
 invoice's second payment (POST /reconciliation/discrepancies/{id}/refund). One workflow per
 discrepancy, ever, so a repeated request makes no second refund.
 
+    vet        the database must show this refund asked for by an operator through the API,
+               of this discrepancy's transaction and amount; otherwise the workflow fails
+               and no money moves (it can be started by anyone who reaches Temporal)
     refund     Paystack refund of the whole transaction, payrecon's refund id in its
                merchant_note (looked for before every create: never two)
     follow     look at the transaction's refunds on a backoff of durable timers until it is
@@ -20,7 +23,11 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.paystack import CreateRefundInput, PaystackActivities
-    from activities.reconciliation import ReconciliationActivities, RefundOutcome
+    from activities.reconciliation import (
+        ReconciliationActivities,
+        RefundOutcome,
+        RefundRequestCheck,
+    )
     from domain.refunds import REFUND_POLL_SCHEDULE, RefundStatus, refund_id_for_key
     from paystack.refunds import RefundRecord
     from workflows.policies import (
@@ -32,6 +39,8 @@ with workflow.unsafe.imports_passed_through():
 
 # Who asks for these refunds, in payrecon's refund ids: the operators, not one API caller.
 OPERATORS_REFUND = "operators"
+# After 0.1.0 (README, "Versions"): runs started before this change made no check.
+VET_REQUEST = "vet-refund-request"
 
 
 @dataclass
@@ -54,6 +63,20 @@ class DiscrepancyRefundWorkflow:
     @workflow.run
     async def run(self, input: DiscrepancyRefundInput) -> str:
         refund_id = refund_id_for_key(OPERATORS_REFUND, input.discrepancy_id, "refund")
+        if workflow.patched(VET_REQUEST):
+            await workflow.execute_activity_method(
+                ReconciliationActivities.vet_discrepancy_refund,
+                RefundRequestCheck(
+                    discrepancy_id=input.discrepancy_id,
+                    transaction_id=input.transaction_id,
+                    amount=input.amount,
+                    operator=input.operator,
+                    note=input.note,
+                ),
+                start_to_close_timeout=RECORD_TIMEOUT,
+                retry_policy=RECORD_RETRY,
+                summary="the operator's request, as the database holds it",
+            )
         try:
             record: RefundRecord = await workflow.execute_activity_method(
                 PaystackActivities.create_refund,

@@ -237,12 +237,15 @@ class RefundAnswer:
 
 @dataclass
 class RefundRetry:
-    """POST /refunds/{id}/retry: the customer's bank account for a refund that needs it."""
+    """POST /refunds/{id}/retry: the customer's bank account for a refund that needs it, by
+    the id of its sealed row (db/bank_accounts.py); the account itself only in updates
+    made before that (0.1.0)."""
 
     refund_id: str
     currency: str
-    account_number: str
-    bank_id: str
+    account_number: str = ""
+    bank_id: str = ""
+    account_id: str | None = None
 
 
 @dataclass

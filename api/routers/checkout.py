@@ -88,6 +88,13 @@ async def checkout_return(
         return _page("unknown")
     invoice = snapshot_of(row)
     bound = log.bind(invoice_id=invoice.invoice_id)
+    if invoice.status is not InvoiceStatus.PENDING:
+        # Decided: its record answers, and nothing is asked of Paystack or Temporal (this
+        # route needs no key; a completed invoice's workflow is never woken from here).
+        bound.info("checkout.returned", status=invoice.status.value, paystack=None)
+        return _where_to(invoice, settled=True)
+    # Pending: its open workflow verifies at most once a VERIFY_NOW_INTERVAL, however many
+    # returns (or a loop on one reference) ask.
     loop = asyncio.get_running_loop()
     give_up_at = loop.time() + settings.payrecon_checkout_wait_seconds
     while True:

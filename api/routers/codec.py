@@ -28,7 +28,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.converter import PayloadCodec
 
 from api.deps import SettingsDep, TemporalDep, bearer, get_settings
-from api.forwarded import is_loopback, request_client
+from api.forwarded import request_client, request_from_this_machine
 from config import Settings
 from temporal_codec import CodecError, decode_for_display
 
@@ -107,7 +107,7 @@ def require_codec_access(
             status.HTTP_403_FORBIDDEN,
             detail="the codec endpoint is off: set PAYRECON_CODEC_TOKENS to serve it",
         )
-    if not is_loopback(request_client(request, settings)):
+    if not request_from_this_machine(request, settings):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
             detail="without PAYRECON_CODEC_TOKENS the codec serves this machine only",

@@ -28,7 +28,7 @@ from api.deps import (
 )
 from api.errors import temporal_call
 from api.routers.invoices import invoice_seen_by, visible_invoice
-from api.schemas import WITH_BODY, DisputeOut, ErrorBody
+from api.schemas import AUTHENTICATED, WITH_BODY, DisputeOut, ErrorBody
 from db import queries
 from db.models import InvoiceDispute
 from db.projection import snapshot_of
@@ -45,7 +45,7 @@ router = APIRouter(
     tags=["disputes"],
     dependencies=[Depends(current_caller)],
     route_class=KeyCheckedFirst,
-    responses={401: {"model": ErrorBody, "description": "Missing or invalid API key"}},
+    responses=AUTHENTICATED,
 )
 
 DisputeId = Annotated[int, Path(ge=1, le=MAX_ID, description="Paystack's dispute id")]

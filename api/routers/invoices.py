@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import re
 import secrets
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -48,6 +50,7 @@ from api.deps import (
 )
 from api.errors import refused, temporal_call, unavailable
 from api.schemas import (
+    AUTHENTICATED,
     WITH_BODY,
     CreateInvoice,
     DisputeOut,
@@ -57,7 +60,7 @@ from api.schemas import (
     TimelineEntryOut,
     TimelinePage,
 )
-from config import Settings
+from config import CodecKey, Settings
 from db import queries, timeline
 from db import reconciliation as books
 from db.models import Invoice
@@ -75,7 +78,7 @@ router = APIRouter(
     tags=["invoices"],
     dependencies=[Depends(current_caller)],
     route_class=KeyCheckedFirst,
-    responses={401: {"model": ErrorBody, "description": "Missing or invalid API key"}},
+    responses=AUTHENTICATED,
 )
 
 InvoiceId = Annotated[str, Path(pattern=INVOICE_ID_PATTERN, description="The invoice id")]
@@ -87,15 +90,42 @@ MAX_METADATA_FILTERS = 5
 MAX_METADATA_VALUE_CHARS = 4096
 
 
-def invoice_id_for(caller: str, idempotency_key: str | None) -> str:
-    """The same caller's same Idempotency-Key always names the same invoice, hence the same
-    workflow; another caller's same key, another. The default caller's ids are those made
-    before callers had names, so a create retried across that upgrade finds its invoice."""
-    if idempotency_key is None:
-        return f"inv-{secrets.token_hex(12)}"
+# Ids keyed for this use alone: the codec keys encrypt payloads too.
+INVOICE_ID_PURPOSE = b"payrecon invoice id\0"
+
+
+def invoice_ids_for(caller: str, idempotency_key: str, keys: Sequence[CodecKey]) -> list[str]:
+    """The ids the same caller's same Idempotency-Key may name, the one a new invoice gets
+    first: keyed (HMAC) with each codec key, newest first, so nobody without the key can
+    work out an invoice's id (the checkout return needs none) and an id made before a key
+    rotation is still found; then the id of before keyed ids (a plain SHA-256)."""
     # Keys are printable ASCII: with a NUL between, no named caller's input is a bare key.
     scoped = idempotency_key if caller == DEFAULT_CALLER else f"{caller}\0{idempotency_key}"
-    return f"inv-{hashlib.sha256(scoped.encode()).hexdigest()[:24]}"
+    keyed = [
+        hmac.new(key.key, INVOICE_ID_PURPOSE + scoped.encode(), hashlib.sha256).hexdigest()
+        for key in keys
+    ]
+    unkeyed = hashlib.sha256(scoped.encode()).hexdigest()
+    return [f"inv-{digest[:24]}" for digest in [*keyed, unkeyed]]
+
+
+def invoice_id_for(caller: str, idempotency_key: str, keys: Sequence[CodecKey]) -> str:
+    """The id a new invoice for this caller's Idempotency-Key gets."""
+    return invoice_ids_for(caller, idempotency_key, keys)[0]
+
+
+def known_invoice_id(
+    engine: Engine, caller: str, idempotency_key: str, keys: Sequence[CodecKey]
+) -> str:
+    """The id this key already names (made before a codec key rotation, or before ids were
+    keyed), or else a new invoice's. A create retried across such a change finds its
+    invoice: every invoice's row is written before its payment link is handed out."""
+    current, *earlier = invoice_ids_for(caller, idempotency_key, keys)
+    if earlier and not queries.invoice_exists(engine, current):
+        for invoice_id in earlier:
+            if queries.invoice_exists(engine, invoice_id):
+                return invoice_id
+    return current
 
 
 @router.post(
@@ -127,7 +157,16 @@ async def create_invoice(
         ),
     ] = None,
 ) -> InvoiceOut:
-    invoice_id = invoice_id_for(caller.name, idempotency_key)
+    if not settings.payrecon_development_mode:
+        allowed = settings.payrecon_redirect_hosts.get(caller.name, frozenset())
+        if problems := body.redirect_refusals(allowed):
+            raise RequestValidationError(problems)
+    if idempotency_key is None:
+        invoice_id = f"inv-{secrets.token_hex(12)}"
+    else:
+        invoice_id = await run_in_threadpool(
+            known_invoice_id, engine, caller.name, idempotency_key, settings.codec_keys
+        )
     request_id = uuid.uuid4().hex
     fingerprint = body.fingerprint()
     request = InvoiceRequest(

@@ -42,11 +42,11 @@ from api.reconciliation_schemas import (
     RunPage,
     StartRun,
 )
-from api.schemas import WITH_BODY, ErrorBody
+from api.schemas import AUTHENTICATED, WITH_BODY, ErrorBody
 from config import Settings
 from db import reconciliation as books
 from db.models import PaystackTransaction, ReconciliationRun
-from domain.discrepancies import DiscrepancyKind, DiscrepancyStatus
+from domain.discrepancies import REFUNDABLE_KINDS, DiscrepancyKind, DiscrepancyStatus
 from workflows.discrepancy_refund import (
     DiscrepancyRefundInput,
     DiscrepancyRefundWorkflow,
@@ -72,7 +72,7 @@ router = APIRouter(
     dependencies=[Depends(current_caller), Depends(operator_only)],
     route_class=KeyCheckedFirst,
     responses={
-        401: {"model": ErrorBody, "description": "Missing or invalid API key"},
+        **AUTHENTICATED,
         403: {"model": ErrorBody, "description": "Not an operator's key"},
         422: {"model": ErrorBody, "description": "Invalid input"},
     },
@@ -246,7 +246,6 @@ def resolve_discrepancy(
 
 
 # The payments an operator may send back from their discrepancy: no invoice keeps them.
-REFUNDABLE_KINDS = (DiscrepancyKind.ORPHAN_PAYMENT, DiscrepancyKind.DUPLICATE_PAYMENT)
 
 
 @router.post(
@@ -295,6 +294,11 @@ async def refund_discrepancy(
             status.HTTP_409_CONFLICT, "its transaction is not on the books the sweep keeps"
         )
     actor = f"{books.OPERATOR_PREFIX}{caller.name}"
+    # On the trail first: the refund's workflow makes no refund that the trail does not show
+    # an operator asked for (books.refund_refusal).
+    books.note_refund_requested(
+        engine, discrepancy_id, actor=actor, note=body.note, at=datetime.now(UTC)
+    )
     deadline = asyncio.get_running_loop().time() + settings.payrecon_create_timeout_seconds
     try:
         async with temporal_call(deadline):
@@ -305,9 +309,6 @@ async def refund_discrepancy(
             "this discrepancy's payment was refunded once already: its audit trail says how "
             "that ended",
         ) from None
-    books.note_refund_requested(
-        engine, discrepancy_id, actor=actor, note=body.note, at=datetime.now(UTC)
-    )
     log.info("recon.refund_requested", discrepancy_id=discrepancy_id, caller=caller.name)
     return get_discrepancy(discrepancy_id, engine)
 

@@ -34,8 +34,9 @@ from api.routers.invoices import (
     invoice_seen_by,
     visible_invoice,
 )
-from api.schemas import WITH_BODY, ErrorBody
-from db import queries
+from api.schemas import AUTHENTICATED, WITH_BODY, ErrorBody
+from db import bank_accounts, queries
+from db.bank_accounts import BankAccount
 from db.models import InvoiceRefund
 from db.projection import snapshot_of
 from domain.refunds import REFUND_ID_PATTERN, initiated_by_caller, refund_id_for_key
@@ -49,7 +50,7 @@ router = APIRouter(
     tags=["refunds"],
     dependencies=[Depends(current_caller)],
     route_class=KeyCheckedFirst,
-    responses={401: {"model": ErrorBody, "description": "Missing or invalid API key"}},
+    responses=AUTHENTICATED,
 )
 
 RefundId = Annotated[str, Path(pattern=REFUND_ID_PATTERN, description="The refund id")]
@@ -192,19 +193,23 @@ async def retry_refund(
     temporal: TemporalDep,
 ) -> RefundOut:
     """Forwards Paystack's `retry_with_customer_details` through the invoice's workflow;
-    the refund then moves on as Paystack says (the account is never stored or logged)."""
+    the refund then moves on as Paystack says. The account is never logged, and is stored
+    only sealed, for as long as this request takes."""
     refund = await run_in_threadpool(visible_refund, engine, refund_id, caller)
     row = await run_in_threadpool(visible_invoice, engine, refund.invoice_id, caller)
-    retry = RefundRetry(
-        refund_id=refund_id,
-        currency=body.currency.value,
-        account_number=body.account_number,
-        bank_id=body.bank_id,
+    account = BankAccount(account_number=body.account_number, bank_id=body.bank_id)
+    # Sealed in the database for as long as this request: the workflow sees only its id.
+    account_id = await run_in_threadpool(
+        bank_accounts.keep, engine, settings.codec_keys, refund_id, account
     )
+    retry = RefundRetry(refund_id=refund_id, currency=body.currency.value, account_id=account_id)
     deadline = asyncio.get_running_loop().time() + settings.payrecon_create_timeout_seconds
-    async with temporal_call(deadline):
-        answer: RefundAnswer = await reach_invoice(
-            temporal, settings, snapshot_of(row), InvoiceWorkflow.retry_refund, retry
-        )
+    try:
+        async with temporal_call(deadline):
+            answer: RefundAnswer = await reach_invoice(
+                temporal, settings, snapshot_of(row), InvoiceWorkflow.retry_refund, retry
+            )
+    finally:
+        await run_in_threadpool(bank_accounts.forget, engine, account_id)
     log.info("refund.retried", refund_id=refund_id, status=answer.refund.status.value)
     return RefundOut.model_validate(answer.refund)

@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy import Float, Integer, Text, cast, func, literal, null, union_all
+from sqlalchemy import Engine, Float, Integer, Text, cast, func, literal, null, union_all
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -40,7 +41,7 @@ from api.outbound_schemas import (
     WebhookEndpointPage,
     WebhookEndpointWithSecret,
 )
-from api.schemas import WITH_BODY, ErrorBody
+from api.schemas import AUTHENTICATED, WITH_BODY, ErrorBody
 from config import Settings
 from db.engine import write_session
 from db.models import EventAttempt, EventDelivery, UTCDateTime, WebhookEndpoint
@@ -59,7 +60,7 @@ router = APIRouter(
     dependencies=[Depends(current_caller)],
     route_class=KeyCheckedFirst,
     responses={
-        401: {"model": ErrorBody, "description": "Missing or invalid API key"},
+        **AUTHENTICATED,
         422: {"model": ErrorBody, "description": "Invalid input"},
     },
 )
@@ -71,10 +72,11 @@ Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: {"model": ErrorBody, "description": "No such endpoint"}}
 
 
-def _checked_url(url: str, settings: Settings) -> str:
-    """The URL normalised, or a 422 on `url` saying what is wrong with it."""
+async def _checked_url(url: str, settings: Settings) -> str:
+    """The URL normalised, or a 422 on `url` saying what is wrong with it. Its host is
+    resolved on the event loop, with a timeout, before any write lock is taken."""
     try:
-        return check_endpoint_url(url, development_mode=settings.payrecon_development_mode)
+        return await check_endpoint_url(url, development_mode=settings.payrecon_development_mode)
     except ValueError as refused:
         raise RequestValidationError(
             [{"type": "value_error", "loc": ("body", "url"), "msg": str(refused), "input": url}]
@@ -100,17 +102,15 @@ def _with_secret(row: WebhookEndpoint, secret: str) -> WebhookEndpointWithSecret
     summary="Add an endpoint; its signing secret is in the answer, this once",
     responses=WITH_BODY,
 )
-def create_endpoint(
+async def create_endpoint(
     body: CreateWebhookEndpoint, caller: CallerDep, settings: SettingsDep, engine: EngineDep
 ) -> WebhookEndpointWithSecret:
-    # Resolved before the write lock is taken: DNS may be slow.
-    url = _checked_url(body.url, settings)
+    url = await _checked_url(body.url, settings)
     secret = new_secret()
     now = datetime.now(UTC)
     row = WebhookEndpoint(
         id=f"we_{secrets.token_hex(12)}",
         caller=caller.name,
-        operator=caller.operator,
         url=url,
         events=[event.value for event in body.events],
         description=body.description,
@@ -120,8 +120,7 @@ def create_endpoint(
         updated_at=now,
     )
     created = _with_secret(row, secret)
-    with write_session(engine) as session:
-        session.add(row)
+    await run_in_threadpool(_insert, engine, row, settings.payrecon_max_endpoints_per_caller)
     # The host only: a URL's path or query may hold the receiver's own token.
     log.info(
         "webhook_endpoint.created",
@@ -131,6 +130,19 @@ def create_endpoint(
         events=created.events,
     )
     return created
+
+
+def _insert(engine: Engine, row: WebhookEndpoint, most: int) -> None:
+    """Counted and added in one write transaction: two creates at once cannot both pass."""
+    with write_session(engine) as session:
+        count = select(func.count()).select_from(WebhookEndpoint)
+        if session.exec(count.where(WebhookEndpoint.caller == row.caller)).one() >= most:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                detail=f"this caller has {most} webhook endpoints, the most "
+                "PAYRECON_MAX_ENDPOINTS_PER_CALLER allows: delete one first",
+            )
+        session.add(row)
 
 
 @router.get("", summary="List endpoints, newest first")
@@ -169,14 +181,34 @@ def get_endpoint(
     summary="Change an endpoint's url, events, description, or turn it off and on",
     responses={**NOT_FOUND, **WITH_BODY},
 )
-def update_endpoint(
+async def update_endpoint(
     endpoint_id: EndpointId,
     body: UpdateWebhookEndpoint,
     caller: CallerDep,
     settings: SettingsDep,
     engine: EngineDep,
 ) -> WebhookEndpointOut:
-    url = _checked_url(body.url, settings) if body.url is not None else None
+    url = await _checked_url(body.url, settings) if body.url is not None else None
+    updated = await run_in_threadpool(_update, engine, endpoint_id, body, caller, url)
+    given = body.model_fields_set
+    if given:
+        log.info(
+            "webhook_endpoint.updated",
+            endpoint_id=endpoint_id,
+            caller=caller.name,
+            fields=sorted(given),
+            enabled=updated.enabled,
+        )
+    return updated
+
+
+def _update(
+    engine: Engine,
+    endpoint_id: str,
+    body: UpdateWebhookEndpoint,
+    caller: Caller,
+    url: str | None,
+) -> WebhookEndpointOut:
     given = body.model_fields_set
     with write_session(engine) as session:
         row = _visible(session, endpoint_id, caller)
@@ -195,16 +227,7 @@ def update_endpoint(
         if given:
             row.updated_at = datetime.now(UTC)
             session.add(row)
-        updated = WebhookEndpointOut.model_validate(row)
-    if given:
-        log.info(
-            "webhook_endpoint.updated",
-            endpoint_id=endpoint_id,
-            caller=caller.name,
-            fields=sorted(given),
-            enabled=updated.enabled,
-        )
-    return updated
+        return WebhookEndpointOut.model_validate(row)
 
 
 @router.delete(

@@ -19,7 +19,7 @@ from sqlmodel import SQLModel
 from db.engine import make_engine
 from db.migrate import alembic_config, migrate
 
-HEAD = "0010"
+HEAD = "0012"
 
 
 def test_migrations_make_exactly_the_models_schema(engine: Engine) -> None:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gzip
 import itertools
+import tracemalloc
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session as DbSession
 from sqlmodel import col, select
 
-from config import Settings
+from config import ApiKey, Settings
 from db.models import (
     CustomerEmail,
     EventAttempt,
@@ -311,12 +313,8 @@ async def test_an_operator_event_is_delivered_but_on_no_merchant_timeline(
 ) -> None:
     # The invoice's owner can read its timeline; a discrepancy found on it is operators'.
     invoice = _record_paid(engine)
-    operator_endpoint = _register(engine, OPERATORS, endpoint.url)
+    operator_endpoint = _register(engine, "ops", endpoint.url)
     with DbSession(engine) as session:
-        row = session.get(WebhookEndpoint, operator_endpoint)
-        assert row is not None
-        row.operator = True
-        session.add(row)
         now = datetime.now(UTC)
         staged = outbox.stage(
             session,
@@ -329,12 +327,99 @@ async def test_an_operator_event_is_delivered_but_on_no_merchant_timeline(
                 payload='{"type":"reconciliation.discrepancy"}',
             ),
             now,
+            operators=frozenset({"ops"}),
         )
         session.commit()
     assert staged
-    await _run_until_settled(Deliverer(engine, http, SETTINGS, None), rounds=3)
+    operating = SETTINGS.model_copy(update={"payrecon_api_keys": [ApiKey.parse("ops:k:operator")]})
+    await _run_until_settled(Deliverer(engine, http, operating, None), rounds=3)
 
     [attempt] = _rows(engine, EventAttempt, endpoint_id=operator_endpoint)
     assert attempt.outcome == "delivered"
     kinds = [e.kind for e in _rows(engine, InvoiceTimelineEntry, invoice_id=invoice.invoice_id)]
     assert TimelineKind.EVENT_DELIVERY not in kinds
+
+
+@pytest.mark.parametrize("compressed", [True, False])
+async def test_a_merchants_answer_is_never_read_whole(
+    engine: Engine, http: httpx.AsyncClient, compressed: bool
+) -> None:
+    """A 500 whose body is 64 MiB once decompressed (gzip, 64 KiB sent), or 64 MiB sent
+    plainly: the worker, which runs invoices' workflows too, holds neither."""
+    decoded_size = 64 * 1024 * 1024
+    # Made before memory is traced: the server runs in this process.
+    bomb = gzip.compress(b"\0" * decoded_size)
+    asked_encodings: list[str] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        headers = {
+            k.lower(): v.strip() for k, _, v in (line.partition(":") for line in head.split("\r\n"))
+        }
+        await reader.readexactly(int(headers["content-length"]))
+        asked_encodings.append(headers.get("accept-encoding", ""))
+        try:
+            if compressed:
+                writer.write(
+                    b"HTTP/1.1 500 X\r\ncontent-encoding: gzip\r\n"
+                    + f"content-length: {len(bomb)}\r\n\r\n".encode()
+                    + bomb
+                )
+            else:
+                writer.write(f"HTTP/1.1 500 X\r\ncontent-length: {decoded_size}\r\n\r\n".encode())
+                for _ in range(decoded_size // 65536):
+                    writer.write(b"x" * 65536)
+                    await writer.drain()
+            await writer.drain()
+        except ConnectionError:
+            pass  # payrecon stopped reading, as it should
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hooks"
+    invoice = _paid(f"c{uuid.uuid4().hex[:8]}")
+    endpoint_id = _register(engine, invoice.caller, url)
+    apply_snapshot(engine, invoice, [InvoiceEvent.of(invoice)])
+    deliverer = Deliverer(engine, http, SETTINGS, None)
+    tracemalloc.start()
+    try:
+        await deliverer.scan_once()
+        await deliverer.idle()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        server.close()
+
+    assert asked_encodings == ["identity"]
+    [attempt] = _rows(engine, EventAttempt, endpoint_id=endpoint_id)
+    # Its status alone is kept: nothing the far side wrote.
+    assert (attempt.status_code, attempt.error) == (500, "http_500")
+    assert peak < 8 * 1024 * 1024, f"{peak / 1024 / 1024:.0f} MiB held"
+
+
+async def test_a_failed_connection_is_kept_as_its_class_alone(
+    engine: Engine, http: httpx.AsyncClient
+) -> None:
+    invoice = _paid(f"c{uuid.uuid4().hex[:8]}")
+    endpoint_id = _register(engine, invoice.caller, f"http://127.0.0.1:{free_port()}/hooks")
+    apply_snapshot(engine, invoice, [InvoiceEvent.of(invoice)])
+    deliverer = Deliverer(engine, http, SETTINGS, None)
+    await deliverer.scan_once()
+    await deliverer.idle()
+    [attempt] = _rows(engine, EventAttempt, endpoint_id=endpoint_id)
+    assert (attempt.status_code, attempt.error) == (None, "connection_failed")
+
+
+def test_an_endpoints_reach_follows_its_callers_role_now(engine: Engine) -> None:
+    # Made while its caller was no operator; the caller is one now, then no longer.
+    caller = f"c{uuid.uuid4().hex[:8]}"
+    endpoint_id = _register(engine, caller, "http://127.0.0.1:9/hooks")
+    discrepancy = EventType.RECONCILIATION_DISCREPANCY
+    with DbSession(engine) as session:
+        promoted = outbox.targets(session, OPERATORS, discrepancy, operators={caller})
+        demoted = outbox.targets(session, OPERATORS, discrepancy, operators={"someone-else"})
+        own = outbox.targets(session, caller, EventType.INVOICE_PAID, operators=frozenset())
+    assert endpoint_id in promoted
+    assert endpoint_id not in demoted
+    assert endpoint_id in own

@@ -8,6 +8,7 @@ import uuid
 
 import httpx
 
+from api.routers.invoices import invoice_id_for
 from db import queries
 from tests.helpers import INVOICE
 from tests.stack import API_KEY, Stack, another_api
@@ -27,8 +28,9 @@ async def test_one_idempotency_key_names_one_invoice_per_caller(
 
     assert ours.status_code == theirs.status_code == 201, (ours.text, theirs.text)
     assert ours.json()["id"] != theirs.json()["id"]
-    # The default caller's ids are what they were before callers had names.
-    assert ours.json()["id"] == f"inv-{hashlib.sha256(key.encode()).hexdigest()[:24]}"
+    # Keyed with the codec key: not the plain hash of the key anybody could work out.
+    assert ours.json()["id"] == invoice_id_for("default", key, stack.settings.codec_keys)
+    assert ours.json()["id"] != f"inv-{hashlib.sha256(key.encode()).hexdigest()[:24]}"
     mine = queries.get_invoice(stack.engine, ours.json()["id"])
     other = queries.get_invoice(stack.engine, theirs.json()["id"])
     assert mine is not None and other is not None

@@ -3,6 +3,8 @@ payrecon asks Paystack at once, and sends them only to the invoice's own URLs.""
 
 from __future__ import annotations
 
+import math
+import time
 from urllib.parse import urlsplit
 
 import httpx
@@ -16,6 +18,7 @@ from tests.helpers import (
     wait_for_status,
 )
 from tests.stack import Stack
+from workflows.policies import VERIFY_NOW_INTERVAL
 from workflows.types import workflow_id_for
 
 SUCCESS = "https://shop.example/thanks"
@@ -117,3 +120,32 @@ async def test_the_customers_journey_through_checkout_ends_at_success_url(
         assert back.path == "/checkout/return"
         onward = await browser.get(paid.headers["location"])
     assert onward.status_code == 303 and onward.headers["location"] == SUCCESS
+
+
+async def test_the_return_answers_a_decided_invoice_from_its_record_and_throttles_the_rest(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    # Anyone can ask this route (it needs no key): a completed invoice is answered from its
+    # record, asking neither Paystack nor Temporal; its workflow is never woken.
+    decided = await create_invoice(api, success_url=SUCCESS, cancel_url=CANCEL)
+    assert (await api.post(f"/invoices/{decided['id']}/cancel")).status_code == 200
+    workflow = stack.temporal.get_workflow_handle(workflow_id_for(decided["id"]))
+    await workflow.result()
+    run = (await workflow.describe()).run_id
+    verifies = (await provider_calls(sandbox, decided["id"]))["verify"]
+    for _ in range(5):
+        answer = await returned(stack, decided["id"])
+        assert answer.status_code == 303 and answer.headers["location"] == CANCEL
+    assert (await provider_calls(sandbox, decided["id"]))["verify"] == verifies
+    assert (await workflow.describe()).run_id == run
+
+    # A pending one's open workflow asks Paystack at most once a VERIFY_NOW_INTERVAL,
+    # however fast the returns come.
+    pending = await create_invoice(api, success_url=SUCCESS, cancel_url=CANCEL)
+    before = (await provider_calls(sandbox, pending["id"]))["verify"]
+    started = time.monotonic()
+    for _ in range(10):
+        assert (await returned(stack, pending["id"])).headers["location"] == CANCEL
+    periods = (time.monotonic() - started) / VERIFY_NOW_INTERVAL.total_seconds()
+    made = (await provider_calls(sandbox, pending["id"]))["verify"] - before
+    assert 1 <= made <= math.floor(periods) + 1

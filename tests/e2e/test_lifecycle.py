@@ -369,7 +369,7 @@ async def test_reference_taken_at_paystack_moves_to_a_replacement_reference(
     stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
 ) -> None:
     key = f"order-{uuid.uuid4()}"
-    taken = invoice_id_for(DEFAULT_CALLER, key)
+    taken = invoice_id_for(DEFAULT_CALLER, key, stack.settings.codec_keys)
     # Paystack already holds the invoice's reference, as when initialize's answer was lost.
     response = await sandbox.post(
         "/transaction/initialize",

@@ -23,7 +23,7 @@ async def test_a_create_while_paystack_is_down_is_refused_and_retried_clean(
     processes: Processes, stack: Stack, api: httpx.AsyncClient
 ) -> None:
     key = "order-paystack-down"
-    invoice_id = invoice_id_for(DEFAULT_CALLER, key)
+    invoice_id = invoice_id_for(DEFAULT_CALLER, key, stack.settings.codec_keys)
     processes.services["sandbox"].stop()
     try:
         refused = await api.post("/invoices", json=INVOICE, headers={"Idempotency-Key": key})

@@ -16,9 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ActivityError, ApplicationError
 
-from activities.reconciliation import RunSummary
+from activities.reconciliation import REFUND_REFUSED, RunSummary
 from devstack.stack import Stack as Processes
 from domain.pricing import NIGERIA, expected_fee
 from paystack.client import PaystackClient
@@ -34,6 +35,7 @@ from tests.helpers import (
 )
 from tests.mailbox import Mailbox
 from tests.stack import API_KEY, OPERATOR_KEY, SECRET_KEY, Stack
+from workflows.discrepancy_refund import DiscrepancyRefundInput, DiscrepancyRefundWorkflow
 from workflows.reconciliation import ReconciliationWorkflow, Trigger
 from workflows.schedules import reconciliation_input
 from workflows.types import workflow_id_for
@@ -350,9 +352,74 @@ async def test_an_operator_refunds_an_orphan_payment_from_its_discrepancy(
     await eventually(resolved, 20)
     handle = books.temporal.get_workflow_handle(f"refund-{found['id']}")
     assert await handle.result() == "processed"
-    await keep_history(await handle.fetch_history(), "discrepancy_refunded")
+    await keep_history(await handle.fetch_history(), "discrepancy_refund_vetted")
     late = await ops.post(refund, json={"note": "again"})
     assert late.status_code == 409 and "already resolved" in late.json()["detail"]
+
+
+async def test_a_refund_started_from_outside_payrecon_moves_no_money(
+    books: Stack, ops: httpx.AsyncClient, paystack: SandboxControls
+) -> None:
+    since = now()
+    orphan = await paystack.create_payment(AMOUNT, "NGN", "walk-in@example.com")
+    await reconcile(ops, since, now() + timedelta(seconds=1))
+    [found] = [
+        d
+        for d in await discrepancies(ops, kind="orphan_payment", status="open")
+        if d["paystack_reference"] == orphan["reference"]
+    ]
+    transaction_id = int(orphan["id"])
+
+    async def refunds_at_paystack() -> list[dict[str, Any]]:
+        key = {"Authorization": f"Bearer {SECRET_KEY}"}
+        async with httpx.AsyncClient(base_url=books.sandbox_url, headers=key) as books_api:
+            listed = await books_api.get("/refund", params={"transaction": orphan["reference"]})
+        made: list[dict[str, Any]] = listed.json()["data"]
+        return made
+
+    # Someone who reaches Temporal starts the refund workflow with input that decrypts: no
+    # operator asked through the API, so the database refuses it before Paystack is asked.
+    forged = DiscrepancyRefundInput(
+        discrepancy_id=found["id"],
+        transaction_id=transaction_id,
+        amount=AMOUNT,
+        operator="operator:ops",
+        note="send it to me",
+        paystack_task_queue=books.settings.temporal_paystack_task_queue,
+    )
+    handle = await books.temporal.start_workflow(
+        DiscrepancyRefundWorkflow.run,
+        forged,
+        id=f"forged-{uuid.uuid4().hex[:12]}",
+        task_queue=books.settings.temporal_task_queue,
+    )
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+    cause = failed.value.cause
+    assert isinstance(cause, ActivityError) and isinstance(cause.cause, ApplicationError)
+    assert cause.cause.type == REFUND_REFUSED
+    assert await refunds_at_paystack() == []
+
+    # The same with plaintext input (no payrecon key): the workers' codec refuses it whole.
+    outsider = await Client.connect(books.temporal.service_client.config.target_host)
+    plain = await outsider.start_workflow(
+        "DiscrepancyRefundWorkflow",
+        forged,
+        id=f"plaintext-{uuid.uuid4().hex[:12]}",
+        task_queue=books.settings.temporal_task_queue,
+    )
+    try:
+
+        async def refused() -> None:
+            events = [event async for event in plain.fetch_history_events()]
+            assert any(event.HasField("workflow_task_failed_event_attributes") for event in events)
+
+        await eventually(refused, 20)
+        assert await refunds_at_paystack() == []
+        shown = (await ops.get(f"/reconciliation/discrepancies/{found['id']}")).json()
+        assert shown["status"] == "open"
+    finally:
+        await plain.terminate("test over")
 
 
 async def test_settlement_arithmetic_and_fees_are_checked(

@@ -11,15 +11,21 @@ from typing import Any
 
 import httpx
 import pytest
+from google.protobuf.message import Message
+from sqlmodel import Session, select
+from temporalio.api.common.v1 import Payload
 
+from db.models import RefundBankAccount
 from paystack.client import PaystackClient
 from sandbox.controls import SandboxControls
+from temporal_codec import ENCODING, EncryptionCodec
 from tests.helpers import (
     AMOUNT,
     api_client,
     check_history,
     create_invoice,
     eventually,
+    history_events,
     pay,
     set_webhooks,
     wait_for_status,
@@ -252,7 +258,16 @@ async def test_a_refund_that_needs_attention_is_retried_with_the_account(
     assert retried.json()["status"] == "processing"
     await SandboxControls(sandbox).settle_refund(refund["paystack_refund_id"], "processed")
     await wait_for_status(api, invoice["id"], "refunded")
-    await check_history(stack, invoice["id"], "refund_retried_after_attention")
+    await check_history(stack, invoice["id"], "refund_retried_by_account_id")
+    # The account never entered Temporal's history (decrypted, every payload of it), and
+    # its sealed row is gone once Paystack answered.
+    codec = EncryptionCodec(stack.settings.codec_keys)
+    payloads = [p for event in await history_events(stack, invoice["id"]) for p in _payloads(event)]
+    opened = [codec.decrypt(p) if p.metadata.get("encoding") == ENCODING else p for p in payloads]
+    assert len(opened) > 10
+    assert not [p for p in opened if b"0123456789" in p.SerializeToString()]
+    with Session(stack.engine) as session:
+        assert session.exec(select(RefundBankAccount)).all() == []
 
 
 async def test_with_no_webhooks_the_polls_find_the_outcome(
@@ -339,3 +354,22 @@ async def test_refund_input_is_checked(api: httpx.AsyncClient, shop: httpx.Async
         headers={"Content-Type": "application/json"},
     )
     assert broken.status_code == 400
+
+
+def _payloads(message: Message) -> list[Payload]:
+    """Every payload anywhere in a history event (inputs, results, headers, memos…)."""
+    if isinstance(message, Payload):
+        return [message]
+    found: list[Payload] = []
+    for field, value in message.ListFields():
+        if field.message_type is None:
+            continue
+        if field.message_type.GetOptions().map_entry:
+            items = [item for item in value.values() if isinstance(item, Message)]
+        elif isinstance(value, Message):
+            items = [value]
+        else:  # a repeated field
+            items = list(value)
+        for item in items:
+            found += _payloads(item)
+    return found

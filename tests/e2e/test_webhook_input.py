@@ -222,6 +222,10 @@ async def test_a_repeated_delivery_is_counted_on_its_row_and_signalled_once(
     # A row says signalled once the server accepted the signal; one accepted while the
     # workflow's task is open reaches its history only when that task completes.
     assert await signals_in_history(stack, invoice["id"], at_least=2) == ["payment_notified"] * 2
+    # The timeline counts repeats on the delivery's one entry, as the row does.
+    timeline = await api.get(f"/invoices/{invoice['id']}/events", params={"limit": 200})
+    received = [e["detail"] for e in timeline.json()["items"] if e["kind"] == "webhook_received"]
+    assert [(d["outcome"], d.get("repeats", 0)) for d in received] == [("queued", 3), ("queued", 0)]
 
 
 # Long enough that the first notice's verify is still under way when the second delivery's

@@ -377,6 +377,8 @@ def test_the_temporal_ui_decodes_through_payrecon_and_signs_on_when_configured()
     )
     # payrecon's API does not read the UI's sign-on token: the UI never sends it one.
     assert ui["environment"]["TEMPORAL_CODEC_PASS_ACCESS_TOKEN"] == "false"
+    # Nobody who reaches the UI starts, signals or ends a workflow from it.
+    assert ui["environment"]["TEMPORAL_DISABLE_WRITE_ACTIONS"] == "true"
     # Sign-on is the operator's to turn on, from an optional file, never on by default here.
     assert not {name for name in ui["environment"] if name.startswith("TEMPORAL_AUTH_")}
     assert ui["env_file"] == [{"path": "deploy/temporal-ui.env", "required": False}]

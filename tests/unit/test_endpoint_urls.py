@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
@@ -15,7 +16,7 @@ from outbound.urls import (
     MAX_URL_LENGTH,
     UnsafeDestination,
     check_endpoint_url,
-    ensure_public_destination,
+    public_destination,
 )
 
 REFUSED_IN_PRODUCTION = [
@@ -44,33 +45,50 @@ REFUSED_IN_PRODUCTION = [
 
 
 @pytest.mark.parametrize(("url", "reason"), REFUSED_IN_PRODUCTION)
-def test_production_refuses_what_is_not_https_to_a_public_address(url: str, reason: str) -> None:
+async def test_production_refuses_what_is_not_https_to_a_public_address(
+    url: str, reason: str
+) -> None:
     with pytest.raises(ValueError, match=reason):
-        check_endpoint_url(url, development_mode=False)
+        await check_endpoint_url(url, development_mode=False)
 
 
 @pytest.mark.parametrize(("url", "reason"), REFUSED_IN_PRODUCTION)
 async def test_a_delivery_is_refused_the_same_destinations(url: str, reason: str) -> None:
     with pytest.raises(UnsafeDestination, match=reason):
-        await ensure_public_destination(url, development_mode=False)
+        await public_destination(url, development_mode=False)
 
 
-async def test_a_public_address_is_allowed() -> None:
+async def test_a_refusal_never_says_what_a_name_resolved_to() -> None:
+    with pytest.raises(ValueError, match="localhost resolves to a loopback address") as refused:
+        await check_endpoint_url("https://localhost/hook", development_mode=False)
+    assert "127.0.0.1" not in str(refused.value) and "::1" not in str(refused.value)
+
+
+async def test_a_public_address_is_allowed_and_is_what_the_delivery_connects_to() -> None:
     url = "https://93.184.215.14/payrecon/events?shop=12"
-    assert check_endpoint_url(url, development_mode=False) == url
-    assert check_endpoint_url("HTTPS://93.184.215.14", development_mode=False) == (
+    assert await check_endpoint_url(url, development_mode=False) == url
+    assert await check_endpoint_url("HTTPS://93.184.215.14", development_mode=False) == (
         "https://93.184.215.14/"
     )
-    await ensure_public_destination(url, development_mode=False)
+    destination = await public_destination(
+        "https://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]:8443/hook", development_mode=False
+    )
+    assert destination.address == "2606:2800:21f:cb07:6820:80da:af6b:8b2c"
+    assert str(destination.url) == "https://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]:8443/hook"
+    # The URL's own Host; an address is no name to send as SNI.
+    assert destination.request_options() == {
+        "headers": {"Host": "[2606:2800:21f:cb07:6820:80da:af6b:8b2c]:8443"}
+    }
 
 
 async def test_development_mode_allows_this_machine_over_http() -> None:
     url = "http://127.0.0.1:9999/hook"
-    assert check_endpoint_url(url, development_mode=True) == url
-    assert check_endpoint_url("http://localhost:9999/hook", development_mode=True)
-    # The check before each delivery stands aside too.
-    await ensure_public_destination(url, development_mode=True)
-    await ensure_public_destination("http://[::1]:9999/hook", development_mode=True)
+    assert await check_endpoint_url(url, development_mode=True) == url
+    assert await check_endpoint_url("http://localhost:9999/hook", development_mode=True)
+    # The check before each delivery stands aside too: the URL as it is.
+    for written in (url, "http://[::1]:9999/hook", "http://localhost:9999/hook"):
+        destination = await public_destination(written, development_mode=True)
+        assert str(destination.url) == written and destination.request_options() == {}
 
 
 @pytest.mark.parametrize(
@@ -88,9 +106,9 @@ async def test_development_mode_allows_this_machine_over_http() -> None:
         ("http://127.0.0.1/" + "a" * MAX_URL_LENGTH, str(MAX_URL_LENGTH)),
     ],
 )
-def test_development_mode_still_wants_a_plain_http_url(url: str, reason: str) -> None:
+async def test_development_mode_still_wants_a_plain_http_url(url: str, reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
-        check_endpoint_url(url, development_mode=True)
+        await check_endpoint_url(url, development_mode=True)
 
 
 PREFIXES = ["http://", "https://", "HTTP://", "https://[", "https://a@", ""]
@@ -101,10 +119,10 @@ def test_any_text_is_a_url_or_a_value_error(prefix: str, rest: str) -> None:
     """Never another exception (the API would answer 500); and a normalised URL is its own
     normal form, so checking it again changes nothing."""
     try:
-        normalised = check_endpoint_url(prefix + rest, development_mode=True)
+        normalised = asyncio.run(check_endpoint_url(prefix + rest, development_mode=True))
     except ValueError:
         return
-    assert check_endpoint_url(normalised, development_mode=True) == normalised
+    assert asyncio.run(check_endpoint_url(normalised, development_mode=True)) == normalised
 
 
 def _key(key_id: str) -> CodecKey:

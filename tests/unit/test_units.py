@@ -173,6 +173,15 @@ class TestSettings:
             ("ops", "k3", True),
         ]
         assert settings.payrecon_api_keys[3].as_setting() == "ops:k3:operator"
+        assert settings.operator_callers == {"ops"}
+
+    def test_reserved_names_and_mixed_roles_are_refused_at_start_up(self) -> None:
+        # Operator events are stored under "operators": no key may be called so.
+        with pytest.raises(ValidationError, match="reserved") as refused:
+            Settings.model_validate({"payrecon_api_keys": "operators:k1"})
+        assert "k1" not in str(refused.value)
+        with pytest.raises(ValidationError, match="operator on every key or on none"):
+            Settings.model_validate({"payrecon_api_keys": "ops:k1:operator, ops:k2"})
 
     @pytest.mark.parametrize(
         ("entry", "reason"),

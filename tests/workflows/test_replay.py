@@ -49,14 +49,18 @@ WORKFLOW_PATHS = {
     # A run that finds a dashboard refund whose webhooks were lost and an overdue dispute,
     # and asks each invoice to look again.
     "reconciliation_refunds_and_disputes",
-    # An operator's refund of an orphan payment, from its discrepancy, until processed.
+    # An operator's refund of an orphan payment, from its discrepancy, until processed; the
+    # request held against the database first (since the vet-refund-request patch).
     "discrepancy_refunded",
+    "discrepancy_refund_vetted",
     # Refunds: in full; failed, then made again; needing attention, then retried; found by
     # polling with no webhook; Paystack's answer lost (found again by its note); made on
     # Paystack's dashboard and learned from its webhook (a completed invoice woken for it).
     "refunded",
     "refund_failed_then_made_again",
     "refund_retried_after_attention",
+    # The same, the bank account passed by its sealed row's id (bank-account-by-id).
+    "refund_retried_by_account_id",
     "refund_found_by_polling",
     "refund_answer_lost",
     "refund_from_dashboard",

@@ -64,6 +64,10 @@ from workflows.invoice.after_payment import AfterPaymentPhase
 from workflows.invoice.base import LATE_PAYMENT_REASON, idempotency_conflict
 from workflows.invoice.payment import PaymentPhase
 
+# After 0.1.0 (README, "Versions"): a refund retry's bank account goes to the activity by
+# the id of its sealed row; runs from before sent the account itself.
+BANK_ACCOUNT_BY_ID = "bank-account-by-id"
+
 
 @workflow.defn
 class InvoiceWorkflow(PaymentPhase, AfterPaymentPhase):
@@ -277,14 +281,23 @@ class InvoiceWorkflow(PaymentPhase, AfterPaymentPhase):
                 "can be retried",
                 type=ErrorType.REFUND_NOT_RETRYABLE,
             )
-        record = await self._operator_call(
-            PaystackActivities.retry_refund,
-            RetryRefundInput(
+        if workflow.patched(BANK_ACCOUNT_BY_ID):
+            # The account stays sealed in the database: only its row's id is in history.
+            request = RetryRefundInput(
+                paystack_refund_id=refund.paystack_refund_id,
+                currency=retry.currency,
+                account_id=retry.account_id,
+            )
+        else:
+            request = RetryRefundInput(
                 paystack_refund_id=refund.paystack_refund_id,
                 currency=retry.currency,
                 account_number=retry.account_number,
                 bank_id=retry.bank_id,
-            ),
+            )
+        record = await self._operator_call(
+            PaystackActivities.retry_refund,
+            request,
             f"Paystack retry of refund {refund.refund_id}",
         )
         self._restart_refund_polls()
